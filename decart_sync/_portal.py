@@ -1,0 +1,172 @@
+"""The loop-thread bridge: one asyncio loop on a named thread, blocking calls into it.
+
+Everything asynchronous in this package runs on a :class:`Portal`'s loop; user
+threads only ever wait on ``concurrent.futures.Future`` objects, in short
+slices so that Ctrl-C lands, and with a deadline. A call that times out or is
+interrupted cancels its coroutine on the loop: work never goes on after the
+caller gave up. Calling a blocking method from the loop thread itself would
+deadlock, so it is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Waits are sliced so KeyboardInterrupt reaches the main thread promptly.
+_SLICE = 0.1
+
+
+class Deadline:
+    """One overall timeout shared by the steps of a multi-step operation."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self._end = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(self) -> float | None:
+        if self._end is None:
+            return None
+        return max(0.0, self._end - time.monotonic())
+
+    def expired(self) -> bool:
+        return self._end is not None and time.monotonic() >= self._end
+
+
+def wait_future(fut: concurrent.futures.Future[T], timeout: float | None) -> T:
+    """``fut.result(timeout)`` that stays interruptible and cancels on the way out.
+
+    Raises the builtin ``TimeoutError`` at the deadline; callers translate it.
+    """
+    deadline = Deadline(timeout)
+    try:
+        while True:
+            remaining = deadline.remaining()
+            step = _SLICE if remaining is None else min(_SLICE, remaining)
+            try:
+                return fut.result(step)
+            except concurrent.futures.TimeoutError:
+                if deadline.expired():
+                    raise TimeoutError(f"no result within {timeout} s") from None
+    except BaseException:
+        fut.cancel()
+        raise
+
+
+class Portal:
+    """An event loop running on its own thread until :meth:`stop`."""
+
+    def __init__(self, name: str = "decart-sync-loop") -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> Portal:
+        with self._lock:
+            if self._thread is not None:
+                return self
+            started: concurrent.futures.Future[asyncio.AbstractEventLoop] = (
+                concurrent.futures.Future()
+            )
+            self._thread = threading.Thread(
+                target=self._run, args=(started,), name=self.name, daemon=True
+            )
+            self._thread.start()
+            self._loop = started.result()
+        return self
+
+    def _run(self, started: concurrent.futures.Future[asyncio.AbstractEventLoop]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set_result, loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                _cancel_all(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Cancel what is left on the loop, stop it and join its thread."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = None
+            self._thread = None
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("Portal.stop() cannot be called from its own loop thread")
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the portal is not running")
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    def in_loop_thread(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    # -- calls -------------------------------------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; the returned Future cancels it when cancelled."""
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except BaseException:
+            coro.close()
+            raise
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for it, at most ``timeout`` seconds."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError(
+                "a blocking decart_sync call was made from its own event-loop thread; "
+                "this would deadlock"
+            )
+        return wait_future(self.submit(coro), timeout)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a plain function on the loop, from any thread, without waiting."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def __enter__(self) -> Portal:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def gather_quietly(*aws: Awaitable[Any]) -> None:
+    """Await cleanup steps, none of which may stop the others."""
+    await asyncio.gather(*aws, return_exceptions=True)

@@ -1,0 +1,158 @@
+"""Realtime model definitions (PROTOCOL.md section 2).
+
+``models.realtime("mirage")`` looks a model up by name; ``models.realtime.mirage()``
+and friends mirror the seed's factories. The name is sent to the server as
+given, so both the seed's snake_case names and the canonical aliases work.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import attrs
+
+from .errors import InvalidOptionsError, ModelNotFoundError
+
+STREAM_PATH = "/v1/stream"
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidOptionsError(
+            f"ModelDefinition.{attribute.name} must be a positive number, got {value!r}"
+        )
+
+
+def _even_size(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    _positive(instance, attribute, value)
+    if not isinstance(value, int) or value % 2 or value > 4096:
+        raise InvalidOptionsError(
+            f"ModelDefinition.{attribute.name} must be an even integer up to 4096 "
+            f"(VP8 uses 4:2:0 chroma), got {value!r}"
+        )
+
+
+def _name(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", value):
+        raise InvalidOptionsError(
+            f"ModelDefinition.name must be a non-empty model name such as 'mirage', got {value!r}"
+        )
+
+
+def _url_path(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in "?# "):
+        raise InvalidOptionsError(
+            f"ModelDefinition.url_path must be a path such as '/v1/stream', got {value!r}"
+        )
+
+
+@attrs.frozen
+class ModelDefinition:
+    """A realtime model: where to connect and what frames it takes and gives."""
+
+    name: str = attrs.field(validator=_name)
+    url_path: str = attrs.field(default=STREAM_PATH, validator=_url_path)
+    fps: float = attrs.field(default=25, validator=_positive)
+    width: int = attrs.field(default=1280, validator=_even_size)
+    height: int = attrs.field(default=704, validator=_even_size)
+
+    @property
+    def is_avatar(self) -> bool:
+        """True for models driven by audio instead of camera video."""
+        return self.name in ("live_avatar", "live-avatar")
+
+
+_SEED = {
+    # seed name: (canonical alias, fps, width, height)
+    "mirage": ("lucy-restyle", 25, 1280, 704),
+    "mirage_v2": ("lucy-restyle-2", 22, 1280, 704),
+    "lucy_v2v_720p_rt": ("lucy", 25, 1280, 704),
+    "lucy_2_rt": (None, 20, 1280, 720),
+    "live_avatar": ("live-avatar", 25, 1280, 720),
+}
+_LATER = {
+    "lucy-2.1": (20, 1088, 624),
+    "lucy-2.1-vton": (20, 1088, 624),
+    "lucy-latest": (20, 1088, 624),
+    "lucy-vton-latest": (20, 1088, 624),
+    "lucy-restyle-latest": (22, 1280, 704),
+}
+
+REGISTRY: dict[str, ModelDefinition] = {}
+for _seed_name, (_alias, _fps, _w, _h) in _SEED.items():
+    REGISTRY[_seed_name] = ModelDefinition(_seed_name, STREAM_PATH, _fps, _w, _h)
+    if _alias:
+        REGISTRY[_alias] = ModelDefinition(_alias, STREAM_PATH, _fps, _w, _h)
+for _later_name, (_fps, _w, _h) in _LATER.items():
+    REGISTRY[_later_name] = ModelDefinition(_later_name, STREAM_PATH, _fps, _w, _h)
+
+# Seed names the official SDKs deprecate in favour of their canonical alias.
+DEPRECATED = {name: alias for name, (alias, *_rest) in _SEED.items() if alias}
+_warned: set[str] = set()
+
+
+def is_avatar(model: ModelDefinition) -> bool:
+    return model.is_avatar
+
+
+class _Realtime:
+    """``models.realtime(name)``, plus one factory per seed model."""
+
+    def __call__(self, name: str) -> ModelDefinition:
+        try:
+            model = REGISTRY[name]
+        except (KeyError, TypeError):
+            known = ", ".join(sorted(REGISTRY))
+            raise ModelNotFoundError(
+                f"unknown realtime model {name!r}; known models: {known}"
+            ) from None
+        alias = DEPRECATED.get(name)
+        if alias and name not in _warned:
+            _warned.add(name)
+            warnings.warn(
+                f"model name {name!r} is deprecated; use {alias!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return model
+
+    def names(self) -> list[str]:
+        return sorted(REGISTRY)
+
+    # The seed's factories: no deprecation warning, they are the documented API.
+    def mirage(self) -> ModelDefinition:
+        return REGISTRY["mirage"]
+
+    def mirage_v2(self) -> ModelDefinition:
+        return REGISTRY["mirage_v2"]
+
+    def lucy_v2v_720p_rt(self) -> ModelDefinition:
+        return REGISTRY["lucy_v2v_720p_rt"]
+
+    def lucy_2_rt(self) -> ModelDefinition:
+        return REGISTRY["lucy_2_rt"]
+
+    def live_avatar(self) -> ModelDefinition:
+        return REGISTRY["live_avatar"]
+
+    # camelCase spellings of the seed, for people porting JS code.
+    mirageV2 = mirage_v2
+    lucyV2V720pRt = lucy_v2v_720p_rt
+    lucy2Rt = lucy_2_rt
+    liveAvatar = live_avatar
+
+
+realtime = _Realtime()
+
+
+def resolve(model: ModelDefinition | str) -> ModelDefinition:
+    """Accept a definition or a registry name."""
+    if isinstance(model, ModelDefinition):
+        return model
+    if isinstance(model, str):
+        return realtime(model)
+    raise InvalidOptionsError(
+        f"model must be a ModelDefinition (e.g. models.realtime.mirage()) or a name, "
+        f"got {type(model).__name__}"
+    )

@@ -1,0 +1,157 @@
+"""The signaling WebSocket: JSON messages over websocket-client.
+
+websocket-client is blocking, so the socket lives on its own reader thread
+(``decart-sync-signaling``) and sends go through a one-worker executor: the
+event loop only ever awaits. Received messages are parsed here; whatever is
+not a JSON object is logged and dropped, never passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import websocket
+
+from .errors import WebSocketError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+def redact(url: str) -> str:
+    """The URL with its api_key hidden, for logs and error messages."""
+    parts = urlsplit(url)
+    query = [(k, "***" if k == "api_key" else v) for k, v in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class Signaling:
+    """One WebSocket connection; messages are handed to ``on_message`` on the loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_message: Callable[[Message], None],
+        on_closed: Callable[[BaseException | None], None],
+        verify_tls: bool = True,
+        secret: str | None = None,
+    ) -> None:
+        self._url = url
+        self._on_message = on_message
+        self._on_closed = on_closed
+        self._secret = secret
+        self._sslopt = {} if verify_tls else {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+        self._ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
+        self._thread: threading.Thread | None = None
+        self._sender = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="decart-sync-signaling-send"
+        )
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self, timeout: float | None) -> None:
+        """Connect; raises :class:`WebSocketError` (a refused or rejected socket)."""
+        self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(opened, timeout), name="decart-sync-signaling", daemon=True
+        )
+        self._thread.start()
+        await opened
+
+    def _run(self, opened: asyncio.Future[None], timeout: float | None) -> None:
+        assert self._loop is not None
+        try:
+            self._ws.connect(self._url, timeout=timeout, suppress_origin=True)
+            self._ws.settimeout(None)
+        except Exception as exc:
+            error = WebSocketError(
+                f"could not open the signaling WebSocket to {redact(self._url)}: "
+                f"{self._scrub(str(exc)) or type(exc).__name__}",
+                cause=exc,
+            )
+            self._resolve(opened, error)
+            return
+        self._resolve(opened, None)
+        reason: BaseException | None = None
+        try:
+            while True:
+                text = self._ws.recv()
+                if not text:
+                    break
+                message = parse(text)
+                if message is not None:
+                    self._loop.call_soon_threadsafe(self._on_message, message)
+        except Exception as exc:
+            if not self._closing:
+                reason = exc
+        finally:
+            if not self._closing:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._on_closed, reason)
+
+    def _resolve(self, fut: asyncio.Future[None], error: BaseException | None) -> None:
+        def settle() -> None:
+            if fut.done():
+                return
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(settle)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    async def send(self, message: Message) -> None:
+        if self._closing or not self._ws.connected:
+            raise WebSocketError("the signaling WebSocket is closed")
+        text = json.dumps(message)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._sender, self._ws.send, text)
+        except Exception as exc:
+            raise WebSocketError(
+                f"could not send {message.get('type')!r}: {self._scrub(str(exc))}", cause=exc
+            ) from None
+
+    def close(self) -> None:
+        """Close without waiting on the peer; never raises, returns quickly."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            if self._ws.connected:
+                self._ws.send_close()
+        with contextlib.suppress(Exception):
+            self._ws.shutdown()
+        self._sender.shutdown(wait=False, cancel_futures=True)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+
+
+def parse(text: str | bytes) -> Message | None:
+    """A server message as a dict with a string ``type``, or None (logged)."""
+    try:
+        message = json.loads(text)
+    except (ValueError, TypeError):
+        log.warning("ignoring a malformed signaling message (not JSON): %.80r", text)
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        log.warning("ignoring a signaling message without a type: %.80r", text)
+        return None
+    return message

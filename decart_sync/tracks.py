@@ -1,0 +1,211 @@
+"""Media tracks: the input video track and the output frame hub.
+
+Input: user threads convert each frame once (av does scaling and pixel
+conversion) and drop it into :class:`LatestFrame`; the aiortc track samples
+whatever is latest at the model's fps, so a fast source is dropped down to
+that rate and a slow one repeats its last frame. The holder outlives peer
+connections: after a reconnect a fresh track reads the same holder.
+
+Output: :class:`FrameHub` keeps only the newest decoded frame. Each consumer
+converts it to numpy on its own thread when it asks, so the event loop never
+does pixel work for consumers, a slow consumer only skips frames (counted),
+and memory stays at one frame whatever the consumers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+
+from .errors import DecartSDKError, InvalidInputError
+from .models import ModelDefinition
+
+VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+PIXEL_FORMATS = ("rgb24", "bgr24")
+
+
+def to_video_frame(frame: Any, pixel_format: str, model: ModelDefinition) -> av.VideoFrame:
+    """Validate a user frame and convert it, once, to yuv420p at the model's size."""
+    if not isinstance(frame, np.ndarray):
+        raise InvalidInputError(
+            f"a frame must be a numpy array (height, width, 3) of uint8, got {type(frame).__name__}"
+        )
+    if frame.dtype != np.uint8:
+        raise InvalidInputError(
+            f"a frame must have dtype uint8, got {frame.dtype}; "
+            "convert with np.clip(x, 0, 255).astype(np.uint8)"
+        )
+    if frame.ndim == 2:
+        layout = "gray"
+    elif frame.ndim == 3 and frame.shape[2] == 3:
+        layout = pixel_format
+    else:
+        raise InvalidInputError(
+            f"a frame must have shape (height, width, 3) or (height, width), got {frame.shape}"
+        )
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise InvalidInputError(f"a frame must be at least 2x2 pixels, got {frame.shape}")
+    if not frame.flags.c_contiguous:
+        frame = np.ascontiguousarray(frame)
+    video = av.VideoFrame.from_ndarray(frame, format=layout)
+    return video.reformat(width=model.width, height=model.height, format="yuv420p")
+
+
+def black_frame(model: ModelDefinition) -> av.VideoFrame:
+    rgb = np.zeros((model.height, model.width, 3), np.uint8)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
+class LatestFrame:
+    """The newest input frame; written by any thread, read by the track."""
+
+    def __init__(self, model: ModelDefinition) -> None:
+        self._frame = black_frame(model)
+        self.count = 0
+
+    def put(self, frame: av.VideoFrame) -> None:
+        self._frame = frame  # a reference swap: atomic, never blocks
+        self.count += 1
+
+    def get(self) -> av.VideoFrame:
+        return self._frame
+
+
+class InputTrack(MediaStreamTrack):
+    """Sends the latest input frame at the model's fps."""
+
+    kind = "video"
+
+    def __init__(self, source: LatestFrame, fps: float) -> None:
+        super().__init__()
+        self._source = source
+        self._period = 1.0 / fps
+        self._start: float | None = None
+        self._index = 0
+        self.sent = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            from aiortc.mediastreams import MediaStreamError
+
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            self._index += 1
+            due = self._start + self._index * self._period
+            if due > now:
+                await asyncio.sleep(due - now)
+            elif now - due > 1.0:
+                # Fell far behind (a stalled loop): restart the clock, don't burst.
+                self._start, self._index = now, 0
+        frame = self._source.get()
+        frame.pts = round((time.monotonic() - self._start) * VIDEO_CLOCK)
+        frame.time_base = VIDEO_TIME_BASE
+        self.sent += 1
+        return frame
+
+
+class FrameHub:
+    """Fan-out of the newest output frame to any number of consumer threads."""
+
+    def __init__(self, model: ModelDefinition, pixel_format: str) -> None:
+        self.model = model
+        self.pixel_format = pixel_format
+        self._cond = threading.Condition()
+        self._frame: av.VideoFrame | None = None
+        self._seq = 0
+        self._closed = False
+        self._error: DecartSDKError | None = None
+        self.received = 0
+        self.last_frame_time: float | None = None
+
+    # -- loop side ---------------------------------------------------------
+
+    def publish(self, frame: av.VideoFrame) -> None:
+        with self._cond:
+            self._frame = frame
+            self._seq += 1
+            self.received += 1
+            self.last_frame_time = time.monotonic()
+            self._cond.notify_all()
+
+    def close(self, error: DecartSDKError | None = None) -> None:
+        with self._cond:
+            self._closed = True
+            self._error = error
+            self._cond.notify_all()
+
+    # -- consumer side -----------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def wait_next(self, after: int, timeout: float | None) -> tuple[int, av.VideoFrame] | None:
+        """The newest frame newer than ``after``; None at the deadline or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._seq <= after and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                # Sliced so that Ctrl-C reaches a main thread blocked here.
+                self._cond.wait(0.1 if remaining is None else min(0.1, remaining))
+            if self._seq > after and self._frame is not None and not self._closed:
+                return self._seq, self._frame
+            if self._error is not None:
+                raise self._error
+            return None
+
+    def latest(self) -> av.VideoFrame | None:
+        return self._frame
+
+    def to_numpy(self, frame: av.VideoFrame) -> np.ndarray:
+        """One conversion, one array: the consumer's own, writable."""
+        return frame.to_ndarray(
+            format=self.pixel_format, width=self.model.width, height=self.model.height
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class FrameIterator(Iterator[np.ndarray]):
+    """Iterates a hub from the frame after the current one; counts skipped frames."""
+
+    def __init__(self, hub: FrameHub, timeout: float | None) -> None:
+        self._hub = hub
+        self._timeout = timeout
+        self._seen = hub.seq
+        self.delivered = 0
+        self.dropped = 0
+
+    def __iter__(self) -> FrameIterator:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        from .errors import TimeoutError_
+
+        got = self._hub.wait_next(self._seen, self._timeout)
+        if got is None:
+            if self._hub.closed:
+                raise StopIteration
+            raise TimeoutError_(f"no output frame within {self._timeout} s")
+        seq, frame = got
+        if self._seen:
+            self.dropped += seq - self._seen - 1
+        self._seen = seq
+        self.delivered += 1
+        return self._hub.to_numpy(frame)
