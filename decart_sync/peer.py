@@ -90,7 +90,7 @@ def parse_candidate(payload: Any) -> RTCIceCandidate | None:
         text = text[len("candidate:") :]
     try:
         candidate = candidate_from_sdp(text)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, AssertionError):
         log.warning("ignoring a malformed ICE candidate: %.80r", text)
         return None
     candidate.sdpMid = payload.get("sdpMid") if isinstance(payload.get("sdpMid"), str) else None

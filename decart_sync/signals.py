@@ -87,6 +87,5 @@ class Dispatcher:
         except Exception:
             log.exception("a decart_sync event handler raised; other handlers still run")
 
-EVENT_NAMES_BY_SIGNAL: dict[str, NamedSignal] = {
-    sig.name: sig for sig, _ in EVENT_NAMES.values()
-}
+
+EVENT_NAMES_BY_SIGNAL: dict[str, NamedSignal] = {sig.name: sig for sig, _ in EVENT_NAMES.values()}

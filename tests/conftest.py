@@ -1,0 +1,101 @@
+"""Shared fixtures: a loopback emulator, a small fast model, synthetic frames."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+import decart_sync
+from decart_sync import ModelDefinition
+from decart_sync.emulator import Emulator
+
+# A small model keeps VP8 cheap on a 2-core CI machine; full-size runs are tested too.
+SMALL = ModelDefinition("test-small", fps=25, width=320, height=192)
+KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(models={SMALL.name: SMALL}) as emu:
+        yield emu
+
+
+@pytest.fixture
+def small() -> ModelDefinition:
+    return SMALL
+
+
+def pattern(model: ModelDefinition = SMALL) -> np.ndarray:
+    """Smooth gradients in every channel: they survive VP8 well at small bitrates."""
+    h, w = model.height, model.width
+    ys, xs = np.mgrid[0:h, 0:w]
+    r = 40 + xs * 170 // w
+    g = 40 + ys * 170 // h
+    b = 200 - (xs + ys) * 150 // (w + h)
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def invert(x: np.ndarray) -> np.ndarray:
+    return 255 - x
+
+
+def grayscale(x: np.ndarray) -> np.ndarray:
+    y = np.round(x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)
+    return np.repeat(y[..., None], 3, axis=-1).astype(np.uint8)
+
+
+def mean_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+# VP8 at aiortc's default bitrate, on smooth content: well under this once settled.
+TOLERANCE = 10.0
+
+
+def wait_for_frame(
+    frames: Iterator[np.ndarray],
+    predicate: Callable[[np.ndarray], bool],
+    timeout: float = 15.0,
+) -> np.ndarray:
+    """The first frame that satisfies ``predicate``; fails with the last error seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    for frame in frames:
+        last = frame
+        if predicate(frame):
+            return frame
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no matching frame within {timeout} s (last frame: {_describe(last)})")
+
+
+def _describe(frame: np.ndarray | None) -> str:
+    if frame is None:
+        return "none"
+    return f"shape {frame.shape}, mean {frame.reshape(-1, 3).mean(axis=0).round(1).tolist()}"
+
+
+def close_to(expected: np.ndarray, tolerance: float = TOLERANCE) -> Callable[[np.ndarray], bool]:
+    return lambda frame: frame.shape == expected.shape and mean_error(frame, expected) < tolerance
+
+
+@pytest.fixture
+def connect(emulator: Emulator) -> Iterator[Callable[..., decart_sync.RealtimeClient]]:
+    """``connect(source, **options)`` against the emulator; every client is closed after."""
+    clients: list[decart_sync.RealtimeClient] = []
+
+    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
+        options.setdefault("model", SMALL)
+        options.setdefault("api_key", KEY)
+        options.setdefault("base_url", emulator.url)
+        options.setdefault("timeout", 20.0)
+        client = decart_sync.connect(source, **options)  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        client.close()

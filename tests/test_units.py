@@ -1,0 +1,109 @@
+"""Pure logic: models, tokens, prompts, SDP shaping, images, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import decart_sync
+from decart_sync import errors, images, models, peer
+from decart_sync.client import check_prompt, user_agent
+from decart_sync.signaling import parse, redact
+from decart_sync.subscribe import SubscribeToken, decode_token
+
+
+def test_models_and_factories() -> None:
+    assert models.realtime.mirage().fps == 25
+    assert (models.realtime.lucy_2_rt().width, models.realtime.lucy_2_rt().height) == (1280, 720)
+    assert models.realtime.mirageV2() is models.realtime.mirage_v2()
+    assert models.realtime("lucy-restyle").name == "lucy-restyle"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        models._warned.discard("mirage_v2")
+        models.realtime("mirage_v2")
+        models.realtime("mirage_v2")
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert models.realtime.live_avatar().is_avatar
+    with pytest.raises(errors.InvalidOptionsError):
+        models.ModelDefinition("x", url_path="no-slash")
+    with pytest.raises(errors.InvalidOptionsError):
+        models.ModelDefinition("x", width=321)
+
+
+def test_token_round_trip_and_both_alphabets() -> None:
+    token = SubscribeToken("sid-1", "127.0.0.1", 8765)
+    assert decode_token(token.encode()) == token
+    raw = json.dumps({"sid": "a?>", "ip": "1.2.3.4", "port": 1}).encode()
+    assert decode_token(base64.b64encode(raw).decode()).sid == "a?>"
+    assert decode_token(base64.urlsafe_b64encode(raw).decode().rstrip("=")).sid == "a?>"
+    for bad in ("", "not base64!", base64.b64encode(b"[1]").decode(), 42):
+        with pytest.raises(errors.InvalidInputError):
+            decode_token(bad)
+
+
+def test_prompt_rules() -> None:
+    check_prompt("a" * 1000)
+    for bad in ("", " \n", "a" * 1001, None, 3):
+        with pytest.raises(errors.InvalidInputError):
+            check_prompt(bad)
+
+
+def test_bitrate_hints_added_to_vp8() -> None:
+    sdp = (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\n"
+        "a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=97\r\n"
+    )
+    out = peer.add_bitrate_hints(sdp)
+    assert "a=fmtp:97 x-google-min-bitrate=300;x-google-start-bitrate=600" in out
+    assert "a=fmtp:98 apt=97\r\n" in out
+    again = peer.add_bitrate_hints("v=0\r\na=rtpmap:96 VP8/90000\r\na=fmtp:96 max-fr=30\r\n")
+    assert "a=fmtp:96 max-fr=30;x-google-min-bitrate=300;x-google-start-bitrate=600" in again
+
+
+def test_candidate_parsing() -> None:
+    text = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
+    candidate = peer.parse_candidate({"candidate": text, "sdpMid": "0", "sdpMLineIndex": 0})
+    assert candidate is not None and candidate.ip == "127.0.0.1" and candidate.sdpMid == "0"
+    assert peer.parse_candidate(None) is None
+    assert peer.parse_candidate({"candidate": ""}) is None
+    assert peer.parse_candidate({"candidate": "garbage"}) is None
+
+
+def test_message_parsing_drops_junk(caplog) -> None:
+    assert parse('{"type": "ready"}') == {"type": "ready"}
+    assert parse("{not json") is None
+    assert parse("[1, 2]") is None
+    assert parse('{"no": "type"}') is None
+
+
+def test_api_key_is_redacted() -> None:
+    url = "wss://h/v1/stream?api_key=SECRET&model=mirage"
+    assert "SECRET" not in redact(url)
+    client = decart_sync.DecartClient(api_key="SECRET", realtime_base_url="ws://127.0.0.1:1")
+    assert "SECRET" not in repr(client)
+    assert "lang/py" in user_agent() and user_agent("ros").endswith(" ros")
+
+
+def test_images_every_kind(tmp_path) -> None:
+    png = images.encode_png(np.zeros((4, 6, 3), np.uint8))
+    path = tmp_path / "a.png"
+    path.write_bytes(png)
+    b64 = base64.b64encode(png).decode()
+    for kind in (png, str(path), path, f"data:image/png;base64,{b64}", b64):
+        assert images.to_base64(kind) == b64
+    for bad in (b"junk", "nope", 12, "file:///etc/passwd", np.zeros((3, 3), np.float32)):
+        with pytest.raises(errors.InvalidInputError):
+            images.to_base64(bad)
+
+
+def test_error_codes_and_permanence() -> None:
+    assert errors.server_error("Invalid API key").code == "INVALID_API_KEY"
+    assert errors.server_error("Insufficient credits").code == "WEBRTC_SERVER_ERROR"
+    assert errors.is_permanent("Permission denied for this model")
+    assert not errors.is_permanent("server overloaded")
+    error = errors.WebSocketError("boom", cause=OSError("x"))
+    assert str(error) == "[WEBRTC_WEBSOCKET_ERROR] boom" and isinstance(error.cause, OSError)
