@@ -314,7 +314,7 @@ class RealtimeClient:
             return False, None
         if got is None:
             return False, None
-        self._read_seen, frame = got
+        self._read_seen, frame, _ = got
         return True, self._hub.to_numpy(frame)
 
     @property

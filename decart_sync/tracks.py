@@ -128,7 +128,7 @@ class FrameHub:
         self._closed = False
         self._error: DecartSDKError | None = None
         self.received = 0
-        self.last_frame_time: float | None = None
+        self.last_frame_time: float | None = None  # monotonic, when the newest frame arrived
 
     # -- loop side ---------------------------------------------------------
 
@@ -152,8 +152,11 @@ class FrameHub:
     def seq(self) -> int:
         return self._seq
 
-    def wait_next(self, after: int, timeout: float | None) -> tuple[int, av.VideoFrame] | None:
-        """The newest frame newer than ``after``; None at the deadline or when closed."""
+    def wait_next(
+        self, after: int, timeout: float | None
+    ) -> tuple[int, av.VideoFrame, float] | None:
+        """The newest frame newer than ``after``, with its arrival time; None at the
+        deadline or when closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._seq <= after and not self._closed:
@@ -163,7 +166,8 @@ class FrameHub:
                 # Sliced so that Ctrl-C reaches a main thread blocked here.
                 self._cond.wait(0.1 if remaining is None else min(0.1, remaining))
             if self._seq > after and self._frame is not None and not self._closed:
-                return self._seq, self._frame
+                assert self.last_frame_time is not None
+                return self._seq, self._frame, self.last_frame_time
             if self._error is not None:
                 raise self._error
             return None
@@ -191,6 +195,8 @@ class FrameIterator(Iterator[np.ndarray]):
         self._seen = hub.seq
         self.delivered = 0
         self.dropped = 0
+        #: seconds from the frame's arrival on the loop to its array being handed out
+        self.last_age = 0.0
 
     def __iter__(self) -> FrameIterator:
         return self
@@ -203,9 +209,11 @@ class FrameIterator(Iterator[np.ndarray]):
             if self._hub.closed:
                 raise StopIteration
             raise TimeoutError_(f"no output frame within {self._timeout} s")
-        seq, frame = got
+        seq, frame, arrived = got
         if self._seen:
             self.dropped += seq - self._seen - 1
         self._seen = seq
         self.delivered += 1
-        return self._hub.to_numpy(frame)
+        array = self._hub.to_numpy(frame)
+        self.last_age = time.monotonic() - arrived
+        return array

@@ -64,13 +64,16 @@ def test_close_leaves_no_threads_and_is_idempotent(remote_emulator) -> None:
 
 def test_context_manager_closes_on_exception(remote_emulator) -> None:
     before = _threads()
-    with pytest.raises(ZeroDivisionError), decart_sync.connect(
-        None,
-        model=decart_sync.models.realtime.mirage(),
-        api_key=KEY,
-        base_url=remote_emulator,
-        timeout=20,
-    ) as client:
+    with (
+        pytest.raises(ZeroDivisionError),
+        decart_sync.connect(
+            None,
+            model=decart_sync.models.realtime.mirage(),
+            api_key=KEY,
+            base_url=remote_emulator,
+            timeout=20,
+        ) as client,
+    ):
         raise ZeroDivisionError
     assert client.state == "disconnected"
     assert [t.name for t in threading.enumerate() if t.ident not in before] == []

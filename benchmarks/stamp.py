@@ -1,0 +1,106 @@
+"""Workload and measurement shared by every benchmark worker (numpy only).
+
+Each input frame carries its index as a 16-bit block code in the top-left
+corner (16 blocks of 16x16 px, white = 1), which survives VP8; the worker
+reads it back from the output to match frames end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+BITS = 16
+BLOCK = 16
+
+
+class Pattern:
+    """A moving gradient with a block-coded index, made without per-frame allocation
+    beyond the frame itself."""
+
+    def __init__(self, width: int, height: int) -> None:
+        ys, xs = np.mgrid[0:height, 0:width]
+        wide = np.stack(
+            [(xs * 255 // width), (ys * 255 // height), np.full_like(xs, 96)], axis=-1
+        ).astype(np.uint8)
+        self.base = np.concatenate([wide, wide], axis=1)  # rolled by slicing
+        self.width, self.height = width, height
+
+    def frame(self, index: int) -> np.ndarray:
+        offset = (index * 8) % self.width
+        frame = self.base[:, offset : offset + self.width].copy()
+        stamp(frame, index)
+        return frame
+
+
+def stamp(frame: np.ndarray, index: int) -> None:
+    frame[: BLOCK * 2, : BLOCK * (BITS + 2)] = 0
+    for bit in range(BITS):
+        if index >> bit & 1:
+            x = BLOCK * (bit + 1)
+            frame[BLOCK // 2 : BLOCK // 2 + BLOCK, x : x + BLOCK] = 255
+
+
+def read_stamp(frame: np.ndarray) -> int:
+    row = frame[BLOCK // 2 + 4 : BLOCK // 2 + BLOCK - 4, BLOCK : BLOCK * (BITS + 1)]
+    levels = row.reshape(row.shape[0], BITS, BLOCK, -1)[:, :, 4:-4].mean(axis=(0, 2, 3))
+    return int(sum(1 << bit for bit, level in enumerate(levels) if level > 128))
+
+
+class Recorder:
+    """Send and receive times by frame index, and the figures from them."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, float] = {}
+        self.received: dict[int, float] = {}
+        self.bridge: list[float] = []
+        self.connect_time = 0.0
+        self.start = 0.0
+        self.cpu0 = 0.0
+
+    def begin(self) -> None:
+        self.start = time.monotonic()
+        self.cpu0 = cpu()
+
+    def on_output(self, frame: np.ndarray) -> None:
+        index = read_stamp(frame)
+        if index in self.sent and index not in self.received:
+            self.received[index] = time.monotonic()
+
+    def result(self, name: str) -> dict[str, object]:
+        elapsed = time.monotonic() - self.start
+        latencies = np.array([self.received[i] - self.sent[i] for i in self.received]) * 1000
+        sent_before_end = [i for i, t in self.sent.items() if t < self.start + elapsed - 0.5]
+        lost = sum(1 for i in sent_before_end if i not in self.received)
+        figures: dict[str, object] = {
+            "variant": name,
+            "seconds": round(elapsed, 2),
+            "fps": len(self.received) / elapsed if elapsed else 0.0,
+            "sent": len(self.sent),
+            "received": len(self.received),
+            "lost": lost,
+            "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
+            "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
+            "cpu_per_s": (cpu() - self.cpu0) / elapsed if elapsed else 0.0,
+            "connect_s": self.connect_time,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+        if self.bridge:
+            bridge = np.array(self.bridge) * 1000
+            figures["bridge_p50_ms"] = float(np.percentile(bridge, 50))
+            figures["bridge_p99_ms"] = float(np.percentile(bridge, 99))
+        return figures
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def emit(figures: dict[str, object]) -> None:
+    sys.stdout.write("RESULT " + json.dumps(figures) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,66 @@
+"""decart_sync's public blocking API: connect, send_frame, frames()."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import decart_sync
+from benchmarks.stamp import Pattern, Recorder, emit
+
+
+def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
+    model = decart_sync.ModelDefinition("lucy-restyle", fps=fps, width=width, height=height)
+    pattern = Pattern(width, height)
+    rec = Recorder()
+    t0 = time.monotonic()
+    client = decart_sync.connect(None, model=model, api_key="bench", base_url=url)
+    rec.connect_time = time.monotonic() - t0
+    stop = threading.Event()
+
+    def produce() -> None:
+        index, due = 0, time.monotonic()
+        while not stop.is_set():
+            frame = pattern.frame(index)
+            rec.sent[index] = time.monotonic()
+            client.send_frame(frame)
+            index += 1
+            due += 1 / fps
+            stop.wait(max(0.0, due - time.monotonic()))
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    frames = client.frames(timeout=10)
+    end_warmup = time.monotonic() + warmup
+    for _ in frames:
+        if time.monotonic() >= end_warmup:
+            break
+    rec.sent.clear()
+    rec.begin()
+    for frame in frames:
+        rec.on_output(frame)
+        rec.bridge.append(frames.last_age)
+        if time.monotonic() - rec.start >= seconds:
+            break
+    figures = rec.result("decart_sync")
+    stop.set()
+    producer.join(2)
+    client.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=704)
+    parser.add_argument("--fps", type=float, default=25)
+    args = parser.parse_args()
+    emit(run(args.url, args.seconds, args.width, args.height, args.fps, args.warmup))
+
+
+if __name__ == "__main__":
+    main()

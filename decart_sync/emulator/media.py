@@ -1,0 +1,245 @@
+"""The emulator's media: paced output tracks, the audio echo and level meter, frame work.
+
+Output goes through one source track per session (:class:`PacedVideoTrack`,
+:class:`EchoAudioTrack`); the session fans each out with aiortc's
+``MediaRelay`` to its own peer and to subscribers. Frames travel as yuv420p
+planes (``(H * 3 / 2) x W`` uint8): the expensive colour conversions happen
+once per new picture in a worker thread (:func:`camera_planes`,
+:func:`avatar_planes`), and a repeated picture costs one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from . import transforms
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+VIDEO_CLOCK = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+# Behind schedule by more than this, the output clock restarts instead of bursting.
+MAX_LAG = 0.5
+
+
+class Latest(Generic[T]):
+    """A one-item mailbox: ``put`` replaces, ``get`` waits for something newer.
+
+    Stale items are dropped, so a consumer slower than its producer works on
+    the newest input instead of falling further behind.
+    """
+
+    def __init__(self) -> None:
+        self._item: T | None = None
+        self._fresh = asyncio.Event()
+
+    def put(self, item: T) -> None:
+        self._item = item
+        self._fresh.set()
+
+    async def get(self) -> T:
+        await self._fresh.wait()
+        self._fresh.clear()
+        item = self._item
+        assert item is not None
+        return item
+
+
+class PacedVideoTrack(MediaStreamTrack):
+    """Sends the latest picture at a fixed frame rate, from the first picture on.
+
+    ``on_frame`` runs for every frame handed out (the session counts them and
+    starts generation on the first); ``frozen`` is consulted per frame so a
+    fault can stall the output without ending the track.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self,
+        fps: float,
+        *,
+        on_frame: Callable[[], None] = lambda: None,
+        frozen: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__()
+        self._interval = 1.0 / fps
+        self._on_frame = on_frame
+        self._frozen = frozen
+        self._planes: np.ndarray | None = None
+        self._wake = asyncio.Event()
+        self._start: float | None = None
+        self._index = 0
+
+    def push(self, planes: np.ndarray) -> None:
+        """A new picture, as yuv420p planes; shown from the next frame on."""
+        self._planes = planes
+        self._wake.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._wake.set()  # a recv() waiting for the first picture must end too
+
+    async def recv(self) -> VideoFrame:
+        while self._planes is None:
+            self._check_live()
+            await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        while True:
+            self._check_live()
+            await self._next_tick(loop)
+            self._check_live()
+            if not self._frozen():
+                break
+        assert self._planes is not None
+        frame = VideoFrame.from_ndarray(self._planes, format="yuv420p")
+        assert self._start is not None
+        frame.pts = round((loop.time() - self._start) * VIDEO_CLOCK)
+        frame.time_base = VIDEO_TIME_BASE
+        self._on_frame()
+        return frame
+
+    async def _next_tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        if self._start is None:
+            self._start, self._index = now, 0
+            return
+        self._index += 1
+        due = self._start + self._index * self._interval
+        if due < now - MAX_LAG:
+            # Restart the schedule (keeping pts monotonic) rather than burst to catch up.
+            self._index = round((now - self._start) / self._interval)
+            due = self._start + self._index * self._interval
+        if due > now:
+            await asyncio.sleep(due - now)
+
+    def _check_live(self) -> None:
+        if self.readyState != "live":
+            raise MediaStreamError
+
+
+class EchoAudioTrack(MediaStreamTrack):
+    """Sends back the audio it is fed, restamped on its own continuous clock."""
+
+    kind = "audio"
+    # At most this many frames (20 ms each from aiortc) wait; older ones are dropped.
+    BACKLOG = 10
+
+    def __init__(self, on_frame: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self._frames: deque[AudioFrame] = deque(maxlen=self.BACKLOG)
+        self._wake = asyncio.Event()
+        self._samples = 0
+        self._on_frame = on_frame
+
+    def feed(self, frame: AudioFrame) -> None:
+        self._frames.append(frame)
+        self._wake.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._wake.set()
+
+    async def recv(self) -> AudioFrame:
+        while not self._frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wake.clear()
+            await self._wake.wait()
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = self._frames.popleft()
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, frame.sample_rate)
+        self._samples += frame.samples
+        self._on_frame()
+        return frame
+
+
+class LevelMeter:
+    """RMS of the most recent ~40 ms of received audio, in [0, 1] full scale."""
+
+    WINDOW = 0.040
+    # Audio that stopped arriving this long ago counts as silence.
+    STALE = 0.25
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._chunks: deque[tuple[float, int, float]] = deque()  # (sum of squares, n, seconds)
+        self._last = -1e9
+
+    def feed(self, frame: AudioFrame) -> None:
+        samples = normalised_samples(frame)
+        if samples.size == 0 or frame.sample_rate <= 0:
+            return
+        duration = frame.samples / frame.sample_rate
+        self._chunks.append((float(np.dot(samples, samples)), samples.size, duration))
+        covered = sum(chunk[2] for chunk in self._chunks)
+        while len(self._chunks) > 1 and covered - self._chunks[0][2] >= self.WINDOW:
+            covered -= self._chunks.popleft()[2]
+        self._last = self._clock()
+
+    def rms(self) -> float:
+        if not self._chunks or self._clock() - self._last > self.STALE:
+            return 0.0
+        total = sum(chunk[0] for chunk in self._chunks)
+        count = sum(chunk[1] for chunk in self._chunks)
+        return float(np.sqrt(total / count))
+
+
+def normalised_samples(frame: AudioFrame) -> np.ndarray:
+    """All channels' samples as float64 in [-1, 1] (int16 / 32768 for s16)."""
+    data = frame.to_ndarray().reshape(-1)
+    if data.dtype == np.int16:
+        return data.astype(np.float64) / 32768.0
+    if data.dtype == np.int32:
+        return data.astype(np.float64) / 2147483648.0
+    if data.dtype.kind == "f":
+        return data.astype(np.float64)
+    if data.dtype == np.uint8:
+        return (data.astype(np.float64) - 128.0) / 128.0
+    return np.zeros(0)
+
+
+def camera_planes(
+    frame: VideoFrame, width: int, height: int, prompt: str | None, image: np.ndarray | None
+) -> np.ndarray:
+    """One received camera frame, scaled to the model and transformed, as yuv420p planes.
+
+    Blocking (swscale and numpy release the GIL): run it in a worker thread.
+    """
+    if prompt is None and image is None:
+        # Passthrough skips the RGB round trip: cheaper, and no extra rounding.
+        return frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+    return rgb_planes(transforms.apply(rgb, prompt, image))
+
+
+def avatar_planes(image: np.ndarray, steps: int) -> np.ndarray:
+    """The avatar picture at a brightness of ``steps``/256, as yuv420p planes."""
+    return rgb_planes(transforms.scaled(image, steps))
+
+
+def rgb_planes(rgb: np.ndarray) -> np.ndarray:
+    frame = VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p").to_ndarray()
+
+
+async def drain(track: MediaStreamTrack) -> None:
+    """Read and discard a track nobody uses: aiortc queues unread frames without bound."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()

@@ -1,0 +1,44 @@
+"""Stream a synthetic pattern through a model and count the restyled frames.
+
+    python examples/basic.py            # no DECART_API_KEY: uses a local emulator
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import decart_sync
+from decart_sync import models
+from decart_sync.cli import synthetic
+
+
+def main() -> None:
+    model = models.realtime.mirage()
+    with contextlib.ExitStack() as stack:
+        options = {}
+        if not os.environ.get("DECART_API_KEY"):
+            from decart_sync.emulator import Emulator
+
+            emu = stack.enter_context(Emulator())
+            options = {"base_url": emu.url, "api_key": "local"}
+        client = stack.enter_context(
+            decart_sync.connect(
+                synthetic(model),
+                model=model,
+                initial_state={"prompt": {"text": "Transform into a watercolor painting"}},
+                **options,
+            )
+        )
+        client.on("connection_change", lambda state: print("state:", state))
+        client.on("generation_tick", lambda seconds: print("generating for", seconds, "s"))
+        for count, frame in enumerate(client.frames(timeout=10), start=1):
+            if count == 50:
+                client.set_prompt("sepia")
+            if count == 100:
+                break
+        print("last frame", frame.shape, frame.dtype, "session", client.session_id)
+
+
+if __name__ == "__main__":
+    main()
