@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
+import av
 import numpy as np
 
 from . import images, signals
@@ -213,16 +214,17 @@ class RealtimeClient:
         if self._input is None:
             raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
         self._check_open()
-        self._push(frame)
+        self._input.put(to_video_frame(frame, self.pixel_format, self.model))
 
     def _push(self, frame: Any) -> None:
+        """A source's frame: numpy from user code, or an av frame decoded from a file."""
         assert self._input is not None
-        if isinstance(frame, np.ndarray):
-            frame = to_video_frame(frame, self.pixel_format, self.model)
-        else:  # an av frame from a file source
+        if isinstance(frame, av.VideoFrame):
             frame = frame.reformat(
                 width=self.model.width, height=self.model.height, format="yuv420p"
             )
+        else:
+            frame = to_video_frame(frame, self.pixel_format, self.model)
         self._input.put(frame)
 
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:

@@ -418,7 +418,7 @@ class Session:
     # -- losing and regaining the connection --------------------------------
 
     def _on_lost(self, attempt: _Attempt, what: str, exc: BaseException | None) -> None:
-        if attempt is not self._attempt or self._closing:
+        if attempt is not self._attempt or self._closing or self.error is not None:
             return
         if not attempt.established:
             kind = ICEError if "peer" in what else WebSocketError

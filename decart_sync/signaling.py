@@ -75,6 +75,9 @@ class Signaling:
         try:
             self._ws.connect(self._url, timeout=timeout, suppress_origin=True)
             self._ws.settimeout(None)
+            if self._closing:  # closed while the handshake was under way
+                self._ws.shutdown()
+                return
         except Exception as exc:
             error = WebSocketError(
                 f"could not open the signaling WebSocket to {redact(self._url)}: "

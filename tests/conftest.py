@@ -38,6 +38,12 @@ def pattern(model: ModelDefinition = SMALL) -> np.ndarray:
     return np.stack([r, g, b], axis=-1).astype(np.uint8)
 
 
+def repeat(frame: np.ndarray) -> Iterator[np.ndarray]:
+    """An endless source of one frame."""
+    while True:
+        yield frame
+
+
 def invert(x: np.ndarray) -> np.ndarray:
     return 255 - x
 

@@ -7,19 +7,14 @@ import threading
 import av
 import numpy as np
 import pytest
-from conftest import SMALL, close_to, invert, pattern, wait_for_frame
+from conftest import SMALL, close_to, invert, pattern, repeat, wait_for_frame
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _repeat(frame: np.ndarray):
-    while True:
-        yield frame
-
-
 def test_iterator_source(connect) -> None:
     frame_in = pattern()
-    client = connect(_repeat(frame_in), initial_state={"prompt": {"text": "invert"}})
+    client = connect(repeat(frame_in), initial_state={"prompt": {"text": "invert"}})
     wait_for_frame(client.frames(timeout=10), close_to(invert(frame_in)))
 
 
@@ -82,7 +77,7 @@ def test_send_frame_of_any_size_and_grayscale(connect) -> None:
 
 def test_read_and_concurrent_iterators(connect) -> None:
     frame_in = pattern()
-    client = connect(_repeat(frame_in))
+    client = connect(repeat(frame_in))
     ok, frame = client.read(timeout=10)
     assert ok and frame is not None and frame.shape == frame_in.shape
     counts = [0, 0, 0]
@@ -103,7 +98,7 @@ def test_read_and_concurrent_iterators(connect) -> None:
 
 
 def test_slow_consumer_drops_instead_of_buffering(connect) -> None:
-    client = connect(_repeat(pattern()))
+    client = connect(repeat(pattern()))
     frames = client.frames(timeout=10)
     next(frames)
     received = client.stats["frames_received"]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SMALL, close_to, grayscale, invert, mean_error, pattern, wait_for_frame
+from conftest import (
+    SMALL,
+    close_to,
+    grayscale,
+    invert,
+    mean_error,
+    pattern,
+    repeat,
+    wait_for_frame,
+)
 
 from decart_sync import models
 
@@ -13,7 +22,7 @@ pytestmark = pytest.mark.timeout(90)
 
 def test_initial_prompt_frames_have_model_shape(connect) -> None:
     frame_in = pattern()
-    client = connect(iter(lambda: frame_in, None), initial_state={"prompt": {"text": "invert"}})
+    client = connect(repeat(frame_in), initial_state={"prompt": {"text": "invert"}})
     assert client.is_connected()
     assert client.session_id
     frames = client.frames(timeout=10)

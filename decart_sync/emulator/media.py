@@ -39,22 +39,30 @@ class Latest(Generic[T]):
     """A one-item mailbox: ``put`` replaces, ``get`` waits for something newer.
 
     Stale items are dropped, so a consumer slower than its producer works on
-    the newest input instead of falling further behind.
+    the newest input instead of falling further behind. After ``close``,
+    ``get`` raises ``MediaStreamError`` (the producer's track ended).
     """
 
     def __init__(self) -> None:
         self._item: T | None = None
         self._fresh = asyncio.Event()
+        self._closed = False
 
     def put(self, item: T) -> None:
         self._item = item
         self._fresh.set()
 
+    def close(self) -> None:
+        self._closed = True
+        self._fresh.set()
+
     async def get(self) -> T:
-        await self._fresh.wait()
-        self._fresh.clear()
-        item = self._item
-        assert item is not None
+        while self._item is None:
+            if self._closed:
+                raise MediaStreamError
+            self._fresh.clear()
+            await self._fresh.wait()
+        item, self._item = self._item, None
         return item
 
 
@@ -188,7 +196,8 @@ class LevelMeter:
         duration = frame.samples / frame.sample_rate
         self._chunks.append((float(np.dot(samples, samples)), samples.size, duration))
         covered = sum(chunk[2] for chunk in self._chunks)
-        while len(self._chunks) > 1 and covered - self._chunks[0][2] >= self.WINDOW:
+        # The epsilon keeps 20 ms + 20 ms counting as a full 40 ms window despite float sums.
+        while len(self._chunks) > 1 and covered - self._chunks[0][2] >= self.WINDOW - 1e-9:
             covered -= self._chunks.popleft()[2]
         self._last = self._clock()
 

@@ -1,0 +1,184 @@
+"""The emulator in this process: its own loop thread, blocking methods for tests and scripts."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping
+
+from .._ice import allow_loopback_candidates
+from .._portal import Portal
+from ..models import ModelDefinition
+from .faults import Faults
+from .server import EmulatorServer
+from .session import Session, Subscriber
+
+THREAD_NAME = "decart-sync-emulator"
+START_TIMEOUT = 10.0
+
+
+class Emulator:
+    """A local stand-in for Decart's realtime service, on ``ws://host:port``.
+
+    ``api_keys``: None accepts any non-empty key, else only these keys.
+    ``models``: extra models served besides :data:`decart_sync.models.REGISTRY`
+    (``{name: ModelDefinition}`` or an iterable of definitions).
+    ``faults``: misbehaviours to inject (:class:`~.faults.Faults`); changeable
+    later through :attr:`faults`.
+
+    A context manager; :meth:`close` is idempotent, bounded, and joins the
+    emulator's thread (``decart-sync-emulator``).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: Collection[str] | str | None = None,
+        models: Mapping[str, ModelDefinition] | Iterable[ModelDefinition] | None = None,
+        *,
+        faults: Faults | None = None,
+    ) -> None:
+        self._changed = threading.Condition()
+        self._server = EmulatorServer(
+            host, port, api_keys=api_keys, models=models, faults=faults, on_change=self._notify
+        )
+        self._portal = Portal(THREAD_NAME)
+        self._lock = threading.Lock()
+        self._state = "new"  # new -> running -> closed
+        self._handed_out: weakref.WeakSet[Session] = weakref.WeakSet()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state == "closed":
+                raise RuntimeError("a closed Emulator cannot be restarted; make a new one")
+            allow_loopback_candidates()  # before any peer: aioice omits 127.0.0.1 otherwise
+            self._portal.start()
+            try:
+                self._portal.call(self._server.start(), START_TIMEOUT)
+            except BaseException:
+                self._portal.stop()
+                self._state = "closed"
+                raise
+            self._state = "running"
+            atexit.register(self.close)
+        return self
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Close every session and socket, stop the loop, join its thread."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "closed"
+                return
+            self._state = "closed"
+        atexit.unregister(self.close)
+        start = time.monotonic()
+        with contextlib.suppress(Exception):
+            self._portal.call(self._server.close(), timeout)
+        self._portal.stop(max(0.5, timeout - (time.monotonic() - start)))
+        self._notify()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- addresses ------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"  # IPv6 literal
+        return f"ws://{host}:{self.port}"
+
+    # -- sessions -------------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[Session]:
+        """Live stream sessions, oldest first (a snapshot)."""
+        return self._server.sessions
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        """Live subscribers (a snapshot)."""
+        return self._server.subscribers
+
+    @property
+    def history(self) -> list[Session]:
+        """Every stream session so far, ended ones included (a snapshot)."""
+        return list(self._server.history)
+
+    @property
+    def faults(self) -> Faults:
+        return self._server.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        # Sessions hold the instance they started with; new sessions get this one.
+        self._server.faults = faults
+
+    def session(self, session_id: str) -> Session | None:
+        return next((s for s in self.sessions if s.session_id == session_id), None)
+
+    def wait_for_session(
+        self,
+        timeout: float = 10.0,
+        *,
+        session_id: str | None = None,
+        predicate: Callable[[Session], bool] | None = None,
+    ) -> Session:
+        """A live session: the one with ``session_id``, else the oldest not yet returned.
+
+        ``predicate`` narrows the choice. Raises ``TimeoutError`` at the deadline.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for session in self.sessions:
+                    if session_id is not None and session.session_id != session_id:
+                        continue
+                    if session_id is None and session in self._handed_out:
+                        continue
+                    if predicate is not None and not predicate(session):
+                        continue
+                    self._handed_out.add(session)
+                    return session
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching emulator session within {timeout} s")
+                # Sliced: a predicate on a session's own state changes without a notify here.
+                self._changed.wait(min(remaining, 0.1))
+
+    def drop_sessions(self, how: str = "both", timeout: float = 5.0) -> int:
+        """Simulate a service drop of every live session; returns how many.
+
+        ``how``: "signaling" aborts the WebSockets (media goes on until the
+        client gives up its peer), "peer" closes the peer connections (the
+        WebSockets stay open), "both" does both and ends the sessions.
+        """
+        return self._portal.call(self._server.drop(how), timeout)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def __repr__(self) -> str:
+        where = self.url if self._state == "running" else self._state
+        return f"<Emulator {where}>"

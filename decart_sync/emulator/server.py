@@ -1,0 +1,271 @@
+"""The emulator's WebSocket server: routing, API keys, the admin path, the registry.
+
+Routes (one port):
+
+- ``/_emulator/...`` (plain HTTP GET, answered in ``process_request``):
+  ``drop?how=signaling|peer|both`` drops every live session, ``sessions``
+  lists them as JSON, ``health`` answers ``ok``. No API key: it is a local
+  test tool.
+- ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
+- any other path (WebSocket): the stream endpoint; the model is the one named
+  in the ``model`` query parameter. The path is not checked against the
+  model's ``url_path``: custom models may use any path.
+
+Pure asyncio; :class:`~.embedded.Emulator` runs it on its own loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from .._ice import is_loopback_host
+from ..models import REGISTRY, ModelDefinition
+from .faults import Faults
+from .session import DROP_MODES, Connection, Session, Subscriber
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/_emulator/"
+SUBSCRIBE_PREFIX = "/subscribe/"
+# Reference images travel as base64 in one message.
+MAX_MESSAGE = 64 * 1024 * 1024
+# Bounds on shutdown: a WebSocket closing handshake, every session's own close.
+CLOSE_TIMEOUT = 0.5
+SESSIONS_CLOSE_TIMEOUT = 1.5
+
+Models = Mapping[str, ModelDefinition] | Iterable[ModelDefinition] | None
+
+
+class EmulatorServer:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_keys: Collection[str] | str | None = None,
+        models: Models = None,
+        faults: Faults | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.api_keys = _keys(api_keys)
+        self.models: dict[str, ModelDefinition] = {**REGISTRY, **_models(models)}
+        self.faults = faults if faults is not None else Faults()
+        self.loopback = is_loopback_host(host)
+        self._on_change = on_change
+        self._server: Server | None = None
+        # Read from other threads (snapshots), written on the loop.
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._subscribers: list[Subscriber] = []
+        self.history: list[Session] = []
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.requested_port,
+            process_request=self._process_request,
+            max_size=MAX_MESSAGE,
+            close_timeout=CLOSE_TIMEOUT,
+            logger=logging.getLogger(f"{__name__}.websockets"),
+        )
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Close every session, then the server; bounded even with stuck peers."""
+        server = self._server
+        if server is None:
+            return
+        server.server.close()  # stop accepting
+        closing = [c.close("the emulator closed") for c in self._all()]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*closing), SESSIONS_CLOSE_TIMEOUT)
+        server.close()  # whatever is left: sockets mid-handshake, rejected clients
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
+
+    # -- registry (thread-safe snapshots) -------------------------------------
+
+    @property
+    def sessions(self) -> list[Session]:
+        with self._lock:
+            return list(self._sessions.values())
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        with self._lock:
+            return list(self._subscribers)
+
+    def _all(self) -> list[Connection]:
+        return [*self.subscribers, *self.sessions]
+
+    def _register(self, connection: Connection) -> None:
+        with self._lock:
+            if isinstance(connection, Session):
+                self._sessions[connection.session_id] = connection
+                self.history.append(connection)
+            elif isinstance(connection, Subscriber):
+                self._subscribers.append(connection)
+                connection.target.subscribers.add(connection)
+        self._on_change()
+
+    def _unregister(self, connection: Connection) -> None:
+        with self._lock:
+            if isinstance(connection, Session):
+                self._sessions.pop(connection.session_id, None)
+            elif isinstance(connection, Subscriber):
+                with contextlib.suppress(ValueError):
+                    self._subscribers.remove(connection)
+                connection.target.subscribers.discard(connection)
+        self._on_change()
+
+    async def drop(self, how: str = "both") -> int:
+        """Drop every live session the given way; their subscribers go with "both"."""
+        if how not in DROP_MODES:
+            raise ValueError(f"how must be one of {', '.join(DROP_MODES)}, not {how!r}")
+        sessions = self.sessions
+        await asyncio.gather(*(s.drop(how) for s in sessions))
+        return len(sessions)
+
+    # -- HTTP admin -----------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        parts = urlsplit(request.path)
+        if not parts.path.startswith(ADMIN_PREFIX):
+            return None
+        command = parts.path[len(ADMIN_PREFIX) :].strip("/")
+        query = _query(parts.query)
+        if command == "drop":
+            how = query.get("how", "both")
+            if how not in DROP_MODES:
+                return connection.respond(
+                    http.HTTPStatus.BAD_REQUEST, f"how must be one of {', '.join(DROP_MODES)}\n"
+                )
+            count = await self.drop(how)
+            return connection.respond(http.HTTPStatus.OK, f"dropped {count} session(s) ({how})\n")
+        if command == "sessions":
+            body = json.dumps([_describe(s) for s in self.sessions], indent=2) + "\n"
+            return _json_response(body)
+        if command == "health":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        return connection.respond(http.HTTPStatus.NOT_FOUND, f"no admin command {command!r}\n")
+
+    # -- WebSocket routing ----------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        parts = urlsplit(ws.request.path if ws.request else "/")
+        query = _query(parts.query)
+        if not self._key_ok(query.get("api_key")):
+            await _reject(ws, "Invalid API key")
+            return
+        if parts.path.startswith(SUBSCRIBE_PREFIX):
+            await self._subscribe(ws, unquote(parts.path[len(SUBSCRIBE_PREFIX) :]).strip("/"))
+            return
+        name = query.get("model", "")
+        model = self.models.get(name)
+        if model is None:
+            await _reject(ws, f"Unknown model: {name}")
+            return
+        if parts.path != model.url_path:
+            log.debug("serving %s on %s (its url_path is %s)", name, parts.path, model.url_path)
+        local = ws.local_address
+        session = Session(
+            ws,
+            model,
+            server_ip=str(local[0]) if local else self.host,
+            server_port=int(local[1]) if local else self.port,
+            loopback=self.loopback,
+            faults=self.faults,
+            on_closed=self._unregister,
+        )
+        log.info("session %s opened (model %s)", session.session_id, model.name)
+        self._register(session)
+        await session.serve()
+
+    async def _subscribe(self, ws: ServerConnection, sid: str) -> None:
+        with self._lock:
+            target = self._sessions.get(sid)
+        if target is None or target.closed:
+            await _reject(ws, "Invalid session")
+            return
+        subscriber = Subscriber(
+            ws, target, loopback=self.loopback, faults=self.faults, on_closed=self._unregister
+        )
+        log.info("subscriber to session %s opened", sid)
+        self._register(subscriber)
+        await subscriber.serve()
+
+    def _key_ok(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return self.api_keys is None or key in self.api_keys
+
+
+async def _reject(ws: ServerConnection, error: str) -> None:
+    log.info("refusing a client: %s", error)  # never the key itself
+    with contextlib.suppress(Exception):
+        await ws.send(json.dumps({"type": "error", "error": error}))
+        await ws.close(1008, error[:100])
+
+
+def _query(text: str) -> dict[str, str]:
+    # Last value wins; blank values are kept (an empty api_key is still "given").
+    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+def _keys(api_keys: Collection[str] | str | None) -> frozenset[str] | None:
+    if api_keys is None:
+        return None
+    if isinstance(api_keys, str):
+        return frozenset([api_keys])
+    return frozenset(api_keys)
+
+
+def _models(models: Models) -> dict[str, ModelDefinition]:
+    if models is None:
+        return {}
+    if isinstance(models, Mapping):
+        return dict(models)
+    return {model.name: model for model in models}
+
+
+def _describe(session: Session) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "model": session.model.name,
+        "prompt": session.prompt,
+        "image": session.image is not None,
+        "frames_in": session.frames_in,
+        "frames_out": session.frames_out,
+        "subscribers": len(session.subscribers),
+    }
+
+
+def _json_response(body: str) -> Response:
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body.encode())))]
+    )
+    return Response(http.HTTPStatus.OK, "OK", headers, body.encode())

@@ -1,0 +1,545 @@
+"""One client of the emulator: its signaling messages, its peer, its media.
+
+:class:`Session` is a publishing client on the stream endpoint,
+:class:`Subscriber` a receive-only viewer of one. Both share
+:class:`Connection`: the message loop (every message a client sends is kept
+in ``messages``; malformed input is kept in ``rejected`` and never ends the
+session), offer/answer and ICE candidates in any order, fault checks, and a
+bounded, idempotent :meth:`Connection.close`.
+
+Lifetime: a session ends when its client closes the WebSocket or goes away.
+After :meth:`Connection.drop` of the signaling alone, it lives on over its
+peer connection until that closes or fails, as a service whose signaling
+server lost the client would.
+
+Everything here runs on the emulator's loop; other threads only read the
+public attributes and wait with :meth:`Connection.wait`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..models import ModelDefinition
+from . import images, media, transforms
+from .faults import Faults
+from .peer import BadCandidate, Peer, parse_candidate
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+# Junk sent before each message under Faults.malformed: not JSON, not an object, unknown type.
+_JUNK = ("{not json", "[1, 2, 3]", '{"type": "emulator-noise", "x": 1}')
+DROP_MODES = ("signaling", "peer", "both")
+
+
+class Connection:
+    """What publishers and subscribers share: one WebSocket, at most one peer."""
+
+    kind = "connection"
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        *,
+        loopback: bool,
+        faults: Faults,
+        on_closed: Callable[[Connection], None],
+    ) -> None:
+        self.session_id = str(uuid.uuid4())
+        self.ws = ws
+        self.faults = faults
+        self.messages: list[Message] = []
+        self.rejected: list[str | bytes] = []
+        self.offer_sdp: str | None = None
+        self.answer_sdp: str | None = None
+        self.peer: Peer | None = None
+        self.signaling_open = True
+        self.closed = False
+        self.close_reason: str | None = None
+        self._loopback = loopback
+        self._on_closed = on_closed
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._proxies: list[MediaStreamTrack] = []
+        self._signaling_dropped = False
+        self._closing: asyncio.Future[None] | None = None
+        self._changed = threading.Condition()
+
+    # -- observation from any thread ----------------------------------------
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Until ``predicate()`` holds (re-checked on every change); False at the deadline."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                # Sliced so Ctrl-C lands and changes made without a notify are seen.
+                self._changed.wait(min(remaining, 0.1))
+        return True
+
+    def wait_message(self, kind: str, timeout: float = 10.0) -> Message:
+        """The first received message of type ``kind``; TimeoutError at the deadline."""
+        found: list[Message] = []
+
+        def seen() -> bool:
+            found[:] = [m for m in list(self.messages) if m.get("type") == kind][:1]
+            return bool(found)
+
+        if not self.wait(seen, timeout):
+            raise TimeoutError(f"no {kind!r} message within {timeout} s")
+        return found[0]
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # -- the signaling loop ---------------------------------------------------
+
+    async def serve(self) -> None:
+        """The WebSocket handler's body: runs until the client's socket goes away."""
+        try:
+            await self.opened()
+            async for raw in self.ws:
+                await self._receive(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.signaling_open = False
+            self._notify()
+            if not (self._signaling_dropped and self._peer_alive()):
+                await self.close("the client went away")
+
+    async def opened(self) -> None:
+        """What the server sends first."""
+
+    async def _receive(self, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            log.debug("ignoring a malformed signaling message: %.80r", raw)
+            self.rejected.append(raw)
+            self._notify()
+            return
+        self.messages.append(message)
+        self._notify()
+        kind = message["type"]
+        handler = getattr(self, "_on_" + kind.replace("-", "_"), None)
+        if handler is None:
+            log.debug("ignoring a %r message", kind)
+            return
+        try:
+            await handler(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.debug("a %r message failed; the session goes on", kind, exc_info=True)
+
+    async def send(self, message: Message, *, always: bool = False) -> bool:
+        """Send one message; False if the socket is gone or a fault swallowed it."""
+        if not self.signaling_open or (self.faults.silent and not always):
+            return False
+        try:
+            if self.faults.malformed and not always:
+                for junk in _JUNK:
+                    await self.ws.send(junk)
+            await self.ws.send(json.dumps(message))
+        except ConnectionClosed:
+            return False
+        return True
+
+    # -- offer / answer and candidates ----------------------------------------
+
+    async def _on_offer(self, message: Message) -> None:
+        sdp = message.get("sdp")
+        if not isinstance(sdp, str) or not sdp.strip():
+            log.debug("ignoring an offer without SDP")
+            return
+        peer = self._ensure_peer()
+        if peer.pc.remoteDescription is not None:
+            log.debug("ignoring a second offer: renegotiation is not emulated")
+            return
+        self.offer_sdp = sdp
+        self._notify()
+        answer = await peer.answer(sdp, self._add_tracks)
+        self.answer_sdp = answer
+        self._notify()
+        if self.faults.no_answer:
+            log.debug("fault: the offer goes unanswered")
+            return
+        await self.send({"type": "answer", "sdp": answer})
+
+    async def _on_ice_candidate(self, message: Message) -> None:
+        try:
+            candidate = parse_candidate(message.get("candidate"))
+        except BadCandidate as exc:
+            log.debug("ignoring an ICE candidate: %s", exc)
+            return
+        await self._ensure_peer().add_candidate(candidate)
+
+    def _ensure_peer(self) -> Peer:
+        if self.peer is None:
+            self.peer = Peer(loopback=self._loopback)
+            self.peer.on("track", self._on_track)
+            self.peer.on("connectionstatechange", self._on_peer_state)
+        return self.peer
+
+    def _add_tracks(self, pc: RTCPeerConnection) -> None:
+        """Attach our outgoing media to the transceivers the offer created."""
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.spawn(media.drain(track))
+
+    def _on_peer_state(self) -> None:
+        self._notify()
+        if not self._peer_alive() and not self.signaling_open:
+            self.spawn(self.close("the peer connection ended"))
+
+    def _peer_alive(self) -> bool:
+        return self.peer is not None and self.peer.state not in ("closed", "failed")
+
+    def _attach(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> bool:
+        """Send ``track`` on the offer's transceiver of its kind, if the offer has one."""
+        if not any(t.kind == track.kind for t in pc.getTransceivers()):
+            track.stop()
+            return False
+        pc.addTrack(track)
+        self._proxies.append(track)
+        return True
+
+    # -- tasks, drops and closing ---------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A task that lives no longer than this connection."""
+        task = asyncio.ensure_future(coro)
+        if self.closed:
+            task.cancel()
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a session task failed", exc_info=task.exception())
+
+    async def drop(self, how: str) -> None:
+        """Simulate a service-side fault: lose the signaling, the peer, or both."""
+        if how not in DROP_MODES:
+            raise ValueError(f"how must be one of {', '.join(DROP_MODES)}, not {how!r}")
+        if how == "both":
+            self._abort_signaling()
+            await self.close("dropped")
+            return
+        if how == "signaling":
+            self._signaling_dropped = True
+            self._abort_signaling()
+        elif self.peer is not None:
+            await self.peer.close()
+
+    def _abort_signaling(self) -> None:
+        # No closing handshake: the client sees the socket die, as on a network fault.
+        self.signaling_open = False
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close(self, reason: str = "closed") -> None:
+        """End everything this connection owns; idempotent, and bounded by the peer's close."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(reason))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, reason: str) -> None:
+        self.closed = True
+        self.close_reason = reason
+        try:
+            await self._before_close(reason)
+        finally:
+            current = asyncio.current_task()
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
+                task.cancel()
+            for track in self._proxies:
+                track.stop()
+            self._stop_media()
+            if self.peer is not None:
+                await self.peer.close()
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
+            if self.signaling_open:
+                self.signaling_open = False
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(), 1.0)  # bounded by close_timeout too
+            self._on_closed(self)
+            self._notify()
+
+    async def _before_close(self, reason: str) -> None:
+        """Last words on the signaling socket, while it is still open."""
+
+    def _stop_media(self) -> None:
+        """Stop the source tracks this connection owns."""
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__name__} {self.session_id} {state}>"
+
+
+class Session(Connection):
+    """A client of the stream endpoint: prompt, image, input media, transformed output."""
+
+    kind = "stream"
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        model: ModelDefinition,
+        *,
+        server_ip: str,
+        server_port: int,
+        loopback: bool,
+        faults: Faults,
+        on_closed: Callable[[Connection], None],
+    ) -> None:
+        super().__init__(ws, loopback=loopback, faults=faults, on_closed=on_closed)
+        self.model = model
+        self.server_ip = server_ip
+        self.server_port = server_port
+        self.prompt: str | None = None
+        self.enhance_prompt: bool | None = None
+        self.image: np.ndarray | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+        self.audio_frames_in = 0
+        self.audio_frames_out = 0
+        self.generating = False
+        self.seconds = 0
+        self.subscribers: set[Subscriber] = set()
+        # One source per kind, fanned out to our own peer and to subscribers.
+        self.relay = MediaRelay()
+        self.video_out = media.PacedVideoTrack(
+            model.fps, on_frame=self._video_sent, frozen=lambda: self.faults.freeze_media
+        )
+        self.audio_out: media.EchoAudioTrack | None = None
+        self.level = media.LevelMeter()
+        if model.is_avatar:
+            self.audio_out = media.EchoAudioTrack(on_frame=self._audio_sent)
+
+    async def opened(self) -> None:
+        await self.send(
+            {
+                "type": "session_id",
+                "session_id": self.session_id,
+                "server_ip": self.server_ip,
+                "server_port": self.server_port,
+            },
+            always=True,
+        )
+
+    # -- state requests ---------------------------------------------------------
+
+    async def _on_prompt(self, message: Message) -> None:
+        prompt = message.get("prompt")
+        error = _prompt_error(prompt) or self.faults.reject_prompts
+        if error is None:
+            self.prompt = prompt
+            self.enhance_prompt = _enhance(message)
+            self._notify()
+        ack = {"type": "prompt_ack", "prompt": prompt, "success": error is None, "error": error}
+        await self._ack(ack)
+
+    async def _on_set_image(self, message: Message) -> None:
+        error = None
+        image = self.image
+        if "image_data" in message:  # absent: the image stays as it is
+            data = message["image_data"]
+            try:
+                image = None if data is None else await asyncio.to_thread(self._decode, data)
+            except images.ImageError as exc:
+                error = str(exc)
+        has_prompt = "prompt" in message
+        prompt = message.get("prompt")
+        if error is None and has_prompt and prompt is not None:
+            error = _prompt_error(prompt)
+        error = error or self.faults.reject_images
+        if error is None:
+            # Applied together, so a frame never shows the new image with the old prompt.
+            self.image = image
+            if has_prompt:
+                self.prompt = prompt
+                self.enhance_prompt = _enhance(message)
+            self._notify()
+        await self._ack({"type": "set_image_ack", "success": error is None, "error": error})
+
+    def _decode(self, data: str) -> np.ndarray:
+        return images.decode_image(data, self.model.width, self.model.height)
+
+    async def _ack(self, ack: Message) -> None:
+        delay = self.faults.ack_delay
+        if delay > 0:
+            # Later messages go on being handled meanwhile, as on a busy service.
+            self.spawn(self._send_later(ack, delay))
+        else:
+            await self.send(ack)
+
+    async def _send_later(self, message: Message, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.send(message)
+
+    # -- media ------------------------------------------------------------------
+
+    def _add_tracks(self, pc: RTCPeerConnection) -> None:
+        self._attach(pc, self.relay.subscribe(self.video_out, buffered=False))
+        if self.audio_out is not None:
+            self._attach(pc, self.relay.subscribe(self.audio_out))
+            self.spawn(self._render_avatar())
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video" and not self.model.is_avatar:
+            self.spawn(self._transform_camera(track))
+        elif track.kind == "audio" and self.audio_out is not None:
+            self.spawn(self._listen(track))
+        else:
+            self.spawn(media.drain(track))
+
+    async def _transform_camera(self, track: MediaStreamTrack) -> None:
+        """Received frames, transformed in a worker thread; stale ones are skipped."""
+        latest: media.Latest[VideoFrame] = media.Latest()
+        reader = self.spawn(self._read_video(track, latest))
+        width, height = self.model.width, self.model.height
+        try:
+            while True:
+                frame = await latest.get()
+                prompt, image = self.prompt, self.image
+                planes = await asyncio.to_thread(
+                    media.camera_planes, frame, width, height, prompt, image
+                )
+                self.video_out.push(planes)
+        except MediaStreamError:
+            pass  # the client's track ended
+        finally:
+            reader.cancel()
+
+    async def _read_video(self, track: MediaStreamTrack, latest: media.Latest[VideoFrame]) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames_in += 1
+                latest.put(frame)
+        except MediaStreamError:
+            pass
+        finally:
+            latest.close()
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        assert self.audio_out is not None
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                self.audio_frames_in += 1
+                self.level.feed(frame)
+                self.audio_out.feed(frame)
+
+    async def _render_avatar(self) -> None:
+        """The avatar picture at the brightness of the latest audio, at the model's rate."""
+        width, height = self.model.width, self.model.height
+        grey = images.grey(width, height)
+        shown: tuple[int, int] | None = None
+        interval = 1.0 / self.model.fps
+        while True:
+            image = self.image if self.image is not None else grey
+            steps = transforms.gain_steps(transforms.brightness(self.level.rms()))
+            if (id(image), steps) != shown:
+                shown = (id(image), steps)
+                self.video_out.push(await asyncio.to_thread(media.avatar_planes, image, steps))
+            await asyncio.sleep(interval)
+
+    def _video_sent(self) -> None:
+        self.frames_out += 1
+        if not self.generating:
+            self.generating = True
+            self.spawn(self._generate())
+        self._notify()
+
+    def _audio_sent(self) -> None:
+        self.audio_frames_out += 1
+
+    async def _generate(self) -> None:
+        """generation_started, then a billing tick each second."""
+        await self.send({"type": "generation_started"})
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            await asyncio.sleep(max(0.0, start + self.seconds + 1 - loop.time()))
+            self.seconds += 1
+            if not self.faults.no_ticks:
+                await self.send({"type": "generation_tick", "seconds": self.seconds})
+
+    async def _before_close(self, reason: str) -> None:
+        subscribers = [s.close("the session ended") for s in list(self.subscribers)]
+        await asyncio.gather(*subscribers, return_exceptions=True)
+        if self.generating:
+            message = {"type": "generation_ended", "seconds": self.seconds, "reason": reason}
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.send(message), 0.5)
+
+    def _stop_media(self) -> None:
+        self.video_out.stop()
+        if self.audio_out is not None:
+            self.audio_out.stop()
+
+
+class Subscriber(Connection):
+    """A receive-only viewer of one :class:`Session`'s output."""
+
+    kind = "subscribe"
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        target: Session,
+        *,
+        loopback: bool,
+        faults: Faults,
+        on_closed: Callable[[Connection], None],
+    ) -> None:
+        super().__init__(ws, loopback=loopback, faults=faults, on_closed=on_closed)
+        self.target = target
+
+    def _add_tracks(self, pc: RTCPeerConnection) -> None:
+        target = self.target
+        self._attach(pc, target.relay.subscribe(target.video_out, buffered=False))
+        if target.audio_out is not None:
+            self._attach(pc, target.relay.subscribe(target.audio_out))
+
+
+def _prompt_error(prompt: object) -> str | None:
+    if not isinstance(prompt, str):
+        return "prompt must be text"
+    if not prompt.strip():
+        return "prompt must not be empty"
+    return None
+
+
+def _enhance(message: Message) -> bool:
+    value = message.get("enhance_prompt", True)
+    return value if isinstance(value, bool) else True
