@@ -123,6 +123,8 @@ class FrameHub:
         self.model = model
         self.pixel_format = pixel_format
         self._cond = threading.Condition()
+        # av frames are not thread-safe: two threads reformatting one frame can crash.
+        self._convert_lock = threading.Lock()
         self._frame: av.VideoFrame | None = None
         self._seq = 0
         self._closed = False
@@ -177,9 +179,10 @@ class FrameHub:
 
     def to_numpy(self, frame: av.VideoFrame) -> np.ndarray:
         """One conversion, one array: the consumer's own, writable."""
-        return frame.to_ndarray(
-            format=self.pixel_format, width=self.model.width, height=self.model.height
-        )
+        with self._convert_lock:
+            return frame.to_ndarray(
+                format=self.pixel_format, width=self.model.width, height=self.model.height
+            )
 
     @property
     def closed(self) -> bool:

@@ -36,8 +36,8 @@ def main() -> None:
             if count == 50:
                 client.set_prompt("sepia")
             if count == 100:
+                print("frame", frame.shape, frame.dtype, "session", client.session_id)
                 break
-        print("last frame", frame.shape, frame.dtype, "session", client.session_id)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,36 @@ def test_error_codes_and_permanence() -> None:
     assert not errors.is_permanent("server overloaded")
     error = errors.WebSocketError("boom", cause=OSError("x"))
     assert str(error) == "[WEBRTC_WEBSOCKET_ERROR] boom" and isinstance(error.cause, OSError)
+
+
+def test_output_conversion_allocates_only_the_array() -> None:
+    import gc
+    import tracemalloc
+
+    import av
+
+    from decart_sync.tracks import FrameHub, FrameIterator
+
+    model = models.ModelDefinition("t", fps=25, width=640, height=352)
+    hub = FrameHub(model, "rgb24")
+    rgb = np.random.default_rng(0).integers(0, 255, (352, 640, 3), np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    frames = FrameIterator(hub, timeout=1)
+    hub.publish(frame)
+    next(frames)  # warm caches (the reformatter, numpy's type objects)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(20):
+            hub.publish(frame)
+            tracemalloc.reset_peak()
+            before, _ = tracemalloc.get_traced_memory()
+            array = next(frames)
+            _, peak = tracemalloc.get_traced_memory()
+            del array
+            # The output array itself, and only small change besides it.
+            assert rgb.nbytes <= peak - before < rgb.nbytes + 16 * 1024
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert current < 64 * 1024  # nothing kept per frame
