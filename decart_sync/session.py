@@ -89,8 +89,11 @@ class _Attempt:
         self.established = False
         self.generating = False
         self.relay: MediaRelay | None = None
+        self.error: DecartSDKError | None = None  # the first reason this attempt failed
 
     def fail(self, error: DecartSDKError) -> None:
+        if self.error is None:
+            self.error = error
         for fut in (self.answer, self.connected):
             if not fut.done():
                 fut.set_exception(error)
@@ -204,7 +207,7 @@ class Session:
         sdp = await peer.build_offer(pc)
         if options.customize_offer is not None:
             sdp = await self._customize(sdp)
-        await signaling.send({"type": "offer", "sdp": sdp})
+        await self._send(attempt, {"type": "offer", "sdp": sdp})
         answer = await attempt.answer
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         for candidate in attempt.candidates:
@@ -275,13 +278,23 @@ class Session:
             waiters = self._image_waiters
         waiters.append(fut)
         try:
-            await attempt.signaling.send(message)
+            await self._send(attempt, message)
             await fut
         finally:
             with contextlib.suppress(ValueError):
                 waiters.remove(fut)
             if message["type"] == "prompt" and not waiters:
                 self._prompt_waiters.pop(message["prompt"], None)
+
+    async def _send(self, attempt: _Attempt, message: Message) -> None:
+        assert attempt.signaling is not None
+        try:
+            await attempt.signaling.send(message)
+        except WebSocketError:
+            # A server that says why and then hangs up: its reason, not the closed socket.
+            if attempt.error is not None:
+                raise attempt.error from None
+            raise
 
     def _fail_waiters(self, error: DecartSDKError) -> None:
         for fut in [*self._image_waiters, *(f for q in self._prompt_waiters.values() for f in q)]:

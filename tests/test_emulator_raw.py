@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import websocket
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 from av import AudioFrame, VideoFrame
 
 from decart_sync._portal import Portal
@@ -159,39 +159,70 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
-class RawPeer:
-    """A bare aiortc peer on its own loop thread; received frames land in a queue."""
+class ToneTrack(AudioStreamTrack):
+    """A microphone: a 440 Hz tone at ``amplitude`` (0: silence), stereo s16.
 
-    def __init__(self, send: np.ndarray | None, *, receive_audio: bool = False) -> None:
+    Pacing, timestamps and rate (20 ms frames) come from aiortc's silent track.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.amplitude = 0.0
+
+    async def recv(self) -> AudioFrame:
+        silence = await super().recv()
+        assert isinstance(silence, AudioFrame) and silence.pts is not None
+        rate = silence.sample_rate
+        t = (silence.pts + np.arange(silence.samples)) / rate
+        mono = (self.amplitude * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        tone = AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), "s16", "stereo")
+        tone.sample_rate, tone.pts, tone.time_base = rate, silence.pts, silence.time_base
+        return tone
+
+
+class RawPeer:
+    """A bare aiortc peer on its own loop thread; received frames land in a queue.
+
+    ``send``: a picture to send as a camera (sendrecv video), or None (recvonly
+    video). ``audio``: "recv" (a viewer) or "tone" (the avatar's microphone).
+    """
+
+    def __init__(self, send: np.ndarray | None, *, audio: str | None = None) -> None:
         self.portal = Portal("raw-test-peer").start()
         self.frames: queue.Queue[np.ndarray] = queue.Queue()
         self.states: queue.Queue[str] = queue.Queue()
-        self.pc: RTCPeerConnection = self.portal.call(self._create(send, receive_audio), 10)
+        self.audio_frames = 0
+        self.tone = ToneTrack() if audio == "tone" else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.pc: RTCPeerConnection = self.portal.call(self._create(send, audio), 10)
 
-    async def _create(self, send: np.ndarray | None, receive_audio: bool) -> RTCPeerConnection:
+    async def _create(self, send: np.ndarray | None, audio: str | None) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if send is not None:
             pc.addTransceiver(PatternTrack(send), direction="sendrecv")
         else:
             pc.addTransceiver("video", direction="recvonly")
-        if receive_audio:
+        if self.tone is not None:
+            pc.addTransceiver(self.tone, direction="sendrecv")
+        elif audio == "recv":
             pc.addTransceiver("audio", direction="recvonly")
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", lambda: self.states.put(pc.connectionState))
         return pc
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            task = asyncio.ensure_future(self._collect(track))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.ensure_future(self._collect(track))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _collect(self, track: MediaStreamTrack) -> None:
         try:
             while True:
                 frame = await track.recv()
-                self.frames.put(frame.to_ndarray(format="rgb24"))
+                if isinstance(frame, VideoFrame):
+                    self.frames.put(frame.to_ndarray(format="rgb24"))
+                else:
+                    self.audio_frames += 1
         except MediaStreamError:
             pass
 
@@ -269,7 +300,8 @@ def _round_half_up(value: fractions.Fraction) -> int:
 
 
 def _exact(weights: tuple[str, str, str], pixel: np.ndarray) -> int:
-    total = sum(fractions.Fraction(w) * int(c) for w, c in zip(weights, pixel, strict=True))
+    terms = (fractions.Fraction(w) * int(c) for w, c in zip(weights, pixel, strict=True))
+    total = sum(terms, fractions.Fraction(0))
     return min(255, _round_half_up(total))
 
 
@@ -494,7 +526,7 @@ def test_trickled_candidates_and_the_old_message_order(
     peer = peers(frame_in)
     offer, candidates = split_candidates(peer.offer())
     assert candidates
-    messages = [{"type": "ice-candidate", "candidate": c} for c in candidates]
+    messages: list[dict[str, Any]] = [{"type": "ice-candidate", "candidate": c} for c in candidates]
     messages.append({"type": "ice-candidate", "candidate": None})  # end of candidates
     if trickle == "before-offer":
         messages.append({"type": "offer", "sdp": offer})
@@ -529,7 +561,7 @@ def test_subscriber_sees_the_output(emu: Emulator, signaling, peers) -> None:
         f"?IP={hello['server_ip']}&port={hello['server_port']}&api_key={KEY}"
     )
     viewer_channel = signaling(viewer_url)
-    viewer = peers(None, receive_audio=True)
+    viewer = peers(None, audio="recv")
     viewer_channel.send({"type": "offer", "sdp": viewer.offer()})
     viewer.accept(viewer_channel.expect("answer")["sdp"])
     viewer.wait_frame(lambda f: mean_error(f, 255 - frame_in) < TOLERANCE)
@@ -537,7 +569,66 @@ def test_subscriber_sees_the_output(emu: Emulator, signaling, peers) -> None:
     assert len(emu.subscribers) == 1
 
 
+def test_live_avatar_follows_the_audio_level(signaling, peers) -> None:
+    # The avatar model, small: the emulator's own models= entry overrides the registry's.
+    small_avatar = ModelDefinition("live-avatar", fps=25, width=320, height=192)
+    with Emulator(models=[small_avatar]) as emu:
+        channel = signaling(stream_url(emu, model="live-avatar"))
+        channel.recv()
+        portrait = np.full((64, 48, 3), 200, np.uint8)  # any size: scaled to the model's
+        channel.send({"type": "set_image", "image_data": png_base64(portrait), "prompt": "hi"})
+        assert channel.expect("set_image_ack")["success"] is True
+        peer = peers(None, audio="tone")
+        channel.send({"type": "offer", "sdp": peer.offer()})
+        peer.accept(channel.expect("answer")["sdp"])
+        quiet = 200 * 0.25  # silence: g = 0.25
+        peer.wait_frame(lambda f: f.shape == (192, 320, 3) and abs(f.mean() - quiet) < 8)
+        assert peer.tone is not None
+        peer.tone.amplitude = 0.5  # rms 0.35 -> g = 1
+        peer.wait_frame(lambda f: abs(f.mean() - 200) < 8)
+        session = emu.sessions[0]
+        assert session.audio_frames_in > 0
+        assert session.wait(lambda: session.audio_frames_out > 0, 5)
+        assert peer.audio_frames > 0  # the echo comes back
+        peer.tone.amplitude = 0.0
+        peer.wait_frame(lambda f: abs(f.mean() - quiet) < 8)
+
+
 # -- drops, faults, admin, shutdown --------------------------------------------------
+
+
+def test_signaling_drop_leaves_media_until_the_peer_goes(emu: Emulator, signaling, peers) -> None:
+    frame_in = gradient()
+    channel = signaling()
+    session = emu.wait_for_session(session_id=channel.recv()["session_id"])
+    peer = peers(frame_in)
+    channel.send({"type": "offer", "sdp": peer.offer()})
+    peer.accept(channel.expect("answer")["sdp"])
+    peer.wait_frame(lambda f: mean_error(f, frame_in) < TOLERANCE)  # passthrough
+    emu.drop_sessions("signaling")
+    channel.expect_closed()
+    # Media goes on without signaling (fresh frames, not ones queued before the drop) ...
+    frames_out = session.frames_out
+    assert session.wait(lambda: session.frames_out > frames_out + 5, 5)
+    assert not session.closed and session in emu.sessions
+    # ... until the client gives its peer up.
+    peer.close()
+    assert session.wait(lambda: session.closed, 10), "the session outlived its peer"
+    assert session not in emu.sessions
+
+
+def test_a_vanished_client_leaves_nothing_running(emu: Emulator, signaling, peers) -> None:
+    channel = signaling()
+    session = emu.wait_for_session(session_id=channel.recv()["session_id"])
+    peer = peers(gradient())
+    channel.send({"type": "offer", "sdp": peer.offer()})
+    peer.accept(channel.expect("answer")["sdp"])
+    peer.wait_frame(lambda f: True)
+    channel.ws.shutdown()  # the socket just goes: no closing handshake, the peer stays up
+    assert session.wait(lambda: session.closed, 10)
+    assert session.peer is not None and session.peer.state == "closed"
+    assert session.pending_tasks == 0
+    assert session.video_out.readyState == "ended"
 
 
 @pytest.mark.parametrize("how", ["signaling", "both"])

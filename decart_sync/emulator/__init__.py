@@ -79,10 +79,12 @@ Tests
 -----
 ``emu.sessions`` lists live sessions; each keeps ``offer_sdp`` (verbatim),
 ``messages`` (every JSON message received, in order), ``prompt``, ``image``,
-``frames_in``, ``frames_out``, and has ``wait(predicate)`` and
-``wait_message(type)``. ``emu.drop_sessions(how)`` simulates a service drop,
-and :class:`Faults` injects misbehaviour (slow or failing acks, no answer,
-silence, junk messages, frozen media).
+``frames_in``, ``frames_out``, ``closing`` / ``closed`` (the latter once
+nothing of it runs any more), and has ``wait(predicate)`` and
+``wait_message(type)``; ``emu.wait_for_session()`` hands out new sessions.
+``emu.drop_sessions(how)`` simulates a service drop, and :class:`Faults`
+injects misbehaviour (slow or failing acks, no answer, silence, junk
+messages, frozen media).
 """
 
 from __future__ import annotations

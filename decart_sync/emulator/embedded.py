@@ -149,21 +149,21 @@ class Emulator:
         ``predicate`` narrows the choice. Raises ``TimeoutError`` at the deadline.
         """
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for session in self.sessions:
-                    if session_id is not None and session.session_id != session_id:
-                        continue
-                    if session_id is None and session in self._handed_out:
-                        continue
-                    if predicate is not None and not predicate(session):
-                        continue
-                    self._handed_out.add(session)
-                    return session
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no matching emulator session within {timeout} s")
-                # Sliced: a predicate on a session's own state changes without a notify here.
+        while True:
+            for session in self.sessions:
+                if session_id is not None and session.session_id != session_id:
+                    continue
+                if session_id is None and session in self._handed_out:
+                    continue
+                if predicate is not None and not predicate(session):
+                    continue
+                self._handed_out.add(session)
+                return session
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching emulator session within {timeout} s")
+            # Sliced: a predicate on a session's own state changes without a notify here.
+            with self._changed:
                 self._changed.wait(min(remaining, 0.1))
 
     def drop_sessions(self, how: str = "both", timeout: float = 5.0) -> int:

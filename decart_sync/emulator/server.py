@@ -17,6 +17,7 @@ Pure asyncio; :class:`~.embedded.Emulator` runs it on its own loop thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import http
 import json
@@ -38,6 +39,7 @@ from .session import DROP_MODES, Connection, Session, Subscriber
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_emulator/"
+WORKER_PREFIX = "decart-sync-emulator-worker"
 SUBSCRIBE_PREFIX = "/subscribe/"
 # Reference images travel as base64 in one message.
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -76,6 +78,11 @@ class EmulatorServer:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
+        # Frame work (ours and aiortc's encoders) runs in the loop's default executor:
+        # named threads let thread dumps and leak checks tell whose they are.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+        )
         self._server = await serve(
             self._handle,
             self.host,
@@ -208,7 +215,7 @@ class EmulatorServer:
     async def _subscribe(self, ws: ServerConnection, sid: str) -> None:
         with self._lock:
             target = self._sessions.get(sid)
-        if target is None or target.closed:
+        if target is None or target.closing:
             await _reject(ws, "Invalid session")
             return
         subscriber = Subscriber(

@@ -32,7 +32,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -71,14 +71,15 @@ class Connection:
         self.answer_sdp: str | None = None
         self.peer: Peer | None = None
         self.signaling_open = True
-        self.closed = False
+        self.closing = False  # set when the close starts
+        self.closed = False  # set when it has finished: nothing of it runs any more
         self.close_reason: str | None = None
         self._loopback = loopback
         self._on_closed = on_closed
         self._tasks: set[asyncio.Task[Any]] = set()
         self._proxies: list[MediaStreamTrack] = []
         self._signaling_dropped = False
-        self._closing: asyncio.Future[None] | None = None
+        self._close_task: asyncio.Future[None] | None = None
         self._changed = threading.Condition()
 
     # -- observation from any thread ----------------------------------------
@@ -86,12 +87,13 @@ class Connection:
     def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Until ``predicate()`` holds (re-checked on every change); False at the deadline."""
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                # Sliced so Ctrl-C lands and changes made without a notify are seen.
+        # The predicate runs outside the lock: the loop thread takes it to notify, and
+        # a predicate may well wait on the loop. The sliced wait covers a missed notify.
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
                 self._changed.wait(min(remaining, 0.1))
         return True
 
@@ -106,6 +108,11 @@ class Connection:
         if not self.wait(seen, timeout):
             raise TimeoutError(f"no {kind!r} message within {timeout} s")
         return found[0]
+
+    @property
+    def pending_tasks(self) -> int:
+        """Tasks of this connection still running (none once ``closed``)."""
+        return sum(1 for task in list(self._tasks) if not task.done())
 
     def _notify(self) -> None:
         with self._changed:
@@ -180,7 +187,14 @@ class Connection:
             return
         self.offer_sdp = sdp
         self._notify()
-        answer = await peer.answer(sdp, self._add_tracks)
+        try:
+            answer = await peer.answer(sdp, self._add_tracks)
+        except Exception as exc:
+            # Say so at once: the client would otherwise wait for an answer until it times out.
+            reason = str(exc) or type(exc).__name__
+            log.info("could not answer an offer: %s", reason)
+            await self.send({"type": "error", "error": f"Could not answer the offer: {reason}"})
+            return
         self.answer_sdp = answer
         self._notify()
         if self.faults.no_answer:
@@ -231,7 +245,7 @@ class Connection:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A task that lives no longer than this connection."""
         task = asyncio.ensure_future(coro)
-        if self.closed:
+        if self.closing:
             task.cancel()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -265,13 +279,13 @@ class Connection:
 
     async def close(self, reason: str = "closed") -> None:
         """End everything this connection owns; idempotent, and bounded by the peer's close."""
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close(reason))
-        await asyncio.shield(self._closing)
+        if self._close_task is None:
+            self.closing = True
+            self.close_reason = reason
+            self._close_task = asyncio.ensure_future(self._close(reason))
+        await asyncio.shield(self._close_task)
 
     async def _close(self, reason: str) -> None:
-        self.closed = True
-        self.close_reason = reason
         try:
             await self._before_close(reason)
         finally:
@@ -291,6 +305,7 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.ws.close(), 1.0)  # bounded by close_timeout too
             self._on_closed(self)
+            self.closed = True
             self._notify()
 
     async def _before_close(self, reason: str) -> None:
@@ -300,7 +315,7 @@ class Connection:
         """Stop the source tracks this connection owns."""
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
+        state = "closed" if self.closed else "closing" if self.closing else "open"
         return f"<{type(self).__name__} {self.session_id} {state}>"
 
 
@@ -443,8 +458,9 @@ class Session(Connection):
         try:
             while True:
                 frame = await track.recv()
-                self.frames_in += 1
-                latest.put(frame)
+                if isinstance(frame, VideoFrame):
+                    self.frames_in += 1
+                    latest.put(frame)
         except MediaStreamError:
             pass
         finally:
@@ -455,9 +471,10 @@ class Session(Connection):
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                self.audio_frames_in += 1
-                self.level.feed(frame)
-                self.audio_out.feed(frame)
+                if isinstance(frame, AudioFrame):
+                    self.audio_frames_in += 1
+                    self.level.feed(frame)
+                    self.audio_out.feed(frame)
 
     async def _render_avatar(self) -> None:
         """The avatar picture at the brightness of the latest audio, at the model's rate."""

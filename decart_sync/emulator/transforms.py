@@ -57,7 +57,9 @@ def tint_color(prompt: str) -> np.ndarray:
 
 def blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(a + b) // 2, per channel; ``b`` may be a full frame or one colour."""
-    return ((a.astype(np.uint16) + b) // 2).astype(np.uint8)
+    total = np.add(a, b, dtype=np.uint16)
+    total >>= 1
+    return total.astype(np.uint8)
 
 
 def brightness(rms: float) -> float:
