@@ -245,7 +245,7 @@ class RealtimeClient:
             raise InvalidInputError("set() needs a prompt, an image, or both")
         if prompt is not None:
             check_prompt(prompt)
-        data = None if image is None else images.to_base64(image, pixel_format=self.pixel_format)
+        data = self._image(image, timeout)
         if prompt is None:
             call = self._session.set_image(data, enhance=enhance)
         else:
@@ -263,12 +263,17 @@ class RealtimeClient:
         """Set (or, with ``None``, clear) the reference image; the prompt too if given."""
         if prompt is not None:
             check_prompt(prompt)
-        data = None if image is None else images.to_base64(image, pixel_format=self.pixel_format)
+        data = self._image(image, timeout)
         if prompt is None:
             call = self._session.set_image(data, enhance=enhance)
         else:
             call = self._session.set_image(data, prompt, enhance)
         self._call(call, timeout, "the image")
+
+    def _image(self, image: Any, timeout: float | None) -> str | None:
+        if image is None:
+            return None
+        return images.to_base64(image, pixel_format=self.pixel_format, fetch_timeout=timeout)
 
     def play_audio(
         self, audio: Any, *, sample_rate: int | None = None, timeout: float | None = None
@@ -348,10 +353,13 @@ class RealtimeClient:
         return SubscribeToken(session.session_id, session.server_ip, session.server_port).encode()
 
     @property
-    def stats(self) -> dict[str, int]:
-        """Counters: frames sent and received, reconnects, audio chunks played."""
+    def stats(self) -> dict[str, float]:
+        """Counters: frames sent and received, reconnects, audio played; and
+        ``seconds_since_last_frame``, which grows when the service's media stalls."""
         track = self._session.input_track
+        last = self._hub.last_frame_time
         return {
+            "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
             "frames_in": self._input.count if self._input is not None else 0,
             "frames_sent": track.sent if track is not None else 0,
             "frames_received": self._hub.received,

@@ -27,9 +27,15 @@ FETCH_TIMEOUT = 10.0
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-def to_base64(image: Any, *, pixel_format: str = "rgb24") -> str:
-    """Normalise an image to base64 (no ``data:`` prefix), checking it decodes."""
-    data = _to_bytes(image, pixel_format)
+def to_base64(
+    image: Any, *, pixel_format: str = "rgb24", fetch_timeout: float | None = None
+) -> str:
+    """Normalise an image to base64 (no ``data:`` prefix), checking it decodes.
+
+    A URL is fetched within ``fetch_timeout`` seconds (at most ``FETCH_TIMEOUT``).
+    """
+    timeout = FETCH_TIMEOUT if fetch_timeout is None else min(fetch_timeout, FETCH_TIMEOUT)
+    data = _to_bytes(image, pixel_format, timeout)
     if not data:
         raise InvalidInputError("the image is empty")
     if len(data) > MAX_IMAGE_BYTES:
@@ -54,7 +60,7 @@ def decode(data: bytes) -> av.VideoFrame:
     raise InvalidInputError("the image holds no picture; use a PNG, JPEG or WebP file")
 
 
-def _to_bytes(image: Any, pixel_format: str) -> bytes:
+def _to_bytes(image: Any, pixel_format: str, timeout: float) -> bytes:
     if isinstance(image, bytes | bytearray | memoryview):
         return bytes(image)
     if isinstance(image, np.ndarray):
@@ -70,7 +76,7 @@ def _to_bytes(image: Any, pixel_format: str) -> bytes:
     if text.startswith("data:"):
         return _from_data_url(text)
     if text.lower().startswith(("http://", "https://")):
-        return _fetch(text)
+        return _fetch(text, timeout)
     if _SCHEME.match(text):
         raise InvalidInputError(
             f"unsupported image URL scheme in {text.split('://')[0]!r}://; use http(s) or data:"
@@ -124,9 +130,9 @@ def _from_data_url(url: str) -> bytes:
         raise InvalidInputError("the data: URL's base64 payload is malformed") from None
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str, timeout: float) -> bytes:
     try:
-        with requests.get(url, timeout=FETCH_TIMEOUT, stream=True) as response:
+        with requests.get(url, timeout=timeout, stream=True) as response:
             response.raise_for_status()
             chunks, total = [], 0
             for chunk in response.iter_content(64 * 1024):

@@ -80,9 +80,14 @@ def add_bitrate_hints(sdp: str) -> str:
 
 
 def parse_candidate(payload: Any) -> RTCIceCandidate | None:
-    """An ``ice-candidate`` message's candidate; None for end-of-candidates or junk."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("candidate"), str):
+    """An ``ice-candidate`` message's candidate; None for end-of-candidates.
+
+    Raises ValueError for anything else.
+    """
+    if payload is None:
         return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("candidate"), str):
+        raise ValueError("candidate is not an object with candidate text")
     text = payload["candidate"]
     if not text:
         return None
@@ -91,8 +96,7 @@ def parse_candidate(payload: Any) -> RTCIceCandidate | None:
     try:
         candidate = candidate_from_sdp(text)
     except (ValueError, IndexError, AssertionError):
-        log.warning("ignoring a malformed ICE candidate: %.80r", text)
-        return None
+        raise ValueError(f"unparsable candidate {text[:60]!r}") from None
     candidate.sdpMid = payload.get("sdpMid") if isinstance(payload.get("sdpMid"), str) else None
     index = payload.get("sdpMLineIndex")
     candidate.sdpMLineIndex = index if isinstance(index, int) else None

@@ -132,7 +132,7 @@ class Session:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._state_changed = asyncio.Event()
         self._closing = False
-        self._warned_types: set[str] = set()
+        self._warned: set[object] = set()
         self.input_track: InputTrack | None = None
         self._cleanup: asyncio.Future[None] | None = None
 
@@ -309,14 +309,20 @@ class Session:
         kind = message["type"]
         handler = getattr(self, "_msg_" + kind.replace("-", "_"), None)
         if handler is None:
-            if kind not in self._warned_types:
-                self._warned_types.add(kind)
-                log.warning("ignoring an unknown signaling message type %r", kind)
+            self._warn_once(kind, "ignoring a signaling message of unknown type %r", kind)
             return
         try:
             handler(attempt, message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("ignoring a malformed %r message: %s", kind, exc)
+            self._warn_once(
+                ("malformed", kind), "ignoring a malformed %r message (%s)", kind, repr(exc)
+            )
+
+    def _warn_once(self, key: object, text: str, *args: object) -> None:
+        # A hostile or buggy server could flood the log; one line per kind of junk.
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(text, *args)
 
     def _msg_answer(self, attempt: _Attempt, message: Message) -> None:
         sdp = message["sdp"]

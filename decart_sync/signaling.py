@@ -58,6 +58,7 @@ class Signaling:
             max_workers=1, thread_name_prefix="decart-sync-signaling-send"
         )
         self._closing = False
+        self._warned: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self, timeout: float | None) -> None:
@@ -93,9 +94,12 @@ class Signaling:
                 text = self._ws.recv()
                 if not text:
                     break
-                message = parse(text)
-                if message is not None:
-                    self._loop.call_soon_threadsafe(self._on_message, message)
+                try:
+                    message = parse(text)
+                except ValueError as exc:
+                    self._warn_once(str(exc), text)
+                    continue
+                self._loop.call_soon_threadsafe(self._on_message, message)
         except Exception as exc:
             if not self._closing:
                 reason = exc
@@ -116,6 +120,12 @@ class Signaling:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(settle)
+
+    def _warn_once(self, problem: str, text: str | bytes) -> None:
+        # A hostile or buggy server could flood the log; one line per kind of junk.
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning("ignoring a signaling message that is %s: %.80r", problem, text)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
@@ -147,14 +157,14 @@ class Signaling:
             self._thread.join(1.0)
 
 
-def parse(text: str | bytes) -> Message | None:
-    """A server message as a dict with a string ``type``, or None (logged)."""
+def parse(text: str | bytes) -> Message:
+    """A server message as a dict with a string ``type``; ValueError says what is wrong."""
     try:
         message = json.loads(text)
     except (ValueError, TypeError):
-        log.warning("ignoring a malformed signaling message (not JSON): %.80r", text)
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        log.warning("ignoring a signaling message without a type: %.80r", text)
-        return None
+        raise ValueError("not JSON") from None
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(message.get("type"), str):
+        raise ValueError("without a type")
     return message

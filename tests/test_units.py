@@ -70,14 +70,16 @@ def test_candidate_parsing() -> None:
     assert candidate is not None and candidate.ip == "127.0.0.1" and candidate.sdpMid == "0"
     assert peer.parse_candidate(None) is None
     assert peer.parse_candidate({"candidate": ""}) is None
-    assert peer.parse_candidate({"candidate": "garbage"}) is None
+    for junk in ({"candidate": "garbage"}, {"candidate": 5}, "text", []):
+        with pytest.raises(ValueError):
+            peer.parse_candidate(junk)
 
 
-def test_message_parsing_drops_junk(caplog) -> None:
+def test_message_parsing_rejects_junk() -> None:
     assert parse('{"type": "ready"}') == {"type": "ready"}
-    assert parse("{not json") is None
-    assert parse("[1, 2]") is None
-    assert parse('{"no": "type"}') is None
+    for junk in ("{not json", "[1, 2]", '{"no": "type"}', '{"type": 5}', b"\xff"):
+        with pytest.raises(ValueError):
+            parse(junk)
 
 
 def test_api_key_is_redacted() -> None:

@@ -1,6 +1,7 @@
 """``python -m decart_sync.emulator``: serve the emulator, or tell a running one to drop.
 
     python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--api-key KEY ...]
+        [--model NAME:FPS:WIDTHxHEIGHT ...] [--fault FIELD=VALUE ...]
     python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
 
 The first line printed when serving is the URL (scripts read it, e.g. with
@@ -20,7 +21,12 @@ from collections.abc import Sequence
 from types import FrameType
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import attrs
+
+from ..errors import DecartSDKError
+from ..models import ModelDefinition
 from .embedded import Emulator
+from .faults import Faults
 from .server import ADMIN_PREFIX
 from .session import DROP_MODES
 
@@ -53,16 +59,39 @@ def _serve(argv: list[str]) -> int:
         metavar="KEY",
         help="accept only this key (repeatable); default: any non-empty key",
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        default=[],
+        type=_model,
+        metavar="NAME:FPS:WxH",
+        help="serve an extra model, e.g. bench-small:25:640x352 (repeatable)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        dest="faults",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"misbehave on purpose (repeatable); fields: {', '.join(_FAULT_FIELDS)}",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    try:
+        faults = _faults(args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (e.g. from a test harness) closes as cleanly as Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with Emulator(args.host, args.port, api_keys=args.api_keys) as emu:
+        with Emulator(
+            args.host, args.port, api_keys=args.api_keys, models=args.models, faults=faults
+        ) as emu:
             print(f"decart-sync emulator serving at {emu.url} (Ctrl-C stops)", flush=True)
             while not stop.wait(0.5):  # sliced: Ctrl-C lands at once
                 pass
@@ -96,6 +125,36 @@ def admin_url(url: str, command: str, **params: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
     return urlunsplit((scheme, parts.netloc, ADMIN_PREFIX + command, urlencode(params), ""))
+
+
+_FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
+
+
+def _faults(settings: list[str]) -> Faults:
+    """``FIELD=VALUE`` pairs into a :class:`Faults`, each value parsed as its field's type."""
+    values: dict[str, object] = {}
+    defaults = Faults()
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        if not sep or name not in _FAULT_FIELDS:
+            raise ValueError(f"--fault wants FIELD=VALUE with FIELD in {', '.join(_FAULT_FIELDS)}")
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            values[name] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, float):
+            values[name] = float(text)
+        else:
+            values[name] = text or None
+    return Faults(**values)  # type: ignore[arg-type]
+
+
+def _model(text: str) -> ModelDefinition:
+    try:
+        name, fps, size = text.split(":")
+        width, height = size.lower().split("x")
+        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
+    except (ValueError, DecartSDKError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:FPS:WIDTHxHEIGHT ({exc})") from None
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from .._ice import allow_loopback_candidates
 from .._portal import Portal
@@ -174,6 +175,17 @@ class Emulator:
         WebSockets stay open), "both" does both and ends the sessions.
         """
         return self._portal.call(self._server.drop(how), timeout)
+
+    def send(
+        self, message: dict[str, Any] | str, *, session_id: str | None = None, timeout: float = 5.0
+    ) -> int:
+        """Send a message to live sessions (or one): a dict as JSON, text verbatim.
+
+        How a test plays a failing or hostile service, e.g.
+        ``emu.send({"type": "error", "error": "Insufficient credits"})``. Returns
+        how many sessions it reached.
+        """
+        return self._portal.call(self._server.send(message, session_id), timeout)
 
     def _notify(self) -> None:
         with self._changed:

@@ -155,6 +155,13 @@ class EmulatorServer:
         await asyncio.gather(*(s.drop(how) for s in sessions))
         return len(sessions)
 
+    async def send(self, message: dict[str, Any] | str, session_id: str | None = None) -> int:
+        """Send a message to live sessions: a dict as JSON, text verbatim (junk included)."""
+        text = message if isinstance(message, str) else json.dumps(message)
+        sessions = [s for s in self.sessions if session_id in (None, s.session_id)]
+        sent = await asyncio.gather(*(s.send_raw(text) for s in sessions))
+        return sum(sent)
+
     # -- HTTP admin -----------------------------------------------------------
 
     async def _process_request(

@@ -174,6 +174,16 @@ class Connection:
             return False
         return True
 
+    async def send_raw(self, text: str) -> bool:
+        """Send text as is, faults aside: how tests play a hostile or failing service."""
+        if not self.signaling_open:
+            return False
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
     # -- offer / answer and candidates ----------------------------------------
 
     async def _on_offer(self, message: Message) -> None:
