@@ -288,10 +288,14 @@ class Session:
 
     async def _send(self, attempt: _Attempt, message: Message) -> None:
         assert attempt.signaling is not None
+        if attempt.error is not None:  # e.g. the server refused us before we said a word
+            raise attempt.error
         try:
             await attempt.signaling.send(message)
         except WebSocketError:
             # A server that says why and then hangs up: its reason, not the closed socket.
+            # The reason may still be on its way from the reader thread.
+            await attempt.signaling.drained(1.0)
             if attempt.error is not None:
                 raise attempt.error from None
             raise

@@ -142,6 +142,11 @@ class Signaling:
                 f"could not send {message.get('type')!r}: {self._scrub(str(exc))}", cause=exc
             ) from None
 
+    async def drained(self, timeout: float) -> None:
+        """Until the reader has handed over every message it read (it ends on close)."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            await asyncio.to_thread(self._thread.join, timeout)
+
     def close(self) -> None:
         """Close without waiting on the peer; never raises, returns quickly."""
         if self._closing:

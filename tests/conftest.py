@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -105,3 +108,30 @@ def connect(emulator: Emulator) -> Iterator[Callable[..., decart_sync.RealtimeCl
     yield _connect
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def remote_emulator() -> Iterator[str]:
+    """An emulator in another process, so this process's threads are the client's alone."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "decart_sync.emulator",
+            "--port",
+            "0",
+            "--model",
+            "test-small:25:320x192",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
+        assert match, f"emulator did not print its URL: {line!r}"
+        yield match.group(0)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import KEY, SMALL, pattern
@@ -15,25 +11,6 @@ from conftest import KEY, SMALL, pattern
 import decart_sync
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def remote_emulator() -> Iterator[str]:
-    """An emulator in another process, so this process's threads are the client's alone."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "decart_sync.emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
-        assert match, f"emulator did not print its URL: {line!r}"
-        yield match.group(0)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _threads() -> set[int]:

@@ -132,8 +132,11 @@ class Emulator:
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
-        # Sessions hold the instance they started with; new sessions get this one.
-        self._server.faults = faults
+        # Live sessions following the shared plan switch too; one given its own keeps it.
+        old, self._server.faults = self._server.faults, faults
+        for connection in [*self._server.sessions, *self._server.subscribers]:
+            if connection.faults is old:
+                connection.faults = faults
 
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)

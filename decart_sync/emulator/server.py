@@ -22,6 +22,7 @@ import contextlib
 import http
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -37,6 +38,22 @@ from .faults import Faults
 from .session import DROP_MODES, Connection, Session, Subscriber
 
 log = logging.getLogger(__name__)
+
+
+class _RedactKeys(logging.Filter):
+    """websockets logs request lines at DEBUG; the key is in their query string."""
+
+    _KEY = re.compile(r"(api_key=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "api_key=" in message:
+            record.msg, record.args = self._KEY.sub(r"\1***", message), None
+        return True
+
+
+_websockets_log = logging.getLogger(f"{__name__}.websockets")
+_websockets_log.addFilter(_RedactKeys())
 
 ADMIN_PREFIX = "/_emulator/"
 WORKER_PREFIX = "decart-sync-emulator-worker"
@@ -90,7 +107,7 @@ class EmulatorServer:
             process_request=self._process_request,
             max_size=MAX_MESSAGE,
             close_timeout=CLOSE_TIMEOUT,
-            logger=logging.getLogger(f"{__name__}.websockets"),
+            logger=_websockets_log,
         )
 
     @property
