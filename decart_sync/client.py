@@ -356,12 +356,11 @@ class RealtimeClient:
     def stats(self) -> dict[str, float]:
         """Counters: frames sent and received, reconnects, audio played; and
         ``seconds_since_last_frame``, which grows when the service's media stalls."""
-        track = self._session.input_track
         last = self._hub.last_frame_time
         return {
             "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
             "frames_in": self._input.count if self._input is not None else 0,
-            "frames_sent": track.sent if track is not None else 0,
+            "frames_sent": self._input.sent if self._input is not None else 0,
             "frames_received": self._hub.received,
             "reconnects": self._session.reconnects,
             "audio_chunks_played": self._audio.played_chunks if self._audio else 0,

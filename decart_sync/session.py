@@ -133,7 +133,6 @@ class Session:
         self._state_changed = asyncio.Event()
         self._closing = False
         self._warned: set[object] = set()
-        self.input_track: InputTrack | None = None
         self._cleanup: asyncio.Future[None] | None = None
 
     # -- states ------------------------------------------------------------
@@ -200,7 +199,7 @@ class Session:
         pc.on("track", lambda track: self._on_track(attempt, track))
         video = None
         if self._input_frames is not None:
-            video = self.input_track = InputTrack(self._input_frames, self.model.fps)
+            video = InputTrack(self._input_frames, self.model.fps)
         audio = self._audio_track() if self._audio_track is not None else None
         peer.add_media(pc, video=video, audio=audio, receive_audio=options.subscribe)
 

@@ -70,7 +70,8 @@ class LatestFrame:
 
     def __init__(self, model: ModelDefinition) -> None:
         self._frame = black_frame(model)
-        self.count = 0
+        self.count = 0  # frames put
+        self.sent = 0  # frames taken by tracks, over every connection
 
     def put(self, frame: av.VideoFrame) -> None:
         self._frame = frame  # a reference swap: atomic, never blocks
@@ -91,7 +92,6 @@ class InputTrack(MediaStreamTrack):
         self._period = 1.0 / fps
         self._start: float | None = None
         self._index = 0
-        self.sent = 0
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -112,7 +112,7 @@ class InputTrack(MediaStreamTrack):
         frame = self._source.get()
         frame.pts = round((time.monotonic() - self._start) * VIDEO_CLOCK)
         frame.time_base = VIDEO_TIME_BASE
-        self.sent += 1
+        self._source.sent += 1
         return frame
 
 
