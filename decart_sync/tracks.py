@@ -24,6 +24,7 @@ from typing import Any
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
+from av.video.reformatter import VideoReformatter
 
 from .errors import DecartSDKError, InvalidInputError
 from .models import ModelDefinition
@@ -123,7 +124,10 @@ class FrameHub:
         self.model = model
         self.pixel_format = pixel_format
         self._cond = threading.Condition()
-        # av frames are not thread-safe: two threads reformatting one frame can crash.
+        # One reformatter keeps its swscale context from frame to frame (a fresh one per
+        # frame costs as much as the conversion). Neither it nor an av frame is
+        # thread-safe: two threads converting at once can crash, hence the lock.
+        self._reformatter = VideoReformatter()
         self._convert_lock = threading.Lock()
         self._frame: av.VideoFrame | None = None
         self._seq = 0
@@ -180,9 +184,10 @@ class FrameHub:
     def to_numpy(self, frame: av.VideoFrame) -> np.ndarray:
         """One conversion, one array: the consumer's own, writable."""
         with self._convert_lock:
-            return frame.to_ndarray(
-                format=self.pixel_format, width=self.model.width, height=self.model.height
+            converted = self._reformatter.reformat(
+                frame, format=self.pixel_format, width=self.model.width, height=self.model.height
             )
+        return converted.to_ndarray()
 
     @property
     def closed(self) -> bool:
