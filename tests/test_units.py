@@ -145,3 +145,51 @@ def test_output_conversion_allocates_only_the_array() -> None:
     finally:
         tracemalloc.stop()
     assert current < 64 * 1024  # nothing kept per frame
+
+
+def test_images_over_http(tmp_path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    png = images.encode_png(np.full((8, 8, 3), 7, np.uint8))
+    (tmp_path / "a.png").write_bytes(png)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            assert images.to_base64(f"{base}/a.png") == base64.b64encode(png).decode()
+            with pytest.raises(errors.InvalidInputError):
+                images.to_base64(f"{base}/missing.png")  # 404
+        finally:
+            server.shutdown()
+            thread.join(5)
+
+
+def test_audio_decoding(tmp_path) -> None:
+    import av
+
+    from decart_sync.audio import RATE, decode_audio
+
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=16_000, layout="mono")
+        t = np.arange(16_000) / 16_000
+        pcm = (np.sin(2 * np.pi * 440 * t) * 16_000).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = 16_000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    for source in (str(path), path.read_bytes()):
+        samples = decode_audio(source)
+        assert abs(len(samples) - RATE) < RATE // 50  # one second, resampled to 48 kHz
+        assert samples.dtype == np.int16 and np.abs(samples).max() > 10_000
+    floats = decode_audio(np.zeros(8000, np.float32), sample_rate=8000)
+    assert abs(len(floats) - RATE) < RATE // 50
+    for bad, rate in ((b"junk", None), (np.zeros(10), None), (np.full(10, np.nan), 8000)):
+        with pytest.raises(errors.InvalidInputError):
+            decode_audio(bad, rate)
