@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
-import av
 import numpy as np
 
 from . import images, signals
@@ -42,7 +41,7 @@ from .peer import DEFAULT_ICE_SERVERS
 from .session import CONNECTED, GENERATING, Desired, Session, SessionOptions
 from .sources import Feeder, frames_of
 from .subscribe import SubscribeToken, decode_token
-from .tracks import PIXEL_FORMATS, FrameHub, FrameIterator, LatestFrame, to_video_frame
+from .tracks import PIXEL_FORMATS, FrameHub, FrameIterator, LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +164,8 @@ class RealtimeClient:
         self.pixel_format = pixel_format
         self._subscriber = options.subscribe
         self._hub = FrameHub(self.model, pixel_format)
-        self._input = None if self._subscriber or self.model.is_avatar else LatestFrame(self.model)
+        takes_video = not (self._subscriber or self.model.is_avatar)
+        self._input = LatestFrame(self.model, pixel_format) if takes_video else None
         self._audio = AvatarAudio() if self.model.is_avatar and not self._subscriber else None
         self._portal = Portal()
         self._events = signals.Dispatcher(self)
@@ -199,8 +199,8 @@ class RealtimeClient:
         except BaseException:
             self.close()
             raise
-        if frames is not None:
-            self._feeder = Feeder(frames, self._push, self.model.fps, self._source_failed)
+        if frames is not None and self._input is not None:
+            self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
             self._feeder.start()
         self._events.release()  # events of the connect reach handlers registered after it
 
@@ -214,17 +214,6 @@ class RealtimeClient:
         if self._input is None:
             raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
         self._check_open()
-        self._input.put(to_video_frame(frame, self.pixel_format, self.model))
-
-    def _push(self, frame: Any) -> None:
-        """A source's frame: numpy from user code, or an av frame decoded from a file."""
-        assert self._input is not None
-        if isinstance(frame, av.VideoFrame):
-            frame = frame.reformat(
-                width=self.model.width, height=self.model.height, format="yuv420p"
-            )
-        else:
-            frame = to_video_frame(frame, self.pixel_format, self.model)
         self._input.put(frame)
 
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:

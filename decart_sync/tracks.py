@@ -34,8 +34,8 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 PIXEL_FORMATS = ("rgb24", "bgr24")
 
 
-def to_video_frame(frame: Any, pixel_format: str, model: ModelDefinition) -> av.VideoFrame:
-    """Validate a user frame and convert it, once, to yuv420p at the model's size."""
+def check_frame(frame: Any, pixel_format: str) -> tuple[np.ndarray, str]:
+    """A user frame, validated, with the av pixel format it is in."""
     if not isinstance(frame, np.ndarray):
         raise InvalidInputError(
             f"a frame must be a numpy array (height, width, 3) of uint8, got {type(frame).__name__}"
@@ -55,10 +55,7 @@ def to_video_frame(frame: Any, pixel_format: str, model: ModelDefinition) -> av.
         )
     if frame.shape[0] < 2 or frame.shape[1] < 2:
         raise InvalidInputError(f"a frame must be at least 2x2 pixels, got {frame.shape}")
-    if not frame.flags.c_contiguous:
-        frame = np.ascontiguousarray(frame)
-    video = av.VideoFrame.from_ndarray(frame, format=layout)
-    return video.reformat(width=model.width, height=model.height, format="yuv420p")
+    return (frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)), layout
 
 
 def black_frame(model: ModelDefinition) -> av.VideoFrame:
@@ -69,14 +66,28 @@ def black_frame(model: ModelDefinition) -> av.VideoFrame:
 class LatestFrame:
     """The newest input frame; written by any thread, read by the track."""
 
-    def __init__(self, model: ModelDefinition) -> None:
+    def __init__(self, model: ModelDefinition, pixel_format: str) -> None:
+        self._model = model
+        self._pixel_format = pixel_format
         self._frame = black_frame(model)
+        self._reformatter = VideoReformatter()  # keeps its swscale context between frames
+        self._lock = threading.Lock()  # for the reformatter: senders may be several threads
         self.count = 0  # frames put
         self.sent = 0  # frames taken by tracks, over every connection
 
-    def put(self, frame: av.VideoFrame) -> None:
-        self._frame = frame  # a reference swap: atomic, never blocks
-        self.count += 1
+    def put(self, frame: np.ndarray | av.VideoFrame) -> None:
+        """Convert once, in the caller's thread, to yuv420p at the model's size."""
+        if isinstance(frame, av.VideoFrame):  # decoded from a media file
+            video = frame
+        else:
+            array, layout = check_frame(frame, self._pixel_format)
+            video = av.VideoFrame.from_ndarray(array, format=layout)
+        with self._lock:
+            converted = self._reformatter.reformat(
+                video, format="yuv420p", width=self._model.width, height=self._model.height
+            )
+            self.count += 1
+        self._frame = converted  # a reference swap: the track never waits on a sender
 
     def get(self) -> av.VideoFrame:
         return self._frame
