@@ -7,6 +7,7 @@ reads it back from the output to match frames end to end.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -104,3 +105,15 @@ def cpu() -> float:
 def emit(figures: dict[str, object]) -> None:
     sys.stdout.write("RESULT " + json.dumps(figures) + "\n")
     sys.stdout.flush()
+
+
+def worker_args() -> argparse.Namespace:
+    """The command line every single-session worker takes from ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=704)
+    parser.add_argument("--fps", type=float, default=25)
+    return parser.parse_args()

@@ -1,4 +1,4 @@
-"""An aiortc source track of the benchmark pattern, for the async workers."""
+"""The async workers' media: a source track of the benchmark pattern, and the consumer."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ class PatternTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, 90_000)
         self._index += 1
         return frame
+
+
+async def measure(track: MediaStreamTrack, rec: Recorder, seconds: float, warmup: float) -> None:
+    """Consume a remote track as an expert would (numpy per frame), recording after warm-up."""
+    end_warmup = time.monotonic() + warmup
+    while time.monotonic() < end_warmup:
+        (await track.recv()).to_ndarray(format="rgb24")
+    rec.sent.clear()
+    rec.begin()
+    while time.monotonic() - rec.start < seconds:
+        rec.on_output((await track.recv()).to_ndarray(format="rgb24"))

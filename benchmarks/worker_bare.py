@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -10,8 +9,8 @@ import time
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from websockets.asyncio.client import connect
 
-from benchmarks.stamp import Pattern, Recorder, emit
-from benchmarks.tracks import PatternTrack
+from benchmarks.stamp import Pattern, Recorder, emit, worker_args
+from benchmarks.tracks import PatternTrack, measure
 
 
 async def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
@@ -41,13 +40,7 @@ async def run(url: str, seconds: float, width: int, height: int, fps: float, war
     rec.connect_time = time.monotonic() - t0
     drain = asyncio.ensure_future(_drain(ws))
     track = await remote
-    end_warmup = time.monotonic() + warmup
-    while time.monotonic() < end_warmup:
-        (await track.recv()).to_ndarray(format="rgb24")
-    rec.sent.clear()
-    rec.begin()
-    while time.monotonic() - rec.start < seconds:
-        rec.on_output((await track.recv()).to_ndarray(format="rgb24"))
+    await measure(track, rec, seconds, warmup)
     figures = rec.result("bare_aiortc")
     drain.cancel()
     await pc.close()
@@ -61,14 +54,7 @@ async def _drain(ws) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=704)
-    parser.add_argument("--fps", type=float, default=25)
-    args = parser.parse_args()
+    args = worker_args()
     emit(asyncio.run(run(args.url, args.seconds, args.width, args.height, args.fps, args.warmup)))
 
 

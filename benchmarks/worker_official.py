@@ -5,12 +5,11 @@ Imports nothing from decart_sync: that venv does not have it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 
-from benchmarks.stamp import Pattern, Recorder, emit
-from benchmarks.tracks import PatternTrack
+from benchmarks.stamp import Pattern, Recorder, emit, worker_args
+from benchmarks.tracks import PatternTrack, measure
 
 
 async def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
@@ -41,27 +40,14 @@ async def run(url: str, seconds: float, width: int, height: int, fps: float, war
     )
     rec.connect_time = time.monotonic() - t0
     track = await remote
-    end_warmup = time.monotonic() + warmup
-    while time.monotonic() < end_warmup:
-        (await track.recv()).to_ndarray(format="rgb24")
-    rec.sent.clear()
-    rec.begin()
-    while time.monotonic() - rec.start < seconds:
-        rec.on_output((await track.recv()).to_ndarray(format="rgb24"))
+    await measure(track, rec, seconds, warmup)
     figures = rec.result("official_sdk")
     await realtime.disconnect()
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=704)
-    parser.add_argument("--fps", type=float, default=25)
-    args = parser.parse_args()
+    args = worker_args()
     emit(asyncio.run(run(args.url, args.seconds, args.width, args.height, args.fps, args.warmup)))
 
 

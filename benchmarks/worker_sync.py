@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 
 import decart_sync
-from benchmarks.stamp import Pattern, Recorder, emit
+from benchmarks.stamp import Pattern, Recorder, emit, worker_args
 
 
 def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
@@ -51,14 +50,7 @@ def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=704)
-    parser.add_argument("--fps", type=float, default=25)
-    args = parser.parse_args()
+    args = worker_args()
     emit(run(args.url, args.seconds, args.width, args.height, args.fps, args.warmup))
 
 

@@ -13,6 +13,13 @@ import decart_sync
 pytestmark = pytest.mark.timeout(120)
 
 
+def _mirage(url: str) -> decart_sync.RealtimeClient:
+    """A full-size model: what a real user's session costs to set up and tear down."""
+    return decart_sync.connect(
+        None, model=decart_sync.models.realtime.mirage(), api_key=KEY, base_url=url, timeout=20
+    )
+
+
 def _threads() -> set[int]:
     return {t.ident for t in threading.enumerate() if t.ident is not None}
 
@@ -20,13 +27,7 @@ def _threads() -> set[int]:
 def test_close_leaves_no_threads_and_is_idempotent(remote_emulator) -> None:
     before = _threads()
     for _ in range(3):
-        client = decart_sync.connect(
-            None,
-            model=decart_sync.models.realtime.mirage(),
-            api_key=KEY,
-            base_url=remote_emulator,
-            timeout=20,
-        )
+        client = _mirage(remote_emulator)
         client.send_frame(pattern(SMALL))
         assert client.read(timeout=10)[0]
         started = time.monotonic()
@@ -43,13 +44,7 @@ def test_context_manager_closes_on_exception(remote_emulator) -> None:
     before = _threads()
     with (
         pytest.raises(ZeroDivisionError),
-        decart_sync.connect(
-            None,
-            model=decart_sync.models.realtime.mirage(),
-            api_key=KEY,
-            base_url=remote_emulator,
-            timeout=20,
-        ) as client,
+        _mirage(remote_emulator) as client,
     ):
         raise ZeroDivisionError
     assert client.state == "disconnected"
@@ -57,13 +52,7 @@ def test_context_manager_closes_on_exception(remote_emulator) -> None:
 
 
 def test_close_from_another_thread_ends_a_blocked_iterator(remote_emulator) -> None:
-    client = decart_sync.connect(
-        None,
-        model=decart_sync.models.realtime.mirage(),
-        api_key=KEY,
-        base_url=remote_emulator,
-        timeout=20,
-    )
+    client = _mirage(remote_emulator)
     ended = threading.Event()
 
     def consume() -> None:
