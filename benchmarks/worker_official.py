@@ -20,7 +20,11 @@ async def run(url: str, seconds: float, width: int, height: int, fps: float, war
 
     # The same loopback candidate as the other two workers get (see decart_sync/_ice.py).
     original = aioice.ice.get_host_addresses
-    aioice.ice.get_host_addresses = lambda v4, v6: ["127.0.0.1", *original(v4, v6)]
+
+    def with_loopback(*args: object, **kwargs: object) -> list[str]:
+        return ["127.0.0.1", *original(*args, **kwargs)]
+
+    aioice.ice.get_host_addresses = with_loopback
     rec = Recorder()
     remote: asyncio.Future = asyncio.get_running_loop().create_future()
 

@@ -15,15 +15,17 @@ and memory stays at one frame whatever the consumers do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
 from .errors import DecartSDKError, InvalidInputError
@@ -74,6 +76,7 @@ class LatestFrame:
         self._lock = threading.Lock()  # for the reformatter: senders may be several threads
         self.count = 0  # frames put
         self.sent = 0  # frames taken by tracks, over every connection
+        self.on_put: Callable[[], object] | None = None  # wakes the current track
 
     def put(self, frame: np.ndarray | av.VideoFrame) -> None:
         """Convert once, in the caller's thread, to yuv420p at the model's size."""
@@ -83,49 +86,85 @@ class LatestFrame:
             array, layout = check_frame(frame, self._pixel_format)
             video = av.VideoFrame.from_ndarray(array, format=layout)
         with self._lock:
-            converted = self._reformatter.reformat(
+            self._frame = self._reformatter.reformat(
                 video, format="yuv420p", width=self._model.width, height=self._model.height
-            )
-            self.count += 1
-        self._frame = converted  # a reference swap: the track never waits on a sender
+            )  # a reference swap: the track reads it without waiting on senders
+            self.count += 1  # after the swap: a track that sees the count sees the frame
+        notify = self.on_put
+        if notify is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                notify()
 
     def get(self) -> av.VideoFrame:
         return self._frame
 
 
 class InputTrack(MediaStreamTrack):
-    """Sends the latest input frame at the model's fps."""
+    """Sends each new input frame as it arrives, at most at the model's fps.
+
+    A sender on its own clock (a camera, a paced loop) would lose frames to
+    beating against a fixed sampling clock, and wait up to a frame period;
+    instead a frame goes out when it arrives, while a token bucket holds the
+    long-run rate to the model's fps (a faster source is dropped down to it).
+    With no new frame for a period, the last one is sent again.
+    """
 
     kind = "video"
+    BURST = 2.0  # tokens: absorbs a sender's jitter without raising its average rate
 
     def __init__(self, source: LatestFrame, fps: float) -> None:
         super().__init__()
         self._source = source
+        self._fps = fps
         self._period = 1.0 / fps
         self._start: float | None = None
-        self._index = 0
+        self._last_sent = 0.0
+        self._last_pts = -1
+        self._seen = -1
+        self._tokens = 1.0
+        self._refilled = 0.0
+        self._arrived = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        source.on_put = lambda: loop.call_soon_threadsafe(self._arrived.set)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
-            from aiortc.mediastreams import MediaStreamError
-
             raise MediaStreamError
-        now = time.monotonic()
         if self._start is None:
-            self._start = now
+            self._start = self._refilled = time.monotonic()
         else:
-            self._index += 1
-            due = self._start + self._index * self._period
-            if due > now:
-                await asyncio.sleep(due - now)
-            elif now - due > 1.0:
-                # Fell far behind (a stalled loop): restart the clock, don't burst.
-                self._start, self._index = now, 0
+            await self._next_slot()
+        self._tokens -= 1
+        self._seen = self._source.count
         frame = self._source.get()
-        frame.pts = round((time.monotonic() - self._start) * VIDEO_CLOCK)
+        self._last_sent = now = time.monotonic()
+        self._last_pts = max(self._last_pts + 1, round((now - self._start) * VIDEO_CLOCK))
+        frame.pts = self._last_pts
         frame.time_base = VIDEO_TIME_BASE
         self._source.sent += 1
         return frame
+
+    async def _next_slot(self) -> None:
+        """Until a token is free and a new frame is in, or a period has passed."""
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.BURST, self._tokens + (now - self._refilled) * self._fps)
+            self._refilled = now
+            if self._tokens < 1:
+                await asyncio.sleep((1 - self._tokens) / self._fps)
+                continue
+            repeat_in = self._last_sent + self._period - now
+            if self._source.count != self._seen or repeat_in <= 0:
+                return
+            self._arrived.clear()
+            if self._source.count != self._seen:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), repeat_in)
+
+    def stop(self) -> None:
+        self._source.on_put = None
+        super().stop()
 
 
 class FrameHub:
