@@ -22,6 +22,7 @@ import attrs
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
 
 from . import peer
 from .errors import (
@@ -133,7 +134,7 @@ class Session:
         self._state_changed = asyncio.Event()
         self._closing = False
         self._warned: set[object] = set()
-        self._cleanup: asyncio.Future[None] | None = None
+        self._teardowns: set[asyncio.Task[None]] = set()
 
     # -- states ------------------------------------------------------------
 
@@ -427,7 +428,9 @@ class Session:
     async def _pump_video(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
-                self.hub.publish(await track.recv())
+                frame = await track.recv()
+                if isinstance(frame, VideoFrame):
+                    self.hub.publish(frame)
 
     async def _pump_audio(self, track: MediaStreamTrack) -> None:
         # Always drained: aiortc queues unread remote media without bound.
@@ -485,10 +488,21 @@ class Session:
         self._fail_waiters(error)
         self.hub.close(error)
         self._set_state(DISCONNECTED)
-        self._cleanup = asyncio.ensure_future(self._drop_attempt())
+        self._drop_attempt()
 
-    async def _drop_attempt(self) -> None:
+    def _drop_attempt(self) -> asyncio.Future[None]:
+        """Take the current attempt down; close() waits for every teardown begun.
+
+        The teardown is a task of its own so that a cancelled caller (Ctrl-C
+        during connect) cannot leave it half done behind close()'s back.
+        """
         attempt, self._attempt = self._attempt, None
+        task = asyncio.ensure_future(self._tear_down(attempt))
+        self._teardowns.add(task)
+        task.add_done_callback(self._teardowns.discard)
+        return asyncio.shield(task)
+
+    async def _tear_down(self, attempt: _Attempt | None) -> None:
         if attempt is None:
             return
         attempt.fail(WebSocketError("the connection was closed"))
@@ -510,9 +524,8 @@ class Session:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self._fail_waiters(SignalingError("the client was closed"))
-        if self._cleanup is not None:
-            await asyncio.gather(self._cleanup, return_exceptions=True)
-        await self._drop_attempt()
+        self._drop_attempt()
+        await asyncio.gather(*self._teardowns, return_exceptions=True)
         self.hub.close()
         self._set_state(DISCONNECTED)
 

@@ -1,18 +1,19 @@
 """The signaling WebSocket: JSON messages over websocket-client.
 
 websocket-client is blocking, so the socket lives on its own reader thread
-(``decart-sync-signaling``) and sends go through a one-worker executor: the
-event loop only ever awaits. Received messages are parsed here; whatever is
-not a JSON object is logged and dropped, never passed on.
+(``decart-sync-signaling``) and sends go through one sender thread
+(``decart-sync-signaling-send``), in order: the event loop only ever awaits.
+Received messages are parsed here; whatever is not a JSON object is logged
+and dropped, never passed on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
+import queue
 import ssl
 import threading
 from collections.abc import Callable
@@ -54,9 +55,11 @@ class Signaling:
         self._sslopt = {} if verify_tls else {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
         self._ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
         self._thread: threading.Thread | None = None
-        self._sender = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="decart-sync-signaling-send"
+        # Our own thread rather than an executor: close() must be able to join it.
+        self._outbox: queue.SimpleQueue[tuple[str, asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
         )
+        self._sender: threading.Thread | None = None
         self._closing = False
         self._warned: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -69,6 +72,10 @@ class Signaling:
             target=self._run, args=(opened, timeout), name="decart-sync-signaling", daemon=True
         )
         self._thread.start()
+        self._sender = threading.Thread(
+            target=self._send_all, name="decart-sync-signaling-send", daemon=True
+        )
+        self._sender.start()
         await opened
 
     def _run(self, opened: asyncio.Future[None], timeout: float | None) -> None:
@@ -108,6 +115,16 @@ class Signaling:
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(self._on_closed, reason)
 
+    def _send_all(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            text, sent = item
+            try:
+                self._ws.send(text)
+            except Exception as exc:
+                self._resolve(sent, exc)
+            else:
+                self._resolve(sent, None)
+
     def _resolve(self, fut: asyncio.Future[None], error: BaseException | None) -> None:
         def settle() -> None:
             if fut.done():
@@ -133,10 +150,10 @@ class Signaling:
     async def send(self, message: Message) -> None:
         if self._closing or not self._ws.connected:
             raise WebSocketError("the signaling WebSocket is closed")
-        text = json.dumps(message)
-        loop = asyncio.get_running_loop()
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.put((json.dumps(message), sent))
         try:
-            await loop.run_in_executor(self._sender, self._ws.send, text)
+            await sent
         except Exception as exc:
             raise WebSocketError(
                 f"could not send {message.get('type')!r}: {self._scrub(str(exc))}", cause=exc
@@ -157,9 +174,10 @@ class Signaling:
                 self._ws.send_close()
         with contextlib.suppress(Exception):
             self._ws.shutdown()
-        self._sender.shutdown(wait=False, cancel_futures=True)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(1.0)
+        self._outbox.put(None)
+        for thread in (self._sender, self._thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(1.0)
 
 
 def parse(text: str | bytes) -> Message:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 import numpy as np
@@ -39,8 +40,12 @@ def _interrupt_when(condition: Callable[[], bool]) -> dict[str, float]:
 
 
 def _decart_threads() -> list[str]:
+    """Our threads still alive, each with where it is stuck (so a failure says why)."""
+    stacks = sys._current_frames()
     return [
-        t.name
+        f"{t.name}\n" + "".join(traceback.format_stack(stacks[t.ident]))
+        if t.ident in stacks
+        else t.name
         for t in threading.enumerate()
         if t.name.startswith("decart-sync") and not t.name.startswith("decart-sync-emulator")
     ]
@@ -78,8 +83,9 @@ def test_ctrl_c_during_set_prompt_and_frames(connect, emulator: Emulator) -> Non
         waiting = threading.Event()
         sent = _interrupt_when(waiting.is_set)
         with pytest.raises(KeyboardInterrupt):
+            waiting.set()  # media is frozen: after what is in flight, frames() blocks
             for _ in frames:
-                waiting.set()  # from now on frames() blocks: media is frozen
+                pass
         assert time.monotonic() - sent["at"] < 1.0
     finally:
         emulator.faults = Faults()
