@@ -343,13 +343,16 @@ class RealtimeClient:
 
     @property
     def stats(self) -> dict[str, float]:
-        """Counters: frames sent and received, reconnects, audio played; and
-        ``seconds_since_last_frame``, which grows when the service's media stalls."""
+        """Counters: frames put (``frames_in``), sent, skipped (replaced by a newer
+        one before they could go: the source is faster than the model's fps) and
+        received, reconnects, audio played; and ``seconds_since_last_frame``,
+        which grows when the service's media stalls."""
         last = self._hub.last_frame_time
         return {
             "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
             "frames_in": self._input.count if self._input is not None else 0,
             "frames_sent": self._input.sent if self._input is not None else 0,
+            "frames_skipped": self._input.skipped if self._input is not None else 0,
             "frames_received": self._hub.received,
             "reconnects": self._session.reconnects,
             "audio_chunks_played": self._audio.played_chunks if self._audio else 0,

@@ -1,10 +1,11 @@
 """Media tracks: the input video track and the output frame hub.
 
 Input: user threads convert each frame once (av does scaling and pixel
-conversion) and drop it into :class:`LatestFrame`; the aiortc track samples
-whatever is latest at the model's fps, so a fast source is dropped down to
-that rate and a slow one repeats its last frame. The holder outlives peer
-connections: after a reconnect a fresh track reads the same holder.
+conversion) and drop it into :class:`LatestFrame`; the aiortc track sends
+each new frame as it arrives, paced by :class:`Pacer` to the model's fps, so
+a fast source is dropped down to that rate and a slow one repeats its last
+frame. The holder outlives peer connections: after a reconnect a fresh track
+reads the same holder.
 
 Output: :class:`FrameHub` keeps only the newest decoded frame. Each consumer
 converts it to numpy on its own thread when it asks, so the event loop never
@@ -34,6 +35,7 @@ from .models import ModelDefinition
 VIDEO_CLOCK = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 PIXEL_FORMATS = ("rgb24", "bgr24")
+REPEAT_DELAY = 1.5  # periods after a new frame before the last frame is sent again
 
 
 def check_frame(frame: Any, pixel_format: str) -> tuple[np.ndarray, str]:
@@ -76,6 +78,7 @@ class LatestFrame:
         self._lock = threading.Lock()  # for the reformatter: senders may be several threads
         self.count = 0  # frames put
         self.sent = 0  # frames taken by tracks, over every connection
+        self.skipped = 0  # frames put but superseded before any track took them
         self.on_put: Callable[[], object] | None = None  # wakes the current track
 
     def put(self, frame: np.ndarray | av.VideoFrame) -> None:
@@ -99,68 +102,90 @@ class LatestFrame:
         return self._frame
 
 
-class InputTrack(MediaStreamTrack):
-    """Sends each new input frame as it arrives, at most at the model's fps.
+class Pacer:
+    """When the next frame of a live track goes out.
 
-    A sender on its own clock (a camera, a paced loop) would lose frames to
-    beating against a fixed sampling clock, and wait up to a frame period;
-    instead a frame goes out when it arrives, while a token bucket holds the
-    long-run rate to the model's fps (a faster source is dropped down to it).
-    With no new frame for a period, the last one is sent again.
+    A frame goes as soon as a new picture is in, rather than on a fixed clock:
+    a producer on its own clock (a camera, a paced loop) would otherwise lose
+    frames to beating against the sampling clock, and wait up to a period. A
+    token bucket holds the long-run rate to ``fps`` (a faster producer is
+    dropped down to it), and with nothing new for a period the last picture
+    goes again, so the stream never stalls; the first repeat waits half a
+    period longer, so a producer a little late is not sent twice. Used on the
+    event loop only.
     """
 
+    def __init__(self, fps: float, burst: float = 2.0) -> None:
+        self.fps = fps
+        self.burst = burst  # tokens: absorbs a producer's jitter, never raises its average rate
+        self.period = 1.0 / fps
+        self.fresh = False
+        self._arrived = asyncio.Event()
+        self._tokens = burst
+        self._refilled: float | None = None
+        self._repeat_at = 0.0
+
+    def arrived(self) -> None:
+        """A new picture is in."""
+        self.fresh = True
+        self._arrived.set()
+
+    async def wait(self) -> float:
+        """Until the next frame should go; returns when (``time.monotonic()``)."""
+        now = time.monotonic()
+        if self._refilled is None:
+            self._refilled = now  # the first frame goes at once
+        else:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.fps)
+                self._refilled = now
+                if self._tokens < 1:
+                    await asyncio.sleep((1 - self._tokens) / self.fps)
+                    continue
+                repeat_in = self._repeat_at - now
+                if self.fresh or repeat_in <= 0:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), repeat_in)
+        self._tokens -= 1
+        self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
+        self.fresh = False
+        return now
+
+
+class InputTrack(MediaStreamTrack):
+    """The user's frames, each sent as it arrives, paced to the model's fps."""
+
     kind = "video"
-    BURST = 2.0  # tokens: absorbs a sender's jitter without raising its average rate
 
     def __init__(self, source: LatestFrame, fps: float) -> None:
         super().__init__()
         self._source = source
-        self._fps = fps
-        self._period = 1.0 / fps
+        self._pacer = Pacer(fps)
         self._start: float | None = None
-        self._last_sent = 0.0
         self._last_pts = -1
         self._seen = -1
-        self._tokens = 1.0
-        self._refilled = 0.0
-        self._arrived = asyncio.Event()
         loop = asyncio.get_running_loop()
-        source.on_put = lambda: loop.call_soon_threadsafe(self._arrived.set)
+        source.on_put = lambda: loop.call_soon_threadsafe(self._pacer.arrived)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        now = await self._pacer.wait()
         if self._start is None:
-            self._start = self._refilled = time.monotonic()
-        else:
-            await self._next_slot()
-        self._tokens -= 1
-        self._seen = self._source.count
+            self._start = now
+        count = self._source.count
+        if self._seen >= 0:
+            self._source.skipped += max(0, count - self._seen - 1)
+        self._seen = count
         frame = self._source.get()
-        self._last_sent = now = time.monotonic()
         self._last_pts = max(self._last_pts + 1, round((now - self._start) * VIDEO_CLOCK))
         frame.pts = self._last_pts
         frame.time_base = VIDEO_TIME_BASE
         self._source.sent += 1
         return frame
-
-    async def _next_slot(self) -> None:
-        """Until a token is free and a new frame is in, or a period has passed."""
-        while True:
-            now = time.monotonic()
-            self._tokens = min(self.BURST, self._tokens + (now - self._refilled) * self._fps)
-            self._refilled = now
-            if self._tokens < 1:
-                await asyncio.sleep((1 - self._tokens) / self._fps)
-                continue
-            repeat_in = self._last_sent + self._period - now
-            if self._source.count != self._seen or repeat_in <= 0:
-                return
-            self._arrived.clear()
-            if self._source.count != self._seen:
-                return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), repeat_in)
 
     def stop(self) -> None:
         self._source.on_put = None

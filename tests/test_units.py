@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import warnings
 
 import numpy as np
@@ -14,6 +16,7 @@ from decart_sync import errors, images, models, peer
 from decart_sync.client import check_prompt, user_agent
 from decart_sync.signaling import parse, redact
 from decart_sync.subscribe import SubscribeToken, decode_token
+from decart_sync.tracks import Pacer
 
 
 def test_models_and_factories() -> None:
@@ -193,3 +196,28 @@ def test_audio_decoding(tmp_path) -> None:
     for bad, rate in ((b"junk", None), (np.zeros(10), None), (np.full(10, np.nan), 8000)):
         with pytest.raises(errors.InvalidInputError):
             decode_audio(bad, rate)
+
+
+def test_pacer_sends_new_frames_at_once_caps_the_rate_and_repeats_when_idle() -> None:
+    async def scenario() -> None:
+        pacer = Pacer(fps=2.0)  # a period of 0.5 s, so the bounds below are wide
+        start = time.monotonic()
+        await pacer.wait()  # the first frame goes at once
+        asyncio.get_running_loop().call_later(0.05, pacer.arrived)
+        await pacer.wait()  # a new frame goes when it arrives, not a period later
+        assert time.monotonic() - start < 0.45
+
+        # Nothing new: the last frame goes again, but not before 1.5 periods.
+        idle_from = time.monotonic()
+        await pacer.wait()
+        assert time.monotonic() - idle_from >= 0.74
+
+        # A producer far faster than fps: the bucket holds it to about fps.
+        begin, sent = time.monotonic(), 0
+        while time.monotonic() - begin < 1.0:
+            pacer.arrived()
+            await pacer.wait()
+            sent += 1
+        assert sent <= 2.0 * 1.25 + pacer.burst
+
+    asyncio.run(scenario())

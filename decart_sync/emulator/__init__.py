@@ -16,8 +16,10 @@ makes a running emulator drop its sessions.
 Camera models
 -------------
 Each received frame is scaled to the model's width x height and converted to
-RGB (8 bits a channel) by libswscale, then transformed; the output track sends
-the latest result at the model's fps, from the first received frame on. The
+RGB (8 bits a channel) by libswscale, then transformed. Like a model, it
+takes at most the model's fps of input (newer frames replace one not yet
+taken) and sends each result as soon as it is ready, in order; with no new
+result for 1.5 frame periods it repeats the last one at the model's fps. The
 transform (:func:`decart_sync.emulator.transforms.apply`), on integers,
 per pixel and channel:
 

@@ -24,15 +24,13 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
+from ..tracks import REPEAT_DELAY, VIDEO_CLOCK, VIDEO_TIME_BASE
 from . import transforms
 
 log = logging.getLogger(__name__)
+PENDING = 2  # pictures waiting to be sent; more and the oldest is dropped
 
 T = TypeVar("T")
-VIDEO_CLOCK = 90_000
-VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
-# Behind schedule by more than this, the output clock restarts instead of bursting.
-MAX_LAG = 0.5
 
 
 class Latest(Generic[T]):
@@ -67,11 +65,13 @@ class Latest(Generic[T]):
 
 
 class PacedVideoTrack(MediaStreamTrack):
-    """Sends the latest picture at a fixed frame rate, from the first picture on.
+    """Sends each new picture as soon as it is ready, in order.
 
-    ``on_frame`` runs for every frame handed out (the session counts them and
-    starts generation on the first); ``frozen`` is consulted per frame so a
-    fault can stall the output without ending the track.
+    Like a model that emits a frame per processed input (the session caps
+    intake at the model's fps); with nothing new for a while the last picture
+    goes again, at the model's fps. ``on_frame`` runs for every frame handed out (the session
+    counts them and starts generation on the first); ``frozen`` is consulted
+    per frame so a fault can stall the output without ending the track.
     """
 
     kind = "video"
@@ -84,55 +84,57 @@ class PacedVideoTrack(MediaStreamTrack):
         frozen: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__()
-        self._interval = 1.0 / fps
+        self._period = 1.0 / fps
         self._on_frame = on_frame
         self._frozen = frozen
-        self._planes: np.ndarray | None = None
+        # Pictures not sent yet: two finished close together both go, in order.
+        self._pending: deque[np.ndarray] = deque(maxlen=PENDING)
+        self._planes: np.ndarray | None = None  # the last picture sent
         self._wake = asyncio.Event()
         self._start: float | None = None
-        self._index = 0
+        self._repeat_at = 0.0
+        self._last_pts = -1
 
     def push(self, planes: np.ndarray) -> None:
-        """A new picture, as yuv420p planes; shown from the next frame on."""
-        self._planes = planes
+        """A new picture, as yuv420p planes; it goes out after those still pending."""
+        self._pending.append(planes)
         self._wake.set()
 
     def stop(self) -> None:
         super().stop()
-        self._wake.set()  # a recv() waiting for the first picture must end too
+        self._wake.set()  # a recv() waiting for a picture must end too
 
     async def recv(self) -> VideoFrame:
-        while self._planes is None:
-            self._check_live()
-            await self._wake.wait()
-        loop = asyncio.get_running_loop()
         while True:
             self._check_live()
-            await self._next_tick(loop)
+            await self._next_picture()
             self._check_live()
-            if not self._frozen():
+            now = time.monotonic()
+            if self._pending:
+                self._planes = self._pending.popleft()
+                self._repeat_at = now + self._period * REPEAT_DELAY
+            else:
+                self._repeat_at = now + self._period
+            if not self._frozen() and self._planes is not None:
                 break
-        assert self._planes is not None
+        if self._start is None:
+            self._start = now
         frame = VideoFrame.from_ndarray(self._planes, format="yuv420p")
-        assert self._start is not None
-        frame.pts = round((loop.time() - self._start) * VIDEO_CLOCK)
+        self._last_pts = max(self._last_pts + 1, round((now - self._start) * VIDEO_CLOCK))
+        frame.pts = self._last_pts
         frame.time_base = VIDEO_TIME_BASE
         self._on_frame()
         return frame
 
-    async def _next_tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
-        if self._start is None:
-            self._start, self._index = now, 0
-            return
-        self._index += 1
-        due = self._start + self._index * self._interval
-        if due < now - MAX_LAG:
-            # Restart the schedule (keeping pts monotonic) rather than burst to catch up.
-            self._index = round((now - self._start) / self._interval)
-            due = self._start + self._index * self._interval
-        if due > now:
-            await asyncio.sleep(due - now)
+    async def _next_picture(self) -> None:
+        """Until a picture is pending, or a period has passed since the last frame."""
+        while not self._pending and self.readyState == "live":
+            wait = self._repeat_at - time.monotonic()
+            if self._planes is not None and wait <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), None if self._planes is None else wait)
 
     def _check_live(self) -> None:
         if self.readyState != "live":

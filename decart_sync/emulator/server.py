@@ -86,6 +86,7 @@ class EmulatorServer:
         self.loopback = is_loopback_host(host)
         self._on_change = on_change
         self._server: Server | None = None
+        self._port: int | None = None
         # Read from other threads (snapshots), written on the loop.
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
@@ -109,12 +110,14 @@ class EmulatorServer:
             close_timeout=CLOSE_TIMEOUT,
             logger=_websockets_log,
         )
+        # Kept: the address still names the emulator in messages after it closed.
+        self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running")
-        return int(self._server.sockets[0].getsockname()[1])
+        if self._port is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._port
 
     async def close(self) -> None:
         """Close every session, then the server; bounded even with stuck peers."""

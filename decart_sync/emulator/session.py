@@ -37,6 +37,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..models import ModelDefinition
+from ..tracks import Pacer
 from . import images, media, transforms
 from .faults import Faults
 from .peer import BadCandidate, Peer, parse_candidate
@@ -449,10 +450,12 @@ class Session(Connection):
     async def _transform_camera(self, track: MediaStreamTrack) -> None:
         """Received frames, transformed in a worker thread; stale ones are skipped."""
         latest: media.Latest[VideoFrame] = media.Latest()
-        reader = self.spawn(self._read_video(track, latest))
+        intake = Pacer(self.model.fps)  # a model takes at most its fps
+        reader = self.spawn(self._read_video(track, latest, intake))
         width, height = self.model.width, self.model.height
         try:
             while True:
+                await intake.wait()
                 frame = await latest.get()
                 prompt, image = self.prompt, self.image
                 planes = await asyncio.to_thread(
@@ -464,13 +467,16 @@ class Session(Connection):
         finally:
             reader.cancel()
 
-    async def _read_video(self, track: MediaStreamTrack, latest: media.Latest[VideoFrame]) -> None:
+    async def _read_video(
+        self, track: MediaStreamTrack, latest: media.Latest[VideoFrame], intake: Pacer
+    ) -> None:
         try:
             while True:
                 frame = await track.recv()
                 if isinstance(frame, VideoFrame):
                     self.frames_in += 1
                     latest.put(frame)
+                    intake.arrived()
         except MediaStreamError:
             pass
         finally:
