@@ -81,6 +81,15 @@ def wait_for_frame(
     raise AssertionError(f"no matching frame within {timeout} s (last frame: {_describe(last)})")
 
 
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.01)
+
+
 def _describe(frame: np.ndarray | None) -> str:
     if frame is None:
         return "none"

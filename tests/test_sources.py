@@ -7,7 +7,7 @@ import threading
 import av
 import numpy as np
 import pytest
-from conftest import SMALL, close_to, invert, pattern, repeat, wait_for_frame
+from conftest import SMALL, close_to, invert, pattern, repeat, wait_for_frame, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -21,9 +21,12 @@ def test_iterator_source(connect) -> None:
 def test_finite_iterable_repeats_its_last_frame(connect) -> None:
     frame_in = pattern()
     client = connect([frame_in] * 3, initial_state={"prompt": {"text": "invert"}})
-    # Three input frames, yet output keeps flowing: the track repeats the last one.
     wait_for_frame(client.frames(timeout=10), close_to(invert(frame_in)))
-    assert client.source_finished
+    wait_until(lambda: client.source_finished, 5, "the source's end")
+    # Three input frames, yet output keeps flowing after them: the track repeats the last.
+    frames = client.frames(timeout=5)
+    after_end = [next(frames) for _ in range(25)]
+    assert all(close_to(invert(frame_in))(frame) for frame in after_end)
 
 
 class FakeCapture:
