@@ -24,7 +24,7 @@ import numpy as np
 
 from . import images, signals
 from ._ice import allow_loopback_candidates, is_loopback_url
-from ._portal import Portal
+from ._portal import Deadline, Portal
 from ._version import __version__
 from .audio import AvatarAudio, decode_audio
 from .errors import (
@@ -232,14 +232,7 @@ class RealtimeClient:
         """Set prompt and reference image together; the image is cleared if not given."""
         if prompt is None and image is None:
             raise InvalidInputError("set() needs a prompt, an image, or both")
-        if prompt is not None:
-            check_prompt(prompt)
-        data = self._image(image, timeout)
-        if prompt is None:
-            call = self._session.set_image(data, enhance=enhance)
-        else:
-            call = self._session.set_image(data, prompt, enhance)
-        self._call(call, timeout, "the new state")
+        self._set_image(image, prompt, enhance, timeout, "the new state")
 
     def set_image(
         self,
@@ -250,19 +243,24 @@ class RealtimeClient:
         timeout: float = 30.0,
     ) -> None:
         """Set (or, with ``None``, clear) the reference image; the prompt too if given."""
+        self._set_image(image, prompt, enhance, timeout, "the image")
+
+    def _set_image(
+        self, image: Any, prompt: str | None, enhance: bool | None, timeout: float, what: str
+    ) -> None:
         if prompt is not None:
             check_prompt(prompt)
-        data = self._image(image, timeout)
+        deadline = Deadline(timeout)  # one timeout for fetching the image and the ack
+        data = None
+        if image is not None:
+            data = images.to_base64(
+                image, pixel_format=self.pixel_format, fetch_timeout=deadline.remaining()
+            )
         if prompt is None:
             call = self._session.set_image(data, enhance=enhance)
         else:
             call = self._session.set_image(data, prompt, enhance)
-        self._call(call, timeout, "the image")
-
-    def _image(self, image: Any, timeout: float | None) -> str | None:
-        if image is None:
-            return None
-        return images.to_base64(image, pixel_format=self.pixel_format, fetch_timeout=timeout)
+        self._call(call, deadline.remaining(), what, timeout)
 
     def play_audio(
         self, audio: Any, *, sample_rate: int | None = None, timeout: float | None = None
@@ -447,16 +445,16 @@ class RealtimeClient:
         if self._closed:
             raise WebSocketError("the client is closed")
 
-    def _call(self, coro: Any, timeout: float | None, what: str) -> Any:
+    def _call(self, coro: Any, timeout: float | None, what: str, given: float | None = None) -> Any:
+        """Run ``coro`` within ``timeout`` (what is left of the ``given`` one)."""
         if self._closed:
             coro.close()
             raise WebSocketError("the client is closed")
         try:
             return self._portal.call(coro, timeout)
         except TimeoutError:
-            raise TimeoutError_(
-                f"the server did not acknowledge {what} within {timeout} s"
-            ) from None
+            given = timeout if given is None else given
+            raise TimeoutError_(f"the server did not acknowledge {what} within {given} s") from None
 
 
 class DecartClient:

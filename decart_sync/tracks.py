@@ -29,7 +29,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
-from .errors import DecartSDKError, InvalidInputError
+from .errors import DecartSDKError, InvalidInputError, TimeoutError_
 from .models import ModelDefinition
 
 VIDEO_CLOCK = 90_000
@@ -285,8 +285,6 @@ class FrameIterator(Iterator[np.ndarray]):
         return self
 
     def __next__(self) -> np.ndarray:
-        from .errors import TimeoutError_
-
         got = self._hub.wait_next(self._seen, self._timeout)
         if got is None:
             if self._hub.closed:
