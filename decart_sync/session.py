@@ -174,6 +174,13 @@ class Session:
             raise TimeoutError_(
                 f"could not connect to {self.model.name} within {timeout} s"
             ) from None
+        except DecartSDKError:
+            raise
+        except Exception as exc:
+            # Whatever aiortc raised: the caller, and the reconnect loop, need a coded error.
+            raise SignalingError(
+                f"could not connect to {self.model.name}: {exc!r}", cause=exc
+            ) from exc
         attempt = self._attempt
         assert attempt is not None
         attempt.established = True
@@ -209,9 +216,17 @@ class Session:
             sdp = await self._customize(sdp)
         await self._send(attempt, {"type": "offer", "sdp": sdp})
         answer = await attempt.answer
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except Exception as exc:
+            raise SignalingError(
+                f"the server's SDP answer does not fit our offer: {exc}", cause=exc
+            ) from exc
         for candidate in attempt.candidates:
-            await pc.addIceCandidate(candidate)
+            try:
+                await pc.addIceCandidate(candidate)
+            except Exception as exc:  # one bad candidate need not sink the connection
+                log.warning("could not add a remote ICE candidate: %s", exc)
         attempt.candidates.clear()
         await attempt.connected
 

@@ -139,6 +139,26 @@ def test_connect_to_a_stalled_service_fails_at_its_timeout(connect, faults, faul
     assert 1.9 < time.monotonic() - started < 4
 
 
+def test_an_answer_that_does_not_fit_the_offer_fails_connect_at_once(
+    connect, emulator, faults
+) -> None:
+    faults.no_answer = True  # the test answers instead, with SDP that fits no offer
+    before = len(emulator.history)
+
+    def answer_badly() -> None:
+        session = emulator.wait_for_session(predicate=lambda s: s in emulator.history[before:])
+        session.wait_message("offer")
+        emulator.send({"type": "answer", "sdp": "v=0\r\ns=-\r\n"}, session_id=session.session_id)
+
+    threading.Thread(target=answer_badly, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(DecartSDKError) as info:
+        connect(None, timeout=15.0)
+    assert info.value.code == "WEBRTC_SIGNALING_ERROR"
+    assert "answer" in info.value.message
+    assert time.monotonic() - started < 5  # at once, not at the connect timeout
+
+
 def test_media_stall_is_visible(connect, faults) -> None:
     client = connect(repeat(pattern()))
     assert client.read(timeout=10)[0]
