@@ -235,9 +235,12 @@ class Session:
         offer = RTCSessionDescription(sdp=sdp, type="offer")
         hook = self.options.customize_offer
         assert hook is not None
-        result = await asyncio.to_thread(hook, offer)
-        if asyncio.iscoroutine(result):
-            await result
+        try:
+            result = await asyncio.to_thread(hook, offer)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:
+            raise InvalidOptionsError(f"customize_offer raised {exc!r}", cause=exc) from exc
         if not isinstance(offer.sdp, str) or not offer.sdp.startswith("v=0"):
             raise InvalidOptionsError("customize_offer left the offer without a valid SDP")
         return offer.sdp

@@ -33,6 +33,25 @@ def test_customize_offer_edit_reaches_the_server(connect, emulator) -> None:
     assert "VP8/90000" in video and "H264" not in video
 
 
+def test_a_failing_customize_offer_is_reported_as_such(connect) -> None:
+    def broken(offer) -> None:
+        raise RuntimeError("my hook is broken")
+
+    def blanked(offer) -> None:
+        offer.sdp = ""
+
+    causes = []
+    for hook in (broken, blanked):
+        with pytest.raises(decart_sync.DecartSDKError) as info:
+            connect(None, customize_offer=hook)
+        assert info.value.code == "INVALID_OPTIONS"
+        assert "customize_offer" in info.value.message
+        causes.append(info.value.cause)
+    assert isinstance(causes[0], RuntimeError)  # the hook's own error is kept
+    client = connect(None)  # nothing was left half-open
+    assert client.is_connected()
+
+
 def test_on_remote_stream_gets_the_raw_track(connect) -> None:
     got: queue.Queue[object] = queue.Queue()
     client = connect(None, on_remote_stream=got.put)
