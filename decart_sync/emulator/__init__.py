@@ -1,6 +1,6 @@
 """A local emulator of Decart's realtime service, for tests, demos and offline work.
 
-It speaks the wire protocol of ``/work/shared/PROTOCOL.md`` (JSON signaling
+It speaks the service's wire protocol (JSON signaling
 over a WebSocket, media over WebRTC through aiortc) and accepts every message
 order the official clients use. Instead of a model it applies a small,
 exactly specified transform, so tests can predict every output pixel::
