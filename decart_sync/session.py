@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -532,6 +533,13 @@ class Session:
         if attempt.signaling is not None:
             await asyncio.to_thread(attempt.signaling.close)
         await asyncio.gather(*attempt.tasks, return_exceptions=True)
+        # Our handlers on the peer hold the attempt: a cycle, freed only by the cyclic GC.
+        if attempt.pc is not None:
+            attempt.pc.remove_all_listeners()
+        attempt.pc = attempt.signaling = attempt.relay = None
+        attempt.tasks.clear()
+        if _malloc_trim is not None:
+            await asyncio.to_thread(_malloc_trim, 0)
 
     async def close(self) -> None:
         if self._closing:
@@ -546,6 +554,15 @@ class Session:
         await asyncio.gather(*self._teardowns, return_exceptions=True)
         self.hub.close()
         self._set_state(DISCONNECTED)
+
+
+# glibc raises its mmap threshold after the first large free; frame-sized buffers then come
+# from the heap, and what a torn-down connection freed in its middle is not handed back by
+# itself: benchmarks.soak grew 74 MB over 9 reconnects. After a teardown we hand it back.
+try:
+    _malloc_trim: Callable[[int], int] | None = ctypes.CDLL(None).malloc_trim
+except (OSError, AttributeError, TypeError):  # not glibc
+    _malloc_trim = None
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

@@ -114,6 +114,7 @@ class Signaling:
             if not self._closing:
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(self._on_closed, reason)
+            reason = None  # its traceback holds this frame: no cycle outliving the thread
 
     def _send_all(self) -> None:
         while (item := self._outbox.get()) is not None:
@@ -178,6 +179,12 @@ class Signaling:
         for thread in (self._sender, self._thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(1.0)
+        # The owner's callbacks hold its connection state; a closed socket lets go of it.
+        self._on_message = self._on_closed = _ignore
+
+
+def _ignore(*args: object) -> None:
+    pass
 
 
 def parse(text: str | bytes) -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import gc
 import logging
 import os
 import socket
@@ -11,11 +12,12 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import KEY, SMALL, pattern, repeat
+from conftest import KEY, SMALL, pattern, repeat, wait_until
 
 import decart_sync
 from decart_sync import DecartSDKError, images
@@ -111,6 +113,21 @@ def test_fifty_cycles_leave_threads_and_fds_flat(remote_emulator: str) -> None:
         cycle()
     assert [t.name for t in threading.enumerate() if t.ident not in threads] == []
     assert _fds() == fds
+
+
+def test_a_dropped_connection_is_freed_at_once(connect, emulator: Emulator) -> None:
+    """Not left to the cyclic GC: a long-running client must not hoard dead connections."""
+    client = connect(repeat(pattern()))
+    assert client.read(timeout=10)[0]
+    old = weakref.ref(client._session._attempt)
+    gc.disable()
+    try:
+        emulator.drop_sessions("both")
+        wait_until(lambda: client.stats["reconnects"] == 1, 20, "the reconnect")
+        wait_until(lambda: old() is None, 5, "the old connection's release")
+    finally:
+        gc.enable()
+    assert client.read(timeout=10)[0]
 
 
 def test_exit_without_close_does_not_hang(remote_emulator: str) -> None:
