@@ -43,13 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "args", nargs=argparse.REMAINDER, help="see python -m decart_sync.emulator -h"
     )
     args = parser.parse_args(argv)
-    if args.command == "emulator":
-        from .emulator.__main__ import main as emulator_main
-
-        return emulator_main(args.args)
     try:
+        if args.command == "emulator":
+            from .emulator.__main__ import main as emulator_main
+
+            return emulator_main(args.args)
         return _stream(args)
-    except DecartSDKError as exc:
+    except (DecartSDKError, ImportError) as exc:  # ImportError: the emulator extra is missing
         print(f"decart-sync: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import av
 import numpy as np
 import pytest
@@ -46,3 +50,24 @@ def test_stream_writes_the_restyled_video(tmp_path, monkeypatch, capsys) -> None
 def test_stream_reports_bad_options(capsys) -> None:
     assert cli.main(["stream", "--model", "no-such-model", "--seconds", "1"]) == 1
     assert "MODEL_NOT_FOUND" in capsys.readouterr().err
+
+
+def test_stream_without_the_emulator_extra_says_what_to_install(tmp_path) -> None:
+    # A plain `pip install .` has no websockets: the embedded emulator cannot start.
+    script = (
+        "import sys\n"
+        "sys.modules['websockets'] = None  # as if it were not installed\n"
+        "from decart_sync import cli\n"
+        "sys.exit(cli.main(['stream', '--seconds', '1', '--out', sys.argv[1]]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DECART_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "out.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "pip install 'decart-sync[emulator]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -91,6 +91,13 @@ messages, frozen media).
 
 from __future__ import annotations
 
+try:
+    import websockets  # noqa: F401  # the server side: an extra, not a core dependency
+except ImportError as exc:
+    raise ImportError(
+        "the decart_sync emulator needs the websockets package: pip install 'decart-sync[emulator]'"
+    ) from exc
+
 from .embedded import Emulator
 from .faults import Faults
 from .session import Session, Subscriber
