@@ -1,6 +1,7 @@
 """Stream a synthetic pattern through a model and count the restyled frames.
 
     python examples/basic.py            # no DECART_API_KEY: uses a local emulator
+                                        # (pip install 'decart-sync[emulator]')
 """
 
 from __future__ import annotations
