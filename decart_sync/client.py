@@ -219,7 +219,7 @@ class RealtimeClient:
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
         """Change the prompt; returns once the server acknowledged it."""
         check_prompt(prompt)
-        self._call(self._session.set_prompt(prompt, bool(enhance)), timeout, "the prompt")
+        self._call(self._session.set_prompt(prompt, bool(enhance)), Deadline(timeout), "the prompt")
 
     def set(
         self,
@@ -260,7 +260,7 @@ class RealtimeClient:
             call = self._session.set_image(data, enhance=enhance)
         else:
             call = self._session.set_image(data, prompt, enhance)
-        self._call(call, deadline.remaining(), what, timeout)
+        self._call(call, deadline, what)
 
     def play_audio(
         self, audio: Any, *, sample_rate: int | None = None, timeout: float | None = None
@@ -445,16 +445,17 @@ class RealtimeClient:
         if self._closed:
             raise WebSocketError("the client is closed")
 
-    def _call(self, coro: Any, timeout: float | None, what: str, given: float | None = None) -> Any:
-        """Run ``coro`` within ``timeout`` (what is left of the ``given`` one)."""
+    def _call(self, coro: Any, deadline: Deadline, what: str) -> Any:
+        """Run ``coro`` in what is left of ``deadline``."""
         if self._closed:
             coro.close()
             raise WebSocketError("the client is closed")
         try:
-            return self._portal.call(coro, timeout)
+            return self._portal.call(coro, deadline.remaining())
         except TimeoutError:
-            given = timeout if given is None else given
-            raise TimeoutError_(f"the server did not acknowledge {what} within {given} s") from None
+            raise TimeoutError_(
+                f"the server did not acknowledge {what} within {deadline.timeout} s"
+            ) from None
 
 
 class DecartClient:

@@ -11,6 +11,7 @@ from conftest import KEY, SMALL, close_to, invert, pattern, wait_for_frame
 
 import decart_sync
 from decart_sync import DecartSDKError, models
+from decart_sync._portal import Deadline
 from decart_sync.emulator import Emulator
 
 pytestmark = pytest.mark.timeout(90)
@@ -119,6 +120,6 @@ def test_server_rejection_of_a_prompt_is_reported(connect, emulator) -> None:
     client = connect(None)
     # The emulator refuses prompts that are not text; bypass our own check to see the ack path.
     with pytest.raises(DecartSDKError) as info:
-        client._call(client._session.set_prompt(None, True), 10, "the prompt")  # type: ignore[arg-type]
+        client._call(client._session.set_prompt(None, True), Deadline(10), "the prompt")  # type: ignore[arg-type]
     assert info.value.code == "WEBRTC_SERVER_ERROR"
     client.set_prompt("still fine")
