@@ -168,7 +168,8 @@ class InputTrack(MediaStreamTrack):
         self._last_pts = -1
         self._seen = -1
         loop = asyncio.get_running_loop()
-        source.on_put = lambda: loop.call_soon_threadsafe(self._pacer.arrived)
+        self._wake = lambda: loop.call_soon_threadsafe(self._pacer.arrived)
+        source.on_put = self._wake
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -188,7 +189,9 @@ class InputTrack(MediaStreamTrack):
         return frame
 
     def stop(self) -> None:
-        self._source.on_put = None
+        # The holder outlives us: a late stop must not unhook the next connection's track.
+        if self._source.on_put is self._wake:
+            self._source.on_put = None
         super().stop()
 
 

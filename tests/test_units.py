@@ -16,7 +16,7 @@ from decart_sync import errors, images, models, peer
 from decart_sync.client import check_prompt, user_agent
 from decart_sync.signaling import parse, redact
 from decart_sync.subscribe import SubscribeToken, decode_token
-from decart_sync.tracks import Pacer
+from decart_sync.tracks import InputTrack, LatestFrame, Pacer
 
 
 def test_models_and_factories() -> None:
@@ -219,5 +219,19 @@ def test_pacer_sends_new_frames_at_once_caps_the_rate_and_repeats_when_idle() ->
             await pacer.wait()
             sent += 1
         assert sent <= 2.0 * 1.25 + pacer.burst
+
+    asyncio.run(scenario())
+
+
+def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> None:
+    async def scenario() -> None:
+        holder = LatestFrame(models.ModelDefinition("t", fps=25, width=64, height=64), "rgb24")
+        old = InputTrack(holder, 25)
+        new = InputTrack(holder, 25)  # a reconnect's track, made before the old one stopped
+        hook = holder.on_put
+        old.stop()
+        assert holder.on_put is hook is not None
+        new.stop()
+        assert holder.on_put is None
 
     asyncio.run(scenario())
