@@ -1,0 +1,644 @@
+"""The ROS-agnostic node: settings, the session, prompt logic and diagnostics.
+
+An adapter (``ros1.py``, ``rospy``; ``ros2.py``, ``rclpy``) feeds it images,
+parameter changes, prompt messages and the number of ``image_out`` subscribers,
+and gives it three callbacks: publish an output image, publish the state, log.
+The core never blocks those feeders: every library call that waits (connect,
+the acknowledged ``set_prompt``/``set_image``, close) runs on one worker thread,
+``decart-sync-ros-worker``, which reconciles what is wanted (a session or not,
+the latest prompt and image) with what is, each time something changes.
+Output frames are read on ``decart-sync-ros-output`` and published from there.
+
+Reconnects after a drop are the library's. The core itself only opens a
+session when one is wanted and none is open: at start, when ``image_out``
+gains a subscriber (``lazy``), after a failed first connect (every
+``RETRY_INTERVAL`` s) and after the library gave up on a session. A permanent
+error (bad key, unknown model, a bad image...) is not retried until a
+parameter changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+
+import decart_sync
+from decart_sync import ModelDefinition, models
+
+from . import images
+
+NODE_NAME = "decart_sync"
+RETRY_INTERVAL = 5.0
+#: with ``lazy``, how long ``image_out`` must have had no subscriber before the session closes
+LAZY_LINGER = 1.0
+CONNECT_TIMEOUT = 30.0
+ACK_TIMEOUT = 15.0
+#: the worker's whole close (session close + thread joins); the node must be gone in 3 s
+CLOSE_BUDGET = 2.5
+#: codes that mean "retrying the same thing will fail the same way"
+PERMANENT_CODES = frozenset(
+    {"INVALID_API_KEY", "INVALID_BASE_URL", "INVALID_INPUT", "INVALID_OPTIONS", "MODEL_NOT_FOUND"}
+)
+#: PROTOCOL.md section 8: server errors with these words are never retried
+PERMANENT_MARKERS = (
+    "permission denied",
+    "not allowed",
+    "invalid session",
+    "401",
+    "invalid api key",
+    "unauthorized",
+)
+
+#: parameter -> default; ``model`` is read once at start
+DEFAULTS: dict[str, Any] = {
+    "model": "lucy-restyle",
+    "prompt": "",
+    "enhance": True,
+    "image": "",
+    "transport": "",
+    "lazy": False,
+    "stats_interval": 1.0,
+    "encoding": "rgb8",
+    "emulator_url": "",
+}
+RUNTIME = ("prompt", "enhance", "image")
+
+# Diagnostic levels, as in diagnostic_msgs/DiagnosticStatus.
+OK, WARN, ERROR = 0, 1, 2
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> Any: ...
+    def warning(self, msg: str) -> Any: ...
+    def error(self, msg: str) -> Any: ...
+
+
+def parse_model(text: str) -> ModelDefinition:
+    """A registry name (``lucy-restyle``) or ``NAME:FPS:WxH`` like the emulator's ``--model``."""
+    text = str(text).strip()
+    if ":" not in text:
+        return models.realtime(text)
+    try:
+        name, fps, size = text.split(":")
+        width, height = size.lower().split("x")
+        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
+    except ValueError:
+        raise ValueError(
+            f"model {text!r} is neither a model name nor NAME:FPS:WIDTHxHEIGHT"
+        ) from None
+
+
+@attrs.frozen
+class Settings:
+    model: ModelDefinition
+    prompt: str = ""
+    enhance: bool = True
+    image: str = ""
+    transport: str = ""
+    lazy: bool = False
+    stats_interval: float = 1.0
+    encoding: str = "rgb8"
+    emulator_url: str = ""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Settings:
+        values = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+        encoding = str(values["encoding"])
+        if encoding not in images.OUTPUT_ENCODINGS:
+            raise ValueError(f"encoding must be one of {images.OUTPUT_ENCODINGS}, got {encoding!r}")
+        interval = float(values["stats_interval"])
+        if not interval > 0:
+            raise ValueError(f"stats_interval must be positive, got {interval}")
+        return cls(
+            model=parse_model(values["model"]),
+            prompt=str(values["prompt"] or ""),
+            enhance=_bool(values["enhance"]),
+            image=str(values["image"] or ""),
+            transport=str(values["transport"] or ""),
+            lazy=_bool(values["lazy"]),
+            stats_interval=interval,
+            encoding=encoding,
+            emulator_url=str(values["emulator_url"] or ""),
+        )
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def is_permanent(error: BaseException) -> bool:
+    code = getattr(error, "code", None)
+    text = str(getattr(error, "message", error)).lower()
+    return code in PERMANENT_CODES or any(marker in text for marker in PERMANENT_MARKERS)
+
+
+def describe(error: BaseException) -> str:
+    """``CODE: message``; the library keeps the API key out of its messages."""
+    code = getattr(error, "code", None) or type(error).__name__
+    return f"{code}: {getattr(error, 'message', None) or error}"
+
+
+@attrs.frozen
+class Status:
+    """One diagnostics report: a level, a summary and key/value pairs."""
+
+    level: int
+    message: str
+    values: dict[str, str]
+
+
+@attrs.define
+class _Wanted:
+    prompt: str
+    enhance: bool
+    image: str
+    generation: int = 0
+
+
+class Core:
+    """The node without ROS. Thread-safe; nothing here blocks its caller for long."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        publish_image: Callable[[np.ndarray, Any], None],
+        publish_state: Callable[[str], None],
+        log: Log,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._publish_image = publish_image
+        self._publish_state = publish_state
+        self._log = log
+        self._env = os.environ if environ is None else environ
+        self._lock = threading.Condition()
+        self._wanted = _Wanted(settings.prompt, settings.enhance, settings.image)
+        self._applied_generation = 0
+        self._apply_result: tuple[bool, str] = (True, "")
+        self._client: decart_sync.RealtimeClient | None = None
+        self._client_dead = False
+        self._closing = False
+        self._subscribers = 0
+        self._no_subscribers_since: float | None = time.monotonic()
+        self._retry_at = 0.0
+        self._permanent: str | None = None  # the permanent error, until a parameter changes
+        self._last_error: str | None = None
+        self._state = "disconnected"
+        self._header: Any = None
+        self._header_seq = 0
+        self._published_seq = 0
+        self._warned_encodings: set[str] = set()
+        self._warned_model = False
+        # counters (the node's own; the library's come from client.stats)
+        self.frames_in = 0  # images received on image_in
+        self.frames_handed = 0  # handed over to the session
+        self.frames_out = 0  # published on image_out
+        self.dropped = 0  # wanted a session, but could not hand the frame over
+        self.skipped_encoding = 0
+        self.repeats = 0  # output frames not published: no new input since the last one
+        self._library_skipped_base = 0
+        self._library_skipped = 0
+        self._reconnects = 0
+        self._rate_mark: tuple[float, int, int] = (time.monotonic(), 0, 0)
+        self._stats_cache: dict[str, float] = {}
+        self._embedded: Any = None
+        self._api_key: str | None = None
+        self._base_url: str | None = None
+        self.backend = ""
+        self._applied_image = settings.image
+        self._worker = threading.Thread(
+            target=self._work, name="decart-sync-ros-worker", daemon=True
+        )
+        self._output: threading.Thread | None = None
+        self._output_stop = threading.Event()
+
+    # -- what the adapters call ----------------------------------------------
+
+    def start(self) -> None:
+        self._api_key, self._base_url, self.backend = self._backend()
+        self._log.info(
+            f"decart_sync ROS node: model {self.settings.model.name}, using {self.backend}"
+            + (", lazy (connects while image_out has subscribers)" if self.settings.lazy else "")
+        )
+        self._set_state("disconnected")
+        self._worker.start()
+
+    def on_image(self, msg: Any) -> None:
+        """An ``image_in`` message (any thread; never blocks)."""
+        self.frames_in += 1
+        try:
+            frame = images.to_array(msg, self.settings.encoding)
+        except images.UnsupportedEncoding as exc:
+            self.skipped_encoding += 1
+            if msg.encoding not in self._warned_encodings:
+                self._warned_encodings.add(msg.encoding)
+                self._log.error(f"image_in: {exc}; skipping such frames")
+            return
+        except ValueError as exc:
+            self.skipped_encoding += 1
+            self._log.warning(f"image_in: {exc}; frame skipped")
+            return
+        client = self._client
+        if client is None or self._client_dead or not client.is_connected():
+            if self._session_wanted():
+                self.dropped += 1
+            return
+        try:
+            client.send_frame(frame)
+        except decart_sync.DecartSDKError:
+            self.dropped += 1
+            return
+        with self._lock:
+            self._header = msg.header
+            self._header_seq += 1
+        self.frames_handed += 1
+
+    def on_params(self, params: Mapping[str, Any]) -> list[str]:
+        """Changed parameters (any subset); returns complaints, empty if all were taken."""
+        problems: list[str] = []
+        with self._lock:
+            wanted = attrs.evolve(self._wanted)
+            for name, value in params.items():
+                if name == "prompt":
+                    wanted.prompt = str(value or "")
+                elif name == "enhance":
+                    wanted.enhance = _bool(value)
+                elif name == "image":
+                    wanted.image = str(value or "")
+                elif name == "model":
+                    if str(value) not in (self.settings.model.name, "") and not self._warned_model:
+                        self._warned_model = True
+                        self._log.warning(
+                            "the model parameter is read at start only; restart the node"
+                        )
+                elif name in DEFAULTS and value != getattr(self.settings, name, value):
+                    problems.append(f"{name} is read at start only")
+            if (wanted.prompt, wanted.enhance, wanted.image) != (
+                self._wanted.prompt,
+                self._wanted.enhance,
+                self._wanted.image,
+            ):
+                wanted.generation = self._wanted.generation + 1
+                self._wanted = wanted
+                self._permanent = None  # a new prompt or image may fix it: try again
+                self._retry_at = 0.0
+                self._lock.notify_all()
+        return problems
+
+    def set_prompt(
+        self, text: str, enhance: bool | None = None, *, wait: float | None = None
+    ) -> tuple[bool, str]:
+        """From the ``prompt`` topic or the service: the prompt to apply, acknowledged by the
+        service on the worker thread. With ``wait``, waits that long for the outcome."""
+        params: dict[str, Any] = {"prompt": text}
+        if enhance is not None:
+            params["enhance"] = enhance
+        self.on_params(params)
+        if not wait:
+            return True, "queued"
+        deadline = time.monotonic() + wait
+        with self._lock:
+            generation = self._wanted.generation
+            while self._applied_generation < generation and not self._closing:
+                if self._client is None and not self._session_wanted_locked():
+                    return True, "stored; applied when the session starts"
+                if self._permanent is not None:
+                    return False, self._permanent
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False, f"not acknowledged within {wait} s"
+                self._lock.wait(min(remaining, 0.25))
+            return self._apply_result if not self._closing else (False, "the node is shutting down")
+
+    def on_subscribers(self, count: int) -> None:
+        """How many subscribers ``image_out`` has now (polled by the adapter)."""
+        with self._lock:
+            if count > 0:
+                self._no_subscribers_since = None
+            elif self._no_subscribers_since is None:
+                self._no_subscribers_since = time.monotonic()
+            if (count > 0) != (self._subscribers > 0):
+                self._lock.notify_all()
+            self._subscribers = count
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def status(self) -> Status:
+        """Diagnostics for now; fps are since the previous call."""
+        now = time.monotonic()
+        client = self._client
+        stats = self._read_stats(client)
+        then, handed, out = self._rate_mark
+        span = max(now - then, 1e-6)
+        fps_in = (self.frames_handed - handed) / span
+        fps_out = (self.frames_out - out) / span
+        self._rate_mark = (now, self.frames_handed, self.frames_out)
+        rtt = stats.get("rtt_ms")
+        drops = self.dropped + self._library_skipped
+        values = {
+            "state": self._state,
+            "backend": self.backend,
+            "model": self.settings.model.name,
+            "prompt": self._wanted.prompt,
+            "fps in": f"{fps_in:.1f}",
+            "fps out": f"{fps_out:.1f}",
+            "frames in": str(self.frames_in),
+            "frames out": str(self.frames_out),
+            "drops": str(drops),
+            "skipped (encoding)": str(self.skipped_encoding),
+            "rtt ms": "unknown" if rtt is None or rtt < 0 else f"{rtt:.1f}",
+            "reconnects": str(self._reconnects + int(stats.get("reconnects", 0))),
+            "subscribers": str(self._subscribers),
+            "last error": self._last_error or "",
+        }
+        if self._permanent is not None:
+            return Status(ERROR, f"permanent error: {self._permanent}", values)
+        if self._closing:
+            return Status(WARN, "shutting down", values)
+        if not self._session_wanted():
+            return Status(OK, "idle: image_out has no subscribers", values)
+        if self._state in ("connected", "generating"):
+            if self.frames_handed == 0 or fps_in == 0:
+                return Status(WARN, f"{self._state}, but no frames on image_in", values)
+            return Status(OK, self._state, values)
+        if self._last_error:
+            return Status(ERROR, f"{self._state}: {self._last_error}", values)
+        return Status(WARN, self._state, values)
+
+    def close(self, timeout: float = CLOSE_BUDGET) -> None:
+        """Close the session and join the threads; bounded by ``timeout``."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+        if self._worker.is_alive():
+            self._log.warning(f"the session did not close within {timeout} s")
+
+    # -- the worker ------------------------------------------------------------
+
+    def _session_wanted(self) -> bool:
+        with self._lock:
+            return self._session_wanted_locked()
+
+    def _session_wanted_locked(self) -> bool:
+        if self._closing:
+            return False
+        if not self.settings.lazy:
+            return True
+        since = self._no_subscribers_since
+        return since is None or (
+            self._client is not None and time.monotonic() - since < LAZY_LINGER
+        )
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._closing:
+                        break
+                    action = self._next_action()
+                    if action is None:
+                        self._lock.wait(0.25)
+                        continue
+                action()
+        except BaseException as exc:  # the worker must never die silently
+            self._log.error(f"decart_sync ROS worker failed: {exc!r}")
+        finally:
+            self._disconnect(reason="shutting down")
+            if self._embedded is not None:
+                self._embedded.close(0.5)
+
+    def _next_action(self) -> Callable[[], None] | None:
+        """Under the lock: the one thing to do now, or None to wait."""
+        client = self._client
+        wanted = self._session_wanted_locked()
+        if client is not None and (self._client_dead or not wanted):
+            return lambda: self._disconnect(
+                reason="image_out has no subscribers"
+                if not self._client_dead
+                else "the session ended"
+            )
+        if client is None:
+            if wanted and self._permanent is None and time.monotonic() >= self._retry_at:
+                return self._connect
+            return None
+        if self._applied_generation < self._wanted.generation:
+            return self._apply
+        return None
+
+    def _connect(self) -> None:
+        with self._lock:
+            wanted = attrs.evolve(self._wanted)
+        self._set_state("connecting")
+        initial: dict[str, Any] = {}
+        if wanted.prompt:
+            initial["prompt"] = {"text": wanted.prompt, "enhance": wanted.enhance}
+        if wanted.image:
+            initial["image"] = wanted.image
+        options: dict[str, Any] = {
+            "model": self.settings.model,
+            "api_key": self._api_key,
+            "base_url": self._base_url,
+            "initial_state": initial or None,
+            "pixel_format": images.PIXEL_FORMATS[self.settings.encoding],
+            "timeout": CONNECT_TIMEOUT,
+            "integration": "decart-sync-ros",
+        }
+        if self.settings.transport:  # only when set: connect() may not know the keyword yet
+            options["transport"] = self.settings.transport
+        try:
+            client = decart_sync.connect(None, **options)
+        except (decart_sync.DecartSDKError, TypeError, ValueError, OSError) as exc:
+            self._failed(exc, "could not connect")
+            self._set_state("disconnected")
+            return
+        client.on("connection_change", lambda state: self._on_state(client, state))
+        client.on("error", lambda error: self._on_error(client, error))
+        with self._lock:
+            if self._client is not None:  # never happens: only the worker connects
+                self._client.close()
+            self._client = client
+            self._client_dead = False
+            self._applied_generation = wanted.generation
+            self._applied_image = wanted.image
+            self._apply_result = (True, "applied at connect")
+            self._last_error = None
+            self._library_skipped_base = self._library_skipped
+            self._lock.notify_all()
+        self._output_stop.clear()
+        self._output = threading.Thread(
+            target=self._read_output, args=(client,), name="decart-sync-ros-output", daemon=True
+        )
+        self._output.start()
+        self._set_state(client.state)
+        self._log.info(f"connected: session {client.session_id} ({self.backend})")
+
+    def _apply(self) -> None:
+        client = self._client
+        with self._lock:
+            wanted = attrs.evolve(self._wanted)
+            previous_image = self._applied_image
+        if client is None:
+            return
+        try:
+            if wanted.image != previous_image:
+                client.set_image(
+                    wanted.image or None,
+                    prompt=wanted.prompt or None,
+                    enhance=wanted.enhance,
+                    timeout=ACK_TIMEOUT * 2,
+                )
+            elif wanted.prompt:
+                client.set_prompt(wanted.prompt, enhance=wanted.enhance, timeout=ACK_TIMEOUT)
+            else:
+                self._log.warning("an empty prompt cannot be sent; the previous prompt stays")
+            result = (True, "acknowledged")
+            self._applied_image = wanted.image
+            self._log.info(
+                f"prompt {wanted.prompt!r}"
+                + (f", image {wanted.image!r}" if wanted.image else "")
+                + " acknowledged"
+            )
+        except decart_sync.DecartSDKError as exc:
+            result = (False, describe(exc))
+            self._log.error(f"could not apply prompt {wanted.prompt!r}: {describe(exc)}")
+        with self._lock:
+            self._applied_generation = wanted.generation
+            self._apply_result = result
+            self._lock.notify_all()
+
+    def _disconnect(self, reason: str) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        stats = self._read_stats(client)
+        self._reconnects += int(stats.get("reconnects", 0))
+        self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
+        self._output_stop.set()
+        client.close()
+        if self._output is not None:
+            self._output.join(1.0)
+            self._output = None
+        self._stats_cache = {}
+        with self._lock:
+            if self._client_dead and self._permanent is None:
+                self._retry_at = time.monotonic() + RETRY_INTERVAL
+            self._client_dead = False
+        self._set_state("disconnected")
+        self._log.info(f"session closed: {reason}")
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        text = describe(exc)
+        with self._lock:
+            self._last_error = text
+            if is_permanent(exc):
+                self._permanent = text
+            else:
+                self._retry_at = time.monotonic() + RETRY_INTERVAL
+        if is_permanent(exc):
+            self._log.error(
+                f"{what}: permanent error {text}; not retrying until a parameter changes"
+            )
+        else:
+            self._log.error(f"{what}: {text}; retrying in {RETRY_INTERVAL:.0f} s")
+
+    # -- library events (on the client's events thread) --------------------------
+
+    def _on_state(self, client: decart_sync.RealtimeClient, state: str) -> None:
+        with self._lock:
+            if client is not self._client:
+                return  # a late event of a session already closed
+            if state == "disconnected":
+                self._client_dead = True
+                self._lock.notify_all()
+        self._set_state(state)
+
+    def _on_error(self, client: decart_sync.RealtimeClient, error: Any) -> None:
+        text = describe(error)
+        with self._lock:
+            if client is not self._client:
+                return
+            self._last_error = text
+            if is_permanent(error):
+                self._permanent = text
+        self._log.error(("permanent error " if is_permanent(error) else "session error ") + text)
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            if state == self._state:
+                return
+            self._state = state
+        self._publish_state(state)
+
+    # -- output --------------------------------------------------------------------
+
+    def _read_output(self, client: decart_sync.RealtimeClient) -> None:
+        while not self._output_stop.is_set():
+            ok, frame = client.read(timeout=0.5)
+            if not ok or frame is None:
+                if client.state == "disconnected":
+                    return
+                continue
+            with self._lock:
+                header, seq = self._header, self._header_seq
+            if seq == self._published_seq:
+                self.repeats += 1  # nothing new came in: do not publish the same stamp twice
+                continue
+            self._published_seq = seq
+            try:
+                self._publish_image(frame, header)
+            except Exception as exc:  # a publisher torn down during shutdown
+                if not self._output_stop.is_set():
+                    self._log.warning(f"could not publish image_out: {exc!r}")
+                continue
+            self.frames_out += 1
+
+    def _read_stats(self, client: decart_sync.RealtimeClient | None) -> dict[str, float]:
+        if client is None:
+            return {}
+        try:
+            stats = dict(client.stats)
+        except Exception:  # a closing client
+            return self._stats_cache
+        self._stats_cache = stats
+        self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
+        return stats
+
+    # -- where to connect ------------------------------------------------------------
+
+    def _backend(self) -> tuple[str | None, str | None, str]:
+        """(api_key, base_url, description); the key is read from the environment only."""
+        url = self.settings.emulator_url
+        if url == "embedded" or (not url and not self._env.get("DECART_API_KEY", "").strip()):
+            from decart_sync.emulator import Emulator  # needs the emulator extra
+
+            model = self.settings.model
+            self._embedded = Emulator(models={model.name: model}).start()
+            url = self._embedded.url
+            self._log.warning(
+                f"no DECART_API_KEY in the environment and no emulator_url: "
+                f"using an embedded emulator at {url}"
+            )
+            return "emulator", url, f"the embedded emulator at {url}"
+        if url:
+            return "emulator", url, f"the emulator at {url}"
+        base = self._env.get("DECART_REALTIME_BASE_URL")
+        where = f"Decart's service at {base}" if base else "Decart's service"
+        return None, None, f"{where} (API key from DECART_API_KEY)"
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
