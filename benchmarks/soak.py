@@ -21,8 +21,8 @@ import urllib.request
 import decart_sync
 from benchmarks.__main__ import Emulator
 from decart_sync import models
-from decart_sync.cli import synthetic
-from decart_sync.emulator.__main__ import admin_url
+from decart_sync.emulator.cli import admin_url
+from decart_sync.sources import synthetic
 
 PROMPTS = ("invert", "grayscale", "sepia", "a watercolor painting", "neon city at night")
 

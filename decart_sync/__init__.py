@@ -10,7 +10,8 @@
 
 from . import models, signals
 from ._version import __version__
-from .client import DecartClient, InitialState, RealtimeClient, connect, subscribe
+from .client import InitialState, RealtimeClient, connect, subscribe
+from .decart_client import DecartClient
 from .errors import (
     DecartSDKError,
     ICEError,

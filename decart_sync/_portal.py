@@ -15,7 +15,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -39,25 +39,57 @@ class Deadline:
     def expired(self) -> bool:
         return self._end is not None and time.monotonic() >= self._end
 
+    def slices(self) -> Iterator[float]:
+        """Wait steps of at most 0.1 s until the deadline (for ever without one).
+
+        A thread blocked in one short step at a time still sees Ctrl-C at once,
+        and a wait that missed its wake-up looks again soon.
+        """
+        while True:
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                return
+            yield _SLICE if remaining is None else min(_SLICE, remaining)
+
+
+def wait_until(
+    predicate: Callable[[], bool], wait: Callable[[float], object], timeout: float | None
+) -> bool:
+    """Until ``predicate()`` holds; False at the deadline.
+
+    ``wait(seconds)`` blocks until something may have changed: ``event.wait``,
+    or ``cond.wait`` with the condition's lock held by the caller.
+    """
+    for step in Deadline(timeout).slices():
+        if predicate():
+            return True
+        wait(step)
+    return predicate()
+
 
 def wait_future(fut: concurrent.futures.Future[T], timeout: float | None) -> T:
     """``fut.result(timeout)`` that stays interruptible and cancels on the way out.
 
     Raises the builtin ``TimeoutError`` at the deadline; callers translate it.
     """
-    deadline = Deadline(timeout)
     try:
-        while True:
-            remaining = deadline.remaining()
-            step = _SLICE if remaining is None else min(_SLICE, remaining)
-            try:
-                return fut.result(step)
-            except concurrent.futures.TimeoutError:
-                if deadline.expired():
-                    raise TimeoutError(f"no result within {timeout} s") from None
+        if wait_until(fut.done, _quiet(fut.exception), timeout):
+            return fut.result()
     except BaseException:
         fut.cancel()
         raise
+    fut.cancel()
+    raise TimeoutError(f"no result within {timeout} s")
+
+
+def _quiet(wait: Callable[[float], object]) -> Callable[[float], None]:
+    """A Future's timed wait without its TimeoutError: only the deadline decides."""
+
+    def waiting(seconds: float) -> None:
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            wait(seconds)
+
+    return waiting
 
 
 class Portal:
@@ -147,11 +179,6 @@ class Portal:
             )
         return wait_future(self.submit(coro), timeout)
 
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a plain function on the loop, from any thread, without waiting."""
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(fn, *args)
-
     def __enter__(self) -> Portal:
         return self.start()
 
@@ -166,7 +193,3 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
-
-async def gather_quietly(*aws: Awaitable[Any]) -> None:
-    """Await cleanup steps, none of which may stop the others."""
-    await asyncio.gather(*aws, return_exceptions=True)

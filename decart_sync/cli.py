@@ -24,6 +24,7 @@ from . import models
 from .client import connect
 from .errors import DecartSDKError
 from .models import ModelDefinition
+from .sources import synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "emulator":
-            from .emulator.__main__ import main as emulator_main
+            from .emulator.cli import main as emulator_main
 
             return emulator_main(args.args)
         return _stream(args)
@@ -112,21 +113,6 @@ def _record(frames: Iterator[np.ndarray], model: ModelDefinition, out: str, seco
             written += 1
         container.mux(stream.encode(None))
     return written
-
-
-def synthetic(model: ModelDefinition, seconds: float | None = None) -> Iterator[np.ndarray]:
-    """A moving colour test pattern at the model's size (and fps when paced)."""
-    h, w = model.height, model.width
-    ys, xs = np.mgrid[0:h, 0:w]
-    base = np.stack([xs * 255 // w, ys * 255 // h, np.full_like(xs, 128)], axis=-1).astype(np.uint8)
-    total = None if seconds is None else int(seconds * model.fps)
-    i = 0
-    while total is None or i < total:
-        frame = np.roll(base, shift=(i * 8) % w, axis=1)
-        x = (i * 16) % (w - 64)
-        frame[h // 2 - 32 : h // 2 + 32, x : x + 64] = 255
-        yield frame
-        i += 1
 
 
 if __name__ == "__main__":

@@ -12,51 +12,38 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
 
-import attrs
 import numpy as np
 
-from . import images, signals
+from . import images, options, signals
 from ._ice import allow_loopback_candidates, is_loopback_url
-from ._portal import Deadline, Portal
-from ._version import __version__
+from ._portal import Deadline, Portal, wait_until
 from .audio import AvatarAudio, decode_audio
 from .errors import (
     DecartSDKError,
-    InvalidAPIKeyError,
-    InvalidBaseURLError,
     InvalidInputError,
     InvalidOptionsError,
     TimeoutError_,
     WebSocketError,
 )
+from .messages import Desired
 from .models import ModelDefinition, resolve
-from .peer import DEFAULT_ICE_SERVERS
-from .session import CONNECTED, GENERATING, Desired, Session, SessionOptions
+from .options import InitialState, check_prompt
+from .session import CONNECTED, GENERATING, Session, SessionOptions
 from .sources import Feeder, frames_of
 from .subscribe import SubscribeToken, decode_token
-from .tracks import PIXEL_FORMATS, FrameHub, FrameIterator, LatestFrame
+from .tracks import FrameHub, FrameIterator, LatestFrame
+from .transports import MediaSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "wss://api3.decart.ai"
-MAX_PROMPT_LENGTH = 1000
 CLOSE_TIMEOUT = 2.0
 
-
-@attrs.define
-class InitialState:
-    """What the session starts with; ``image`` takes every kind ``set_image`` does."""
-
-    prompt: str | None = None
-    enhance: bool = True
-    image: Any = None
+__all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]
 
 
 def connect(
@@ -84,29 +71,31 @@ def connect(
     if model is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
     definition = resolve(model)
-    key = _api_key(api_key)
-    base = _base_url(base_url)
-    _check_pixel_format(pixel_format)
-    _check_timeout(timeout)
-    desired = _desired(initial_state, pixel_format)
+    key = options.api_key(api_key)
+    base = options.base_url(base_url)
+    options.check_pixel_format(pixel_format)
+    options.check_timeout(timeout)
+    desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
         raise InvalidOptionsError("live_avatar takes no video source; pass source=None")
     frames = None if source is None else frames_of(source)
-    query = {"api_key": key, "model": definition.name, "user_agent": user_agent(integration)}
-    url = f"{base}{definition.url_path}?{urlencode(query, quote_via=quote)}"
-    options = SessionOptions(
-        model=definition,
-        url=url,
-        ice_servers=_ice_servers(ice_servers, base),
-        verify_tls=_verify_tls(verify_tls),
-        secret=key,
-        connect_timeout=timeout,
-        reconnect=reconnect,
+    media = MediaSettings(
+        definition,
+        ice_servers=options.ice_servers(ice_servers, base),
         customize_offer=customize_offer,
         wants_remote_stream=on_remote_stream is not None,
     )
-    client = RealtimeClient(options, desired, pixel_format, on_remote_stream=on_remote_stream)
-    client._open(frames, timeout)
+    session = SessionOptions(
+        model=definition,
+        url=options.stream_url(base, definition, key, integration),
+        media=media,
+        verify_tls=options.verify_tls(verify_tls),
+        secret=key,
+        connect_timeout=timeout,
+        reconnect=reconnect,
+    )
+    client = RealtimeClient(session, desired, pixel_format, on_remote_stream=on_remote_stream)
+    client._open(frames, Deadline(timeout))
     return client
 
 
@@ -127,25 +116,25 @@ def subscribe(
     ``model`` only sets the size of the frames handed out (default: mirage's).
     """
     parsed: SubscribeToken = decode_token(token)
-    key = _api_key(api_key)
-    base = _base_url(base_url)
-    _check_pixel_format(pixel_format)
-    _check_timeout(timeout)
+    key = options.api_key(api_key)
+    base = options.base_url(base_url)
+    options.check_pixel_format(pixel_format)
+    options.check_timeout(timeout)
     definition = resolve(model) if model is not None else resolve("lucy-restyle")
-    query = {"IP": parsed.ip, "port": parsed.port, "api_key": key}
-    query["user_agent"] = user_agent(integration)
-    url = f"{base}/subscribe/{quote(parsed.sid)}?{urlencode(query, quote_via=quote)}"
-    options = SessionOptions(
+    media = MediaSettings(
+        definition, receive_only=True, ice_servers=options.ice_servers(ice_servers, base)
+    )
+    session = SessionOptions(
         model=definition,
-        url=url,
-        ice_servers=_ice_servers(ice_servers, base),
+        url=options.subscribe_url(base, parsed, key, integration),
+        media=media,
         subscribe=True,
-        verify_tls=_verify_tls(verify_tls),
+        verify_tls=options.verify_tls(verify_tls),
         secret=key,
         connect_timeout=timeout,
     )
-    client = RealtimeClient(options, Desired(), pixel_format)
-    client._open(None, timeout)
+    client = RealtimeClient(session, Desired(), pixel_format)
+    client._open(None, Deadline(timeout))
     return client
 
 
@@ -154,48 +143,48 @@ class RealtimeClient:
 
     def __init__(
         self,
-        options: SessionOptions,
+        session: SessionOptions,
         desired: Desired,
         pixel_format: str,
         *,
         on_remote_stream: Callable[[Any], Any] | None = None,
     ) -> None:
-        self.model = options.model
+        self.model = session.model
         self.pixel_format = pixel_format
-        self._subscriber = options.subscribe
         self._hub = FrameHub(self.model, pixel_format)
-        takes_video = not (self._subscriber or self.model.is_avatar)
+        takes_video = not (session.subscribe or self.model.is_avatar)
         self._input = LatestFrame(self.model, pixel_format) if takes_video else None
-        self._audio = AvatarAudio() if self.model.is_avatar and not self._subscriber else None
+        self._audio = AvatarAudio() if self.model.is_avatar and not session.subscribe else None
+        session.media.input = self._input
+        session.media.audio = self._audio.track if self._audio is not None else None
         self._portal = Portal()
         self._events = signals.Dispatcher(self)
-        self._on_remote_stream = on_remote_stream
-        self._handlers: dict[tuple[str, Callable[..., Any]], Callable[..., Any]] = {}
+        self._handlers = signals.Handlers(self)
+        if on_remote_stream is not None:
+            self._handlers.add(signals.REMOTE_STREAM, on_remote_stream)
         self._feeder: Feeder | None = None
         self._read_seen = 0
         self._closed = False
         self._close_lock = threading.Lock()
         self.audio_frames_received = 0
         self._session = Session(
-            options,
+            session,
             hub=self._hub,
-            emit=self._emit,
+            emit=self._events.emit,  # queued only: user code never runs on the loop
             desired=desired,
-            input_frames=self._input,
-            audio_track=self._audio.track if self._audio is not None else None,
             on_audio=self._count_audio,
         )
 
-    def _open(self, frames: Callable[[], Iterator[Any]] | None, timeout: float) -> None:
+    def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
         if is_loopback_url(self._session.options.url):
             allow_loopback_candidates()
         self._portal.start()
         atexit.register(self.close)
         try:
-            self._portal.call(self._session.connect(), timeout + 1.0)
+            self._portal.call(self._session.connect(deadline), deadline.remaining())
         except TimeoutError:
             self.close()
-            raise TimeoutError_(f"could not connect within {timeout} s") from None
+            raise TimeoutError_(f"could not connect within {deadline.timeout} s") from None
         except BaseException:
             self.close()
             raise
@@ -275,13 +264,13 @@ class RealtimeClient:
         if timeout is None:
             timeout = len(pcm) / 48_000 + 30.0
         done = self._audio.queue(pcm)
-        deadline = time.monotonic() + timeout
         try:
-            while not done.wait(0.1):
-                if self._closed or self._session.error is not None:
+            over = lambda: self._closed or self._session.error is not None  # noqa: E731
+            wait_until(lambda: done.is_set() or over(), done.wait, timeout)
+            if not done.is_set():
+                if over():
                     raise self._session.error or WebSocketError("the client was closed")
-                if time.monotonic() >= deadline:
-                    raise TimeoutError_(f"the audio did not finish playing within {timeout} s")
+                raise TimeoutError_(f"the audio did not finish playing within {timeout} s")
         except BaseException:
             self._audio.cancel()
             raise
@@ -366,38 +355,16 @@ class RealtimeClient:
     def on(self, event: str, handler: Callable[[Any], Any]) -> None:
         """Call ``handler(data)`` on each event: ``connection_change`` (state),
         ``error`` (DecartSDKError), ``generation_tick`` (seconds); JS spellings too."""
-        signal, kwarg = _event(event)
-
-        def receiver(sender: Any, **kwargs: Any) -> None:
-            handler(kwargs[kwarg])
-
-        self._handlers[(signal.name, handler)] = receiver
-        signal.connect(receiver, sender=self, weak=False)
+        self._handlers.add(signals.named(event), handler)
 
     def off(self, event: str, handler: Callable[[Any], Any]) -> None:
-        signal, _ = _event(event)
-        receiver = self._handlers.pop((signal.name, handler), None)
-        if receiver is not None:
-            signal.disconnect(receiver, sender=self)
-
-    def _emit(self, kind: str, value: Any) -> None:
-        """Called on the loop thread: queue only, never run user code here."""
-        if kind == "state":
-            self._events.emit(signals.connection_changed, state=value)
-        elif kind == "error":
-            self._events.emit(signals.error, error=value)
-        elif kind == "tick":
-            self._events.emit(signals.generation_tick, seconds=value)
-        elif kind == "remote_stream":
-            self._events.emit(signals.remote_stream, tracks=value)
-            if self._on_remote_stream is not None:
-                self._events.call(self._on_remote_stream, value)
+        self._handlers.remove(signals.named(event), handler)
 
     def _count_audio(self, frame: Any) -> None:
         self.audio_frames_received += 1
 
     def _source_failed(self, error: DecartSDKError) -> None:
-        self._events.emit(signals.error, error=error)
+        self._events.emit(signals.ERROR, error)
 
     # -- closing -----------------------------------------------------------
 
@@ -421,8 +388,6 @@ class RealtimeClient:
             self._portal.stop(max(0.1, CLOSE_TIMEOUT - (time.monotonic() - started)))
         self._hub.close()
         self._events.stop(0.5)
-        for (name, _), receiver in list(self._handlers.items()):
-            signals.EVENT_NAMES_BY_SIGNAL[name].disconnect(receiver, sender=self)
         self._handlers.clear()
 
     disconnect = close
@@ -456,145 +421,3 @@ class RealtimeClient:
             raise TimeoutError_(
                 f"the server did not acknowledge {what} within {deadline.timeout} s"
             ) from None
-
-
-class DecartClient:
-    """Settings for repeated use, like the official ``createDecartClient``."""
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        realtime_base_url: str | None = None,
-        integration: str | None = None,
-    ) -> None:
-        self._api_key = _api_key(api_key)
-        self.realtime_base_url = _base_url(realtime_base_url)
-        self.integration = integration
-        self.realtime = _Realtime(self)
-
-    def __repr__(self) -> str:
-        return f"<DecartClient realtime_base_url={self.realtime_base_url!r} api_key=***>"
-
-
-class _Realtime:
-    def __init__(self, owner: DecartClient) -> None:
-        self._owner = owner
-
-    def connect(self, source: Any = None, **options: Any) -> RealtimeClient:
-        owner = self._owner
-        return connect(
-            source,
-            api_key=owner._api_key,
-            base_url=owner.realtime_base_url,
-            integration=owner.integration,
-            **options,
-        )
-
-    def subscribe(self, token: str, **options: Any) -> RealtimeClient:
-        owner = self._owner
-        return subscribe(
-            token,
-            api_key=owner._api_key,
-            base_url=owner.realtime_base_url,
-            integration=owner.integration,
-            **options,
-        )
-
-
-# -- option checks ----------------------------------------------------------
-
-
-def user_agent(integration: str | None = None) -> str:
-    agent = f"decart-sync/{__version__} lang/py"
-    return f"{agent} {integration}" if integration else agent
-
-
-def check_prompt(prompt: Any) -> None:
-    if not isinstance(prompt, str):
-        raise InvalidInputError(f"a prompt must be text, got {type(prompt).__name__}")
-    if not prompt.strip():
-        raise InvalidInputError("the prompt is empty; describe the style you want")
-    if len(prompt) > MAX_PROMPT_LENGTH:
-        raise InvalidInputError(
-            f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_LENGTH}"
-        )
-
-
-def _api_key(api_key: str | None) -> str:
-    key = api_key if api_key is not None else os.environ.get("DECART_API_KEY")
-    if not isinstance(key, str) or not key.strip():
-        raise InvalidAPIKeyError(
-            "no API key: pass api_key= or set DECART_API_KEY "
-            "(for the local emulator any non-empty key works)"
-        )
-    return key.strip()
-
-
-def _base_url(base_url: str | None) -> str:
-    url = base_url or os.environ.get("DECART_REALTIME_BASE_URL") or DEFAULT_BASE_URL
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss") or not parts.hostname:
-        raise InvalidBaseURLError(
-            f"base URL {url!r} must be ws://, wss://, http:// or https:// with a host"
-        )
-    return parts._replace(scheme=scheme).geturl().rstrip("/")
-
-
-def _ice_servers(ice_servers: Sequence[str] | None, base: str) -> list[str]:
-    if ice_servers is None:
-        # STUN finds nothing useful for a server on this machine, and may be unreachable.
-        return [] if is_loopback_url(base) else list(DEFAULT_ICE_SERVERS)
-    if isinstance(ice_servers, str) or not all(isinstance(s, str) for s in ice_servers):
-        raise InvalidOptionsError("ice_servers must be a list of stun:/turn: URLs")
-    return list(ice_servers)
-
-
-def _verify_tls(verify: bool) -> bool:
-    if not verify:
-        log.warning("TLS certificate verification is OFF for the signaling WebSocket")
-    return bool(verify)
-
-
-def _check_pixel_format(pixel_format: str) -> None:
-    if pixel_format not in PIXEL_FORMATS:
-        raise InvalidOptionsError(
-            f"pixel_format must be one of {', '.join(PIXEL_FORMATS)}, got {pixel_format!r}"
-        )
-
-
-def _check_timeout(timeout: Any) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise InvalidOptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
-
-
-def _desired(initial: InitialState | dict[str, Any] | None, pixel_format: str) -> Desired:
-    if initial is None:
-        return Desired()
-    if isinstance(initial, dict):
-        unknown = set(initial) - {"prompt", "image"}
-        if unknown:
-            raise InvalidOptionsError(f"unknown initial_state keys: {sorted(unknown)}")
-        prompt = initial.get("prompt")
-        if isinstance(prompt, dict):
-            text, enhance = prompt.get("text"), prompt.get("enhance", True)
-            initial = InitialState(text, enhance, initial.get("image"))
-        else:
-            initial = InitialState(prompt, True, initial.get("image"))
-    if not isinstance(initial, InitialState):
-        raise InvalidOptionsError("initial_state must be a dict or an InitialState")
-    if initial.prompt is not None:
-        check_prompt(initial.prompt)
-    image = None
-    if initial.image is not None:
-        image = images.to_base64(initial.image, pixel_format=pixel_format)
-    return Desired(prompt=initial.prompt, enhance=bool(initial.enhance), image=image)
-
-
-def _event(name: str) -> tuple[Any, str]:
-    try:
-        return signals.EVENT_NAMES[name]
-    except KeyError:
-        raise InvalidOptionsError(
-            f"unknown event {name!r}; use connection_change, error or generation_tick"
-        ) from None

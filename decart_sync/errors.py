@@ -90,22 +90,6 @@ class SignalingError(DecartSDKError):
 # A friendlier public name; the trailing underscore only avoids shadowing the builtin here.
 WebRTCTimeoutError = TimeoutError_
 
-ERROR_CODES: dict[str, type[DecartSDKError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidAPIKeyError,
-        InvalidBaseURLError,
-        InvalidInputError,
-        InvalidOptionsError,
-        ModelNotFoundError,
-        WebSocketError,
-        ICEError,
-        TimeoutError_,
-        ServerError,
-        SignalingError,
-    )
-}
-
 # PROTOCOL.md section 8: server errors containing these are never retried.
 _PERMANENT_MARKERS = (
     "permission denied",

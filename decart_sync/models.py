@@ -92,11 +92,7 @@ DEPRECATED = {name: alias for name, (alias, *_rest) in _SEED.items() if alias}
 _warned: set[str] = set()
 
 
-def is_avatar(model: ModelDefinition) -> bool:
-    return model.is_avatar
-
-
-class _Realtime:
+class RealtimeModels:
     """``models.realtime(name)``, plus one factory per seed model."""
 
     def __call__(self, name: str) -> ModelDefinition:
@@ -143,7 +139,7 @@ class _Realtime:
     liveAvatar = live_avatar
 
 
-realtime = _Realtime()
+realtime = RealtimeModels()
 
 
 def resolve(model: ModelDefinition | str) -> ModelDefinition:

@@ -17,16 +17,14 @@ import queue
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websocket
 
 from .errors import WebSocketError
+from .messages import Message, parse
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, Any]
 
 
 def redact(url: str) -> str:
@@ -186,15 +184,3 @@ class Signaling:
 def _ignore(*args: object) -> None:
     pass
 
-
-def parse(text: str | bytes) -> Message:
-    """A server message as a dict with a string ``type``; ValueError says what is wrong."""
-    try:
-        message = json.loads(text)
-    except (ValueError, TypeError):
-        raise ValueError("not JSON") from None
-    if not isinstance(message, dict):
-        raise ValueError("not a JSON object")
-    if not isinstance(message.get("type"), str):
-        raise ValueError("without a type")
-    return message

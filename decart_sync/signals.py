@@ -14,7 +14,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from blinker import NamedSignal, signal
+
+from .errors import InvalidOptionsError
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +30,66 @@ generation_tick: NamedSignal = signal("decart-sync.generation-tick")
 #: kwarg ``tracks``: the raw aiortc remote tracks (used for on_remote_stream)
 remote_stream: NamedSignal = signal("decart-sync.remote-stream")
 
-# Both the Python spelling and the seed's JS spelling, to the signal and its kwarg.
-EVENT_NAMES: dict[str, tuple[NamedSignal, str]] = {
-    "connection_change": (connection_changed, "state"),
-    "connectionChange": (connection_changed, "state"),
-    "connection_changed": (connection_changed, "state"),
-    "error": (error, "error"),
-    "generation_tick": (generation_tick, "seconds"),
-    "generationTick": (generation_tick, "seconds"),
+
+@attrs.frozen
+class Event:
+    """One kind of event: its signal, the keyword its value travels under, its names.
+
+    Adding an event takes two steps: an :class:`Event` here, and an ``emit``
+    where it happens.
+    """
+
+    signal: NamedSignal
+    arg: str
+    names: tuple[str, ...] = ()  # what ``client.on()`` accepts: Python and the seed's JS spellings
+
+
+CONNECTION_CHANGE = Event(
+    connection_changed, "state", ("connection_change", "connectionChange", "connection_changed")
+)
+ERROR = Event(error, "error", ("error",))
+GENERATION_TICK = Event(generation_tick, "seconds", ("generation_tick", "generationTick"))
+REMOTE_STREAM = Event(remote_stream, "tracks")
+
+_BY_NAME = {
+    name: event for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK) for name in event.names
 }
+
+
+def named(name: str) -> Event:
+    """The event ``client.on(name, ...)`` means."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise InvalidOptionsError(
+            f"unknown event {name!r}; use connection_change, error or generation_tick"
+        ) from None
+
+
+class Handlers:
+    """User callbacks on one sender's events, each called with the event's value."""
+
+    def __init__(self, sender: object) -> None:
+        self._sender = sender
+        self._receivers: dict[tuple[Event, Callable[[Any], Any]], Callable[..., None]] = {}
+
+    def add(self, event: Event, handler: Callable[[Any], Any]) -> None:
+        def receiver(sender: object, **kwargs: Any) -> None:
+            handler(kwargs[event.arg])
+
+        self._receivers[(event, handler)] = receiver
+        event.signal.connect(receiver, sender=self._sender, weak=False)
+
+    def remove(self, event: Event, handler: Callable[[Any], Any]) -> None:
+        receiver = self._receivers.pop((event, handler), None)
+        if receiver is not None:
+            event.signal.disconnect(receiver, sender=self._sender)
+
+    def clear(self) -> None:
+        for (event, _), receiver in list(self._receivers.items()):
+            event.signal.disconnect(receiver, sender=self._sender)
+        self._receivers.clear()
+
 
 _STOP = object()
 
@@ -50,13 +104,9 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="decart-sync-events", daemon=True)
         self._thread.start()
 
-    def emit(self, sig: NamedSignal, **kwargs: Any) -> None:
+    def emit(self, event: Event, value: Any) -> None:
         """Thread-safe and non-blocking: callable from the loop."""
-        self._queue.put((sig, kwargs))
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a user callback on the dispatcher thread."""
-        self._queue.put((fn, args))
+        self._queue.put((event, value))
 
     def release(self) -> None:
         self._released.set()
@@ -73,19 +123,9 @@ class Dispatcher:
             item = self._queue.get()
             if item is _STOP:
                 return
-            target, payload = item
-            if isinstance(target, NamedSignal):
-                for receiver in list(target.receivers_for(self._sender)):
-                    self._invoke(receiver, (self._sender,), payload)
-            else:
-                self._invoke(target, payload, {})
-
-    @staticmethod
-    def _invoke(fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception:
-            log.exception("a decart_sync event handler raised; other handlers still run")
-
-
-EVENT_NAMES_BY_SIGNAL: dict[str, NamedSignal] = {sig.name: sig for sig, _ in EVENT_NAMES.values()}
+            event, value = item
+            for receiver in list(event.signal.receivers_for(self._sender)):
+                try:
+                    receiver(self._sender, **{event.arg: value})
+                except Exception:
+                    log.exception("a decart_sync event handler raised; other handlers still run")

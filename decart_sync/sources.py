@@ -5,7 +5,8 @@ style ``read() -> (ok, frame)``, or a path to a media file (decoded by av).
 User code (a camera's ``read()``, a generator) may block, so it never runs on
 the event loop: a ``decart-sync-source`` thread pulls at most one frame per
 model frame period and hands it on. Files play in real time by their own
-timestamps; the input track then samples at the model's fps.
+timestamps. The input track sends each new frame as it comes, at most at the
+model's fps. :func:`synthetic` is a test pattern for demos and benchmarks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import av
 import numpy as np
 
 from .errors import DecartSDKError, InvalidInputError
+from .models import ModelDefinition
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,6 @@ class Feeder:
         self._on_error = on_error
         self._stop = threading.Event()
         self.finished = threading.Event()
-        self.pulled = 0
         self._thread = threading.Thread(target=self._run, name="decart-sync-source", daemon=True)
 
     def start(self) -> None:
@@ -131,4 +132,18 @@ class Feeder:
                     return
                 if time.monotonic() - due > 1.0:
                     due = time.monotonic()  # a source that stalled does not earn a burst
-            self.pulled += 1
+
+
+def synthetic(model: ModelDefinition, seconds: float | None = None) -> Iterator[np.ndarray]:
+    """A moving colour test pattern at the model's size (and fps when paced)."""
+    h, w = model.height, model.width
+    ys, xs = np.mgrid[0:h, 0:w]
+    base = np.stack([xs * 255 // w, ys * 255 // h, np.full_like(xs, 128)], axis=-1).astype(np.uint8)
+    total = None if seconds is None else int(seconds * model.fps)
+    i = 0
+    while total is None or i < total:
+        frame = np.roll(base, shift=(i * 8) % w, axis=1)
+        x = (i * 16) % (w - 64)
+        frame[h // 2 - 32 : h // 2 + 32, x : x + 64] = 255
+        yield frame
+        i += 1

@@ -2,7 +2,7 @@
 
 Input: user threads convert each frame once (av does scaling and pixel
 conversion) and drop it into :class:`LatestFrame`; the aiortc track sends
-each new frame as it arrives, paced by :class:`Pacer` to the model's fps, so
+each new frame as it arrives, paced by :class:`~.clock.Pacer` to the model's fps, so
 a fast source is dropped down to that rate and a slow one repeats its last
 frame. The holder outlives peer connections: after a reconnect a fresh track
 reads the same holder.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,13 +28,12 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
+from ._portal import wait_until
+from .clock import VIDEO_TIME_BASE, Pacer, Timestamps
 from .errors import DecartSDKError, InvalidInputError, TimeoutError_
 from .models import ModelDefinition
 
-VIDEO_CLOCK = 90_000
-VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 PIXEL_FORMATS = ("rgb24", "bgr24")
-REPEAT_DELAY = 1.5  # periods after a new frame before the last frame is sent again
 
 
 def check_frame(frame: Any, pixel_format: str) -> tuple[np.ndarray, str]:
@@ -102,59 +100,6 @@ class LatestFrame:
         return self._frame
 
 
-class Pacer:
-    """When the next frame of a live track goes out.
-
-    A frame goes as soon as a new picture is in, rather than on a fixed clock:
-    a producer on its own clock (a camera, a paced loop) would otherwise lose
-    frames to beating against the sampling clock, and wait up to a period. A
-    token bucket holds the long-run rate to ``fps`` (a faster producer is
-    dropped down to it), and with nothing new for a period the last picture
-    goes again, so the stream never stalls; the first repeat waits half a
-    period longer, so a producer a little late is not sent twice. Used on the
-    event loop only.
-    """
-
-    def __init__(self, fps: float, burst: float = 2.0) -> None:
-        self.fps = fps
-        self.burst = burst  # tokens: absorbs a producer's jitter, never raises its average rate
-        self.period = 1.0 / fps
-        self.fresh = False
-        self._arrived = asyncio.Event()
-        self._tokens = burst
-        self._refilled: float | None = None
-        self._repeat_at = 0.0
-
-    def arrived(self) -> None:
-        """A new picture is in."""
-        self.fresh = True
-        self._arrived.set()
-
-    async def wait(self) -> float:
-        """Until the next frame should go; returns when (``time.monotonic()``)."""
-        now = time.monotonic()
-        if self._refilled is None:
-            self._refilled = now  # the first frame goes at once
-        else:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.fps)
-                self._refilled = now
-                if self._tokens < 1:
-                    await asyncio.sleep((1 - self._tokens) / self.fps)
-                    continue
-                repeat_in = self._repeat_at - now
-                if self.fresh or repeat_in <= 0:
-                    break
-                self._arrived.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), repeat_in)
-        self._tokens -= 1
-        self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
-        self.fresh = False
-        return now
-
-
 class InputTrack(MediaStreamTrack):
     """The user's frames, each sent as it arrives, paced to the model's fps."""
 
@@ -164,8 +109,7 @@ class InputTrack(MediaStreamTrack):
         super().__init__()
         self._source = source
         self._pacer = Pacer(fps)
-        self._start: float | None = None
-        self._last_pts = -1
+        self._timestamps = Timestamps()
         self._seen = -1
         loop = asyncio.get_running_loop()
         self._wake = lambda: loop.call_soon_threadsafe(self._pacer.arrived)
@@ -175,15 +119,12 @@ class InputTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         now = await self._pacer.wait()
-        if self._start is None:
-            self._start = now
         count = self._source.count
         if self._seen >= 0:
             self._source.skipped += max(0, count - self._seen - 1)
         self._seen = count
         frame = self._source.get()
-        self._last_pts = max(self._last_pts + 1, round((now - self._start) * VIDEO_CLOCK))
-        frame.pts = self._last_pts
+        frame.pts = self._timestamps.at(now)
         frame.time_base = VIDEO_TIME_BASE
         self._source.sent += 1
         return frame
@@ -241,14 +182,9 @@ class FrameHub:
     ) -> tuple[int, av.VideoFrame, float] | None:
         """The newest frame newer than ``after``, with its arrival time; None at the
         deadline or when closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._seq <= after and not self._closed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                # Sliced so that Ctrl-C reaches a main thread blocked here.
-                self._cond.wait(0.1 if remaining is None else min(0.1, remaining))
+            if not wait_until(lambda: self._seq > after or self._closed, self._cond.wait, timeout):
+                return None
             if self._seq > after and self._frame is not None and not self._closed:
                 assert self.last_frame_time is not None
                 return self._seq, self._frame, self.last_frame_time

@@ -11,7 +11,7 @@ import os
 
 import decart_sync
 from decart_sync import models
-from decart_sync.cli import synthetic
+from decart_sync.sources import synthetic
 
 
 def main() -> None:

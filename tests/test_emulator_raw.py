@@ -31,7 +31,7 @@ from av import AudioFrame, VideoFrame
 
 from decart_sync._portal import Portal
 from decart_sync.emulator import Emulator, Faults, transforms
-from decart_sync.emulator.__main__ import main as emulator_main
+from decart_sync.emulator.cli import main as emulator_main
 from decart_sync.emulator.images import ImageError, decode_image
 from decart_sync.emulator.media import LevelMeter
 from decart_sync.models import ModelDefinition

@@ -176,8 +176,8 @@ def test_the_api_key_never_leaks(caplog, tmp_path) -> None:
     assert len(records) > 20  # DEBUG really was captured
     for text in texts + records:
         assert secret not in text and secret[:-1] not in text
-    assert "decart-sync/" in decart_sync.client.user_agent() and secret not in (
-        decart_sync.client.user_agent()
+    assert "decart-sync/" in decart_sync.options.user_agent() and secret not in (
+        decart_sync.options.user_agent()
     )
 
 

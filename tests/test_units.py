@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 
 import decart_sync
-from decart_sync import errors, images, models, peer
-from decart_sync.client import check_prompt, user_agent
-from decart_sync.signaling import parse, redact
+from decart_sync import errors, images, models
+from decart_sync.clock import Pacer
+from decart_sync.messages import parse
+from decart_sync.options import check_prompt, user_agent
+from decart_sync.signaling import redact
 from decart_sync.subscribe import SubscribeToken, decode_token
-from decart_sync.tracks import InputTrack, LatestFrame, Pacer
+from decart_sync.tracks import InputTrack, LatestFrame
+from decart_sync.transports import webrtc
 
 
 def test_models_and_factories() -> None:
@@ -60,22 +63,22 @@ def test_bitrate_hints_added_to_vp8() -> None:
         "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\n"
         "a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=97\r\n"
     )
-    out = peer.add_bitrate_hints(sdp)
+    out = webrtc.add_bitrate_hints(sdp)
     assert "a=fmtp:97 x-google-min-bitrate=300;x-google-start-bitrate=600" in out
     assert "a=fmtp:98 apt=97\r\n" in out
-    again = peer.add_bitrate_hints("v=0\r\na=rtpmap:96 VP8/90000\r\na=fmtp:96 max-fr=30\r\n")
+    again = webrtc.add_bitrate_hints("v=0\r\na=rtpmap:96 VP8/90000\r\na=fmtp:96 max-fr=30\r\n")
     assert "a=fmtp:96 max-fr=30;x-google-min-bitrate=300;x-google-start-bitrate=600" in again
 
 
 def test_candidate_parsing() -> None:
     text = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
-    candidate = peer.parse_candidate({"candidate": text, "sdpMid": "0", "sdpMLineIndex": 0})
+    candidate = webrtc.candidate_of({"candidate": text, "sdpMid": "0", "sdpMLineIndex": 0})
     assert candidate is not None and candidate.ip == "127.0.0.1" and candidate.sdpMid == "0"
-    assert peer.parse_candidate(None) is None
-    assert peer.parse_candidate({"candidate": ""}) is None
+    assert webrtc.candidate_of(None) is None
+    assert webrtc.candidate_of({"candidate": ""}) is None
     for junk in ({"candidate": "garbage"}, {"candidate": 5}, "text", []):
         with pytest.raises(ValueError):
-            peer.parse_candidate(junk)
+            webrtc.candidate_of(junk)
 
 
 def test_message_parsing_rejects_junk() -> None:

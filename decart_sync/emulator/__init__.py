@@ -100,6 +100,6 @@ except ImportError as exc:
 
 from .embedded import Emulator
 from .faults import Faults
-from .session import Session, Subscriber
+from .session import ServedSession, Subscriber
 
-__all__ = ["Emulator", "Faults", "Session", "Subscriber"]
+__all__ = ["Emulator", "Faults", "ServedSession", "Subscriber"]

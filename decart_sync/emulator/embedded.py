@@ -11,11 +11,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .._ice import allow_loopback_candidates
-from .._portal import Portal
+from .._portal import Portal, wait_until
 from ..models import ModelDefinition
 from .faults import Faults
 from .server import EmulatorServer
-from .session import Session, Subscriber
+from .session import ServedSession, Subscriber
 
 THREAD_NAME = "decart-sync-emulator"
 START_TIMEOUT = 10.0
@@ -50,7 +50,7 @@ class Emulator:
         self._portal = Portal(THREAD_NAME)
         self._lock = threading.Lock()
         self._state = "new"  # new -> running -> closed
-        self._handed_out: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._handed_out: weakref.WeakSet[ServedSession] = weakref.WeakSet()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class Emulator:
     # -- sessions -------------------------------------------------------------
 
     @property
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[ServedSession]:
         """Live stream sessions, oldest first (a snapshot)."""
         return self._server.sessions
 
@@ -122,7 +122,7 @@ class Emulator:
         return self._server.subscribers
 
     @property
-    def history(self) -> list[Session]:
+    def history(self) -> list[ServedSession]:
         """Every stream session so far, ended ones included (a snapshot)."""
         return list(self._server.history)
 
@@ -138,7 +138,7 @@ class Emulator:
             if connection.faults is old:
                 connection.faults = faults
 
-    def session(self, session_id: str) -> Session | None:
+    def session(self, session_id: str) -> ServedSession | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
 
     def wait_for_session(
@@ -146,14 +146,15 @@ class Emulator:
         timeout: float = 10.0,
         *,
         session_id: str | None = None,
-        predicate: Callable[[Session], bool] | None = None,
-    ) -> Session:
+        predicate: Callable[[ServedSession], bool] | None = None,
+    ) -> ServedSession:
         """A live session: the one with ``session_id``, else the oldest not yet returned.
 
         ``predicate`` narrows the choice. Raises ``TimeoutError`` at the deadline.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+        found: list[ServedSession] = []
+
+        def match() -> bool:
             for session in self.sessions:
                 if session_id is not None and session.session_id != session_id:
                     continue
@@ -161,14 +162,19 @@ class Emulator:
                     continue
                 if predicate is not None and not predicate(session):
                     continue
-                self._handed_out.add(session)
-                return session
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no matching emulator session within {timeout} s")
-            # Sliced: a predicate on a session's own state changes without a notify here.
-            with self._changed:
-                self._changed.wait(min(remaining, 0.1))
+                found.append(session)
+                return True
+            return False
+
+        # Sliced: a predicate on a session's own state changes without a notify here.
+        if not wait_until(match, self._wait_changed, timeout):
+            raise TimeoutError(f"no matching emulator session within {timeout} s")
+        self._handed_out.add(found[0])
+        return found[0]
+
+    def _wait_changed(self, seconds: float) -> None:
+        with self._changed:
+            self._changed.wait(seconds)
 
     def drop_sessions(self, how: str = "both", timeout: float = 5.0) -> int:
         """Simulate a service drop of every live session; returns how many.

@@ -24,7 +24,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from ..tracks import REPEAT_DELAY, VIDEO_CLOCK, VIDEO_TIME_BASE
+from ..clock import VIDEO_TIME_BASE, Pacer, Timestamps
 from . import transforms
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,15 @@ class Latest(Generic[T]):
 
 
 class PacedVideoTrack(MediaStreamTrack):
-    """Sends each new picture as soon as it is ready, in order.
+    """Sends each new picture as soon as it is ready, in order, paced by the shared clock.
 
     Like a model that emits a frame per processed input (the session caps
     intake at the model's fps); with nothing new for a while the last picture
-    goes again, at the model's fps. ``on_frame`` runs for every frame handed out (the session
-    counts them and starts generation on the first); ``frozen`` is consulted
-    per frame so a fault can stall the output without ending the track.
+    goes again, at the model's fps (:class:`~decart_sync.clock.Pacer`, the
+    client's input track keeps time the same way). ``on_frame`` runs for every
+    frame handed out (the session counts them and starts generation on the
+    first); ``frozen`` is consulted per frame so a fault can stall the output
+    without ending the track.
     """
 
     kind = "video"
@@ -84,57 +86,43 @@ class PacedVideoTrack(MediaStreamTrack):
         frozen: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__()
-        self._period = 1.0 / fps
         self._on_frame = on_frame
         self._frozen = frozen
         # Pictures not sent yet: two finished close together both go, in order.
         self._pending: deque[np.ndarray] = deque(maxlen=PENDING)
         self._planes: np.ndarray | None = None  # the last picture sent
-        self._wake = asyncio.Event()
-        self._start: float | None = None
-        self._repeat_at = 0.0
-        self._last_pts = -1
+        self._first = asyncio.Event()
+        self._pacer = Pacer(fps)
+        self._timestamps = Timestamps()
 
     def push(self, planes: np.ndarray) -> None:
         """A new picture, as yuv420p planes; it goes out after those still pending."""
         self._pending.append(planes)
-        self._wake.set()
+        self._first.set()
+        self._pacer.arrived()
 
     def stop(self) -> None:
         super().stop()
-        self._wake.set()  # a recv() waiting for a picture must end too
+        self._first.set()  # a recv() waiting for a picture must end too
+        self._pacer.arrived()
 
     async def recv(self) -> VideoFrame:
         while True:
             self._check_live()
-            await self._next_picture()
+            await self._first.wait()  # nothing to repeat before the first picture
+            now = await self._pacer.wait()
             self._check_live()
-            now = time.monotonic()
             if self._pending:
                 self._planes = self._pending.popleft()
-                self._repeat_at = now + self._period * REPEAT_DELAY
-            else:
-                self._repeat_at = now + self._period
+                if self._pending:
+                    self._pacer.arrived()  # the next one is new too
             if not self._frozen() and self._planes is not None:
                 break
-        if self._start is None:
-            self._start = now
         frame = VideoFrame.from_ndarray(self._planes, format="yuv420p")
-        self._last_pts = max(self._last_pts + 1, round((now - self._start) * VIDEO_CLOCK))
-        frame.pts = self._last_pts
+        frame.pts = self._timestamps.at(now)
         frame.time_base = VIDEO_TIME_BASE
         self._on_frame()
         return frame
-
-    async def _next_picture(self) -> None:
-        """Until a picture is pending, or a period has passed since the last frame."""
-        while not self._pending and self.readyState == "live":
-            wait = self._repeat_at - time.monotonic()
-            if self._planes is not None and wait <= 0:
-                return
-            self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if self._planes is None else wait)
 
     def _check_live(self) -> None:
         if self.readyState != "live":

@@ -29,7 +29,7 @@ class BadCandidate(ValueError):
     pass
 
 
-def parse_candidate(payload: Any) -> RTCIceCandidate | None:
+def parse_client_candidate(payload: Any) -> RTCIceCandidate | None:
     """An ``ice-candidate`` payload; None means end of candidates.
 
     Raises :class:`BadCandidate` for anything that is neither.

@@ -25,7 +25,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,8 +34,12 @@ from websockets.http11 import Request, Response
 
 from .._ice import is_loopback_host
 from ..models import REGISTRY, ModelDefinition
+from .connection import DROP_MODES, Connection
 from .faults import Faults
-from .session import DROP_MODES, Connection, Session, Subscriber
+from .session import ServedSession, Subscriber
+
+if TYPE_CHECKING:  # needs the optional livekit-protocol package
+    from .livekit import LiveKitRooms
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,7 @@ class EmulatorServer:
         models: Models = None,
         faults: Faults | None = None,
         on_change: Callable[[], None] = lambda: None,
+        livekit_rooms: LiveKitRooms | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -85,13 +90,15 @@ class EmulatorServer:
         self.faults = faults if faults is not None else Faults()
         self.loopback = is_loopback_host(host)
         self._on_change = on_change
+        # LiveKit signaling (/rtc...) on this same port, when given: see .livekit.
+        self.livekit_rooms = livekit_rooms
         self._server: Server | None = None
         self._port: int | None = None
         # Read from other threads (snapshots), written on the loop.
         self._lock = threading.Lock()
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, ServedSession] = {}
         self._subscribers: list[Subscriber] = []
-        self.history: list[Session] = []
+        self.history: list[ServedSession] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -126,6 +133,8 @@ class EmulatorServer:
             return
         server.server.close()  # stop accepting
         closing = [c.close("the emulator closed") for c in self._all()]
+        if self.livekit_rooms is not None:
+            closing.append(self.livekit_rooms.close())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*closing), SESSIONS_CLOSE_TIMEOUT)
         server.close()  # whatever is left: sockets mid-handshake, rejected clients
@@ -135,7 +144,7 @@ class EmulatorServer:
     # -- registry (thread-safe snapshots) -------------------------------------
 
     @property
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[ServedSession]:
         with self._lock:
             return list(self._sessions.values())
 
@@ -149,7 +158,7 @@ class EmulatorServer:
 
     def _register(self, connection: Connection) -> None:
         with self._lock:
-            if isinstance(connection, Session):
+            if isinstance(connection, ServedSession):
                 self._sessions[connection.session_id] = connection
                 self.history.append(connection)
             elif isinstance(connection, Subscriber):
@@ -159,7 +168,7 @@ class EmulatorServer:
 
     def _unregister(self, connection: Connection) -> None:
         with self._lock:
-            if isinstance(connection, Session):
+            if isinstance(connection, ServedSession):
                 self._sessions.pop(connection.session_id, None)
             elif isinstance(connection, Subscriber):
                 with contextlib.suppress(ValueError):
@@ -187,6 +196,10 @@ class EmulatorServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if self.livekit_rooms is not None:
+            response = await self.livekit_rooms.process_request(connection, request)
+            if response is not None:
+                return response
         parts = urlsplit(request.path)
         if not parts.path.startswith(ADMIN_PREFIX):
             return None
@@ -212,6 +225,9 @@ class EmulatorServer:
     async def _handle(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path if ws.request else "/")
         query = _query(parts.query)
+        if self.livekit_rooms is not None and parts.path.rstrip("/") == "/rtc":
+            await self.livekit_rooms.handle(ws, parts.path, query)  # LiveKit tokens, no api_key
+            return
         if not self._key_ok(query.get("api_key")):
             await _reject(ws, "Invalid API key")
             return
@@ -226,7 +242,7 @@ class EmulatorServer:
         if parts.path != model.url_path:
             log.debug("serving %s on %s (its url_path is %s)", name, parts.path, model.url_path)
         local = ws.local_address
-        session = Session(
+        session = ServedSession(
             ws,
             model,
             server_ip=str(local[0]) if local else self.host,
@@ -286,7 +302,7 @@ def _models(models: Models) -> dict[str, ModelDefinition]:
     return {model.name: model for model in models}
 
 
-def _describe(session: Session) -> dict[str, Any]:
+def _describe(session: ServedSession) -> dict[str, Any]:
     return {
         "session_id": session.session_id,
         "model": session.model.name,

@@ -1,0 +1,85 @@
+"""The media clock both sides share: frame timestamps and live pacing.
+
+The client's input track and the emulator's output track both send live
+pictures; they keep time the same way, so it is written once, here. Pure
+asyncio and arithmetic: no media library is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+
+VIDEO_CLOCK = 90_000  # RTP's video clock rate
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+REPEAT_DELAY = 1.5  # periods after a new picture before the last one is sent again
+
+
+class Timestamps:
+    """Presentation timestamps on the video clock from wall time, strictly increasing."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._last = -1
+
+    def at(self, now: float) -> int:
+        """The pts of a frame sent at ``now`` (``time.monotonic()``)."""
+        if self._start is None:
+            self._start = now
+        self._last = max(self._last + 1, round((now - self._start) * VIDEO_CLOCK))
+        return self._last
+
+
+class Pacer:
+    """When the next frame of a live track goes out.
+
+    A frame goes as soon as a new picture is in, rather than on a fixed clock:
+    a producer on its own clock (a camera, a paced loop) would otherwise lose
+    frames to beating against the sampling clock, and wait up to a period. A
+    token bucket holds the long-run rate to ``fps`` (a faster producer is
+    dropped down to it), and with nothing new for a period the last picture
+    goes again, so the stream never stalls; the first repeat waits half a
+    period longer, so a producer a little late is not sent twice. Used on the
+    event loop only.
+    """
+
+    def __init__(self, fps: float, burst: float = 2.0) -> None:
+        self.fps = fps
+        self.burst = burst  # tokens: absorbs a producer's jitter, never raises its average rate
+        self.period = 1.0 / fps
+        self.fresh = False
+        self._arrived = asyncio.Event()
+        self._tokens = burst
+        self._refilled: float | None = None
+        self._repeat_at = 0.0
+
+    def arrived(self) -> None:
+        """A new picture is in (also how a stopping track wakes a waiting ``wait``)."""
+        self.fresh = True
+        self._arrived.set()
+
+    async def wait(self) -> float:
+        """Until the next frame should go; returns when (``time.monotonic()``)."""
+        now = time.monotonic()
+        if self._refilled is None:
+            self._refilled = now  # the first frame goes at once
+        else:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.fps)
+                self._refilled = now
+                if self._tokens < 1:
+                    await asyncio.sleep((1 - self._tokens) / self.fps)
+                    continue
+                repeat_in = self._repeat_at - now
+                if self.fresh or repeat_in <= 0:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), repeat_in)
+        self._tokens -= 1
+        self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
+        self.fresh = False
+        return now

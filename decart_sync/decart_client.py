@@ -1,0 +1,62 @@
+"""``DecartClient``: the account's settings kept for repeated sessions.
+
+Like the official ``createDecartClient``: ``DecartClient(api_key=...).realtime``
+opens sessions (:func:`~.client.connect`) and viewers
+(:func:`~.client.subscribe`) with the client's key, base URL and integration.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import options
+from .client import RealtimeClient, connect, subscribe
+from .options import ConnectOptions, SubscribeOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class DecartClient:
+    """Settings for repeated use, like the official ``createDecartClient``."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        realtime_base_url: str | None = None,
+        integration: str | None = None,
+    ) -> None:
+        self._api_key = options.api_key(api_key)
+        self.realtime_base_url = options.base_url(realtime_base_url)
+        self.integration = integration
+        self.realtime = RealtimeSessions(self)
+
+    def __repr__(self) -> str:
+        return f"<DecartClient realtime_base_url={self.realtime_base_url!r} api_key=***>"
+
+
+class RealtimeSessions:
+    """``DecartClient(...).realtime``: sessions opened with the client's settings."""
+
+    def __init__(self, owner: DecartClient) -> None:
+        self._owner = owner
+
+    def connect(self, source: Any = None, **kwargs: Unpack[ConnectOptions]) -> RealtimeClient:
+        owner = self._owner
+        return connect(
+            source,
+            api_key=owner._api_key,
+            base_url=owner.realtime_base_url,
+            integration=owner.integration,
+            **kwargs,
+        )
+
+    def subscribe(self, token: str, **kwargs: Unpack[SubscribeOptions]) -> RealtimeClient:
+        owner = self._owner
+        return subscribe(
+            token,
+            api_key=owner._api_key,
+            base_url=owner.realtime_base_url,
+            integration=owner.integration,
+            **kwargs,
+        )

@@ -1,0 +1,169 @@
+"""The emulator's command line: serve the emulator, or tell a running one to drop.
+
+``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run :func:`main`.
+
+    python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--api-key KEY ...]
+        [--model NAME:FPS:WIDTHxHEIGHT ...] [--fault FIELD=VALUE ...]
+    python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
+
+The first line printed when serving is the URL (scripts read it, e.g. with
+``--port 0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from types import FrameType
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import attrs
+
+from ..errors import DecartSDKError
+from ..models import ModelDefinition
+from .connection import DROP_MODES
+from .embedded import Emulator
+from .faults import Faults
+from .server import ADMIN_PREFIX
+
+DEFAULT_PORT = 8765
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "drop":
+        return _drop(args[1:])
+    if args and args[0] == "serve":
+        args = args[1:]
+    return _serve(args)
+
+
+def _serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m decart_sync.emulator",
+        description="Serve a local emulator of Decart's realtime service until Ctrl-C. "
+        "(Subcommand: 'drop --url URL [--how both]' drops a running emulator's sessions.)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (0: any free one; default %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="accept only this key (repeatable); default: any non-empty key",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        default=[],
+        type=_model,
+        metavar="NAME:FPS:WxH",
+        help="serve an extra model, e.g. bench-small:25:640x352 (repeatable)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        dest="faults",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"misbehave on purpose (repeatable); fields: {', '.join(_FAULT_FIELDS)}",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        faults = _faults(args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (e.g. from a test harness) closes as cleanly as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with Emulator(
+            args.host, args.port, api_keys=args.api_keys, models=args.models, faults=faults
+        ) as emu:
+            print(f"decart-sync emulator serving at {emu.url} (Ctrl-C stops)", flush=True)
+            while not stop.wait(0.5):  # sliced: Ctrl-C lands at once
+                pass
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: could not serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _drop(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m decart_sync.emulator drop",
+        description="Make a running emulator drop its live sessions (a simulated outage).",
+    )
+    parser.add_argument("--url", default=f"ws://127.0.0.1:{DEFAULT_PORT}", help="emulator URL")
+    parser.add_argument("--how", choices=DROP_MODES, default="both", help="what to drop")
+    args = parser.parse_args(argv)
+    try:
+        with urllib.request.urlopen(admin_url(args.url, "drop", how=args.how), timeout=10) as r:
+            print(r.read().decode("utf-8", "replace").strip())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"error: could not reach the emulator at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def admin_url(url: str, command: str, **params: str) -> str:
+    """The HTTP admin URL on the same port as a ``ws://`` / ``http://`` emulator URL."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
+    return urlunsplit((scheme, parts.netloc, ADMIN_PREFIX + command, urlencode(params), ""))
+
+
+_FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
+
+
+def _faults(settings: list[str]) -> Faults:
+    """``FIELD=VALUE`` pairs into a :class:`Faults`, each value parsed as its field's type."""
+    values: dict[str, object] = {}
+    defaults = Faults()
+    for setting in settings:
+        name, sep, text = setting.partition("=")
+        if not sep or name not in _FAULT_FIELDS:
+            raise ValueError(f"--fault wants FIELD=VALUE with FIELD in {', '.join(_FAULT_FIELDS)}")
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            values[name] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, float):
+            values[name] = float(text)
+        else:
+            values[name] = text or None
+    return Faults(**values)  # type: ignore[arg-type]
+
+
+def _model(text: str) -> ModelDefinition:
+    try:
+        name, fps, size = text.split(":")
+        width, height = size.lower().split("x")
+        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
+    except (ValueError, DecartSDKError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:FPS:WIDTHxHEIGHT ({exc})") from None
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+

@@ -1,0 +1,160 @@
+"""What the user passed, checked: each problem becomes a coded error a person can act on.
+
+Also the URLs of PROTOCOL.md section 1, built from checked options.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+from urllib.parse import quote, urlencode, urlsplit
+
+import attrs
+
+from . import images
+from ._ice import is_loopback_url
+from ._version import __version__
+from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
+from .messages import Desired
+from .models import ModelDefinition
+from .subscribe import SubscribeToken
+from .tracks import PIXEL_FORMATS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "wss://api3.decart.ai"
+DEFAULT_ICE_SERVERS = ("stun:stun.l.google.com:19302",)
+MAX_PROMPT_LENGTH = 1000
+
+
+@attrs.define
+class InitialState:
+    """What the session starts with; ``image`` takes every kind ``set_image`` does."""
+
+    prompt: str | None = None
+    enhance: bool = True
+    image: Any = None
+
+
+class ConnectOptions(TypedDict, total=False):
+    """The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."""
+
+    model: ModelDefinition | str | None
+    initial_state: InitialState | dict[str, Any] | None
+    pixel_format: str
+    timeout: float
+    ice_servers: Sequence[str] | None
+    customize_offer: Callable[[Any], Any] | None
+    on_remote_stream: Callable[[Any], Any] | None
+    reconnect: bool
+    verify_tls: bool
+
+
+class SubscribeOptions(TypedDict, total=False):
+    """The keywords of :func:`subscribe` besides the account's."""
+
+    pixel_format: str
+    timeout: float
+    ice_servers: Sequence[str] | None
+    model: ModelDefinition | str | None
+    verify_tls: bool
+
+
+def user_agent(integration: str | None = None) -> str:
+    agent = f"decart-sync/{__version__} lang/py"
+    return f"{agent} {integration}" if integration else agent
+
+
+def stream_url(base: str, model: ModelDefinition, key: str, integration: str | None) -> str:
+    query = {"api_key": key, "model": model.name, "user_agent": user_agent(integration)}
+    return f"{base}{model.url_path}?{urlencode(query, quote_via=quote)}"
+
+
+def subscribe_url(base: str, token: SubscribeToken, key: str, integration: str | None) -> str:
+    query = {"IP": token.ip, "port": token.port, "api_key": key}
+    query["user_agent"] = user_agent(integration)
+    return f"{base}/subscribe/{quote(token.sid)}?{urlencode(query, quote_via=quote)}"
+
+
+def check_prompt(prompt: Any) -> None:
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"a prompt must be text, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InvalidInputError("the prompt is empty; describe the style you want")
+    if len(prompt) > MAX_PROMPT_LENGTH:
+        raise InvalidInputError(
+            f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_LENGTH}"
+        )
+
+
+def api_key(key: str | None) -> str:
+    key = key if key is not None else os.environ.get("DECART_API_KEY")
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidAPIKeyError(
+            "no API key: pass api_key= or set DECART_API_KEY "
+            "(for the local emulator any non-empty key works)"
+        )
+    return key.strip()
+
+
+def base_url(url: str | None) -> str:
+    url = url or os.environ.get("DECART_REALTIME_BASE_URL") or DEFAULT_BASE_URL
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.hostname:
+        raise InvalidBaseURLError(
+            f"base URL {url!r} must be ws://, wss://, http:// or https:// with a host"
+        )
+    return parts._replace(scheme=scheme).geturl().rstrip("/")
+
+
+def ice_servers(servers: Sequence[str] | None, base: str) -> list[str]:
+    if servers is None:
+        # STUN finds nothing useful for a server on this machine, and may be unreachable.
+        return [] if is_loopback_url(base) else list(DEFAULT_ICE_SERVERS)
+    if isinstance(servers, str) or not all(isinstance(s, str) for s in servers):
+        raise InvalidOptionsError("ice_servers must be a list of stun:/turn: URLs")
+    return list(servers)
+
+
+def verify_tls(verify: bool) -> bool:
+    if not verify:
+        log.warning("TLS certificate verification is OFF for the signaling WebSocket")
+    return bool(verify)
+
+
+def check_pixel_format(pixel_format: str) -> None:
+    if pixel_format not in PIXEL_FORMATS:
+        raise InvalidOptionsError(
+            f"pixel_format must be one of {', '.join(PIXEL_FORMATS)}, got {pixel_format!r}"
+        )
+
+
+def check_timeout(timeout: Any) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise InvalidOptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def desired(initial: InitialState | dict[str, Any] | None, pixel_format: str) -> Desired:
+    if initial is None:
+        return Desired()
+    if isinstance(initial, dict):
+        unknown = set(initial) - {"prompt", "image"}
+        if unknown:
+            raise InvalidOptionsError(f"unknown initial_state keys: {sorted(unknown)}")
+        prompt = initial.get("prompt")
+        if isinstance(prompt, dict):
+            text, enhance = prompt.get("text"), prompt.get("enhance", True)
+            initial = InitialState(text, enhance, initial.get("image"))
+        else:
+            initial = InitialState(prompt, True, initial.get("image"))
+    if not isinstance(initial, InitialState):
+        raise InvalidOptionsError("initial_state must be a dict or an InitialState")
+    if initial.prompt is not None:
+        check_prompt(initial.prompt)
+    image = None
+    if initial.image is not None:
+        image = images.to_base64(initial.image, pixel_format=pixel_format)
+    return Desired(prompt=initial.prompt, enhance=bool(initial.enhance), image=image)

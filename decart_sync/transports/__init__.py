@@ -1,0 +1,94 @@
+"""Media transports: how a session's video and audio travel.
+
+The control WebSocket (prompts, images, acks, ticks, errors) is the same for
+every transport and stays with :class:`~decart_sync.session.Session`; only
+the media handshake and the media themselves differ. A transport is made for
+one connection attempt and thrown away with it:
+
+1. :meth:`MediaTransport.join`, right after the WebSocket opened, before the
+   initial state (LiveKit asks for its room here; plain WebRTC has nothing to do);
+2. :meth:`MediaTransport.start`, after the initial state: returns once media flows;
+3. control messages that belong to media are offered to :meth:`MediaTransport.handle`;
+4. :meth:`MediaTransport.abort` wakes a ``start`` that can no longer succeed;
+5. :meth:`MediaTransport.close`, bounded, frees everything.
+
+Decoded frames, media loss and the user's raw tracks go back through
+:class:`MediaHooks`. Transports are imported only when a session asks for
+one, so each may bring its own media library.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import DecartSDKError, InvalidOptionsError
+from ..messages import Message
+from ..models import ModelDefinition
+
+if TYPE_CHECKING:
+    from ..tracks import LatestFrame
+
+TRANSPORTS = ("webrtc",)
+
+
+@attrs.define
+class MediaSettings:
+    """What the user asked of media, for every connection of a session."""
+
+    model: ModelDefinition
+    receive_only: bool = False  # a subscriber: video and audio in, nothing out
+    input: LatestFrame | None = None  # the user's frames, for camera models
+    audio: Callable[[], Any] | None = None  # a fresh outgoing audio track (live_avatar)
+    ice_servers: list[str] = attrs.Factory(list)
+    customize_offer: Callable[[Any], Any] | None = None
+    wants_remote_stream: bool = False
+
+
+@attrs.define
+class MediaHooks:
+    """How a transport reaches its session; every hook runs on the event loop."""
+
+    send: Callable[[Message], Awaitable[None]]  # a control message to the server
+    video: Callable[[Any], None]  # a decoded output frame (av.VideoFrame)
+    audio: Callable[[Any], None]  # a decoded output audio frame
+    lost: Callable[[str, BaseException | None], None]  # the media connection is gone
+    remote_stream: Callable[[Any], None]  # the raw remote track, for on_remote_stream
+
+
+class MediaTransport(abc.ABC):
+    #: the passthrough initial state goes before media starts (else after, as LiveKit does)
+    passthrough_first = True
+
+    async def join(self) -> None:  # noqa: B027  (optional: most transports need nothing here)
+        """Before the initial state: whatever media needs from the control channel first."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Set up media; returns once it flows. Raises a coded error otherwise."""
+
+    @abc.abstractmethod
+    def handle(self, message: Message) -> bool:
+        """A control message for media; False if it is not one.
+
+        Raises KeyError, TypeError or ValueError for a malformed one.
+        """
+
+    @abc.abstractmethod
+    def abort(self, error: DecartSDKError) -> None:
+        """The attempt failed elsewhere: a pending :meth:`start` raises ``error``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Free everything; bounded in time, never raises."""
+
+
+def create(kind: str, settings: MediaSettings, hooks: MediaHooks) -> MediaTransport:
+    if kind == "webrtc":
+        from .webrtc import WebRTCTransport
+
+        return WebRTCTransport(settings, hooks)
+    raise InvalidOptionsError(f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}")

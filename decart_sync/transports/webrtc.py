@@ -1,0 +1,267 @@
+"""The seed's media path: one aiortc peer connection, negotiated over the control WebSocket.
+
+The client offers (camera models: sendrecv video; live_avatar: recvonly
+video plus our audio; viewers: recvonly video and audio), prefers VP8 with
+the browser clients' bitrate hints, lets the user's ``customize_offer`` edit
+exactly what goes on the wire, and applies the server's ``answer`` and
+trickled ``ice-candidate`` messages in whatever order they come
+(PROTOCOL.md section 3). Pure asyncio over aiortc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+from av import VideoFrame
+
+from .. import messages
+from ..errors import DecartSDKError, InvalidOptionsError, SignalingError
+from ..messages import Message
+from ..tracks import InputTrack
+from . import MediaHooks, MediaSettings, MediaTransport
+
+log = logging.getLogger(__name__)
+
+VP8_BITRATE_HINTS = "x-google-min-bitrate=300;x-google-start-bitrate=600"
+
+
+class WebRTCTransport(MediaTransport):
+    def __init__(self, settings: MediaSettings, hooks: MediaHooks) -> None:
+        loop = asyncio.get_running_loop()
+        self._settings = settings
+        self._hooks = hooks
+        self._pc: RTCPeerConnection | None = None
+        self._answer: asyncio.Future[str] = loop.create_future()
+        self._connected: asyncio.Future[None] = loop.create_future()
+        self._candidates: list[RTCIceCandidate] = []  # those that came before the answer
+        self._tasks: list[asyncio.Task[None]] = []
+        self._relay: MediaRelay | None = None
+
+    async def start(self) -> None:
+        settings = self._settings
+        pc = self._pc = create_peer(settings.ice_servers)
+        pc.on("connectionstatechange", self._on_state)
+        pc.on("track", self._on_track)
+        video = None
+        if settings.input is not None:
+            video = InputTrack(settings.input, settings.model.fps)
+        audio = settings.audio() if settings.audio is not None else None
+        add_media(pc, video=video, audio=audio, receive_audio=settings.receive_only)
+
+        sdp = await build_offer(pc)
+        if settings.customize_offer is not None:
+            sdp = await self._customize(sdp)
+        await self._hooks.send(messages.offer(sdp))
+        answer = await self._answer
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except Exception as exc:
+            raise SignalingError(
+                f"the server's SDP answer does not fit our offer: {exc}", cause=exc
+            ) from exc
+        for candidate in self._candidates:
+            try:
+                await pc.addIceCandidate(candidate)
+            except Exception as exc:  # one bad candidate need not sink the connection
+                log.warning("could not add a remote ICE candidate: %s", exc)
+        self._candidates.clear()
+        await self._connected
+
+    async def _customize(self, sdp: str) -> str:
+        """Run the user's hook off the loop; it may edit ``offer.sdp`` in place."""
+        offer = RTCSessionDescription(sdp=sdp, type="offer")
+        hook = self._settings.customize_offer
+        assert hook is not None
+        try:
+            result = await asyncio.to_thread(hook, offer)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:
+            raise InvalidOptionsError(f"customize_offer raised {exc!r}", cause=exc) from exc
+        if not isinstance(offer.sdp, str) or not offer.sdp.startswith("v=0"):
+            raise InvalidOptionsError("customize_offer left the offer without a valid SDP")
+        return offer.sdp
+
+    # -- the server's side of the handshake -----------------------------------
+
+    def handle(self, message: Message) -> bool:
+        kind = message["type"]
+        if kind == "answer":
+            sdp = message["sdp"]
+            if not isinstance(sdp, str):
+                raise TypeError("sdp is not text")
+            if not self._answer.done():
+                self._answer.set_result(sdp)
+        elif kind == "ice-candidate":
+            self._add_candidate(candidate_of(message.get("candidate")))
+        else:
+            return False
+        return True
+
+    def _add_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        if candidate is None:
+            return
+        pc = self._pc
+        if pc is not None and pc.remoteDescription is not None:
+            task = asyncio.ensure_future(pc.addIceCandidate(candidate))
+            task.add_done_callback(_log_failure)
+        else:
+            self._candidates.append(candidate)
+
+    # -- media ----------------------------------------------------------------
+
+    def _on_state(self) -> None:
+        if self._pc is None:
+            return
+        state = self._pc.connectionState
+        if state == "connected":
+            if not self._connected.done():
+                self._connected.set_result(None)
+        elif state in ("failed", "closed"):
+            self._hooks.lost(f"the peer connection {state}", None)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        source = track
+        if self._settings.wants_remote_stream:
+            self._relay = self._relay or MediaRelay()
+            source = self._relay.subscribe(track, buffered=False)
+            self._hooks.remote_stream(self._relay.subscribe(track))
+        pump = self._pump_video(source) if track.kind == "video" else self._pump_audio(source)
+        self._tasks.append(asyncio.ensure_future(pump))
+
+    async def _pump_video(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, VideoFrame):
+                    self._hooks.video(frame)
+
+    async def _pump_audio(self, track: MediaStreamTrack) -> None:
+        # Always drained: aiortc queues unread remote media without bound.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                self._hooks.audio(await track.recv())
+
+    # -- ending ---------------------------------------------------------------
+
+    def abort(self, error: DecartSDKError) -> None:
+        for fut in (self._answer, self._connected):
+            if not fut.done():
+                fut.set_exception(error)
+                fut.exception()  # mark retrieved: a failed attempt may never await it
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        pc = self._pc
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pc.close(), 1.0)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Our handlers on the peer hold this transport, and through its hooks the session's
+        # attempt: a cycle, freed only by the cyclic GC.
+        if pc is not None:
+            pc.remove_all_listeners()
+        self._pc = self._relay = None
+        self._tasks.clear()
+
+
+# -- the peer connection and its SDP --------------------------------------------
+
+
+def create_peer(ice_servers: Sequence[str]) -> RTCPeerConnection:
+    servers = [RTCIceServer(urls=url) for url in ice_servers]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+
+def prefer_vp8(transceiver: Any) -> None:
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    preferred = [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")]
+    transceiver.setCodecPreferences(preferred)
+
+
+def add_media(
+    pc: RTCPeerConnection,
+    *,
+    video: MediaStreamTrack | None,
+    audio: MediaStreamTrack | None,
+    receive_audio: bool,
+) -> None:
+    """Camera models: sendrecv video. Avatar: recvonly video + our audio. Viewer: recvonly both."""
+    if video is not None:
+        prefer_vp8(pc.addTransceiver(video, direction="sendrecv"))
+    else:
+        prefer_vp8(pc.addTransceiver("video", direction="recvonly"))
+    if audio is not None:
+        pc.addTransceiver(audio, direction="sendrecv")
+    elif receive_audio:
+        pc.addTransceiver("audio", direction="recvonly")
+
+
+async def build_offer(pc: RTCPeerConnection) -> str:
+    """The offer exactly as it goes on the wire, so ``customize_offer`` edits what is sent."""
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)  # gathers candidates into the SDP
+    return add_bitrate_hints(pc.localDescription.sdp)
+
+
+def add_bitrate_hints(sdp: str) -> str:
+    lines = sdp.split("\r\n")
+    vp8 = {m.group(1) for line in lines if (m := re.match(r"a=rtpmap:(\d+) VP8/", line))}
+    out: list[str] = []
+    has_fmtp = {pt for pt in vp8 if any(line.startswith(f"a=fmtp:{pt} ") for line in lines)}
+    for line in lines:
+        match = re.match(r"a=fmtp:(\d+) (.*)", line)
+        if match and match.group(1) in vp8 and "x-google-min-bitrate" not in line:
+            line = f"{line};{VP8_BITRATE_HINTS}"
+        out.append(line)
+        match = re.match(r"a=rtpmap:(\d+) VP8/", line)
+        if match and match.group(1) not in has_fmtp:
+            out.append(f"a=fmtp:{match.group(1)} {VP8_BITRATE_HINTS}")
+    return "\r\n".join(out)
+
+
+def candidate_of(payload: Any) -> RTCIceCandidate | None:
+    """The candidate of a server's ``ice-candidate`` message; None for end-of-candidates.
+
+    Raises ValueError for anything else.
+    """
+    if payload is None:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("candidate"), str):
+        raise ValueError("candidate is not an object with candidate text")
+    text = payload["candidate"]
+    if not text:
+        return None
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    try:
+        candidate = candidate_from_sdp(text)
+    except (ValueError, IndexError, AssertionError):
+        raise ValueError(f"unparsable candidate {text[:60]!r}") from None
+    candidate.sdpMid = payload.get("sdpMid") if isinstance(payload.get("sdpMid"), str) else None
+    index = payload.get("sdpMLineIndex")
+    candidate.sdpMLineIndex = index if isinstance(index, int) else None
+    return candidate
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not add a remote ICE candidate: %s", task.exception())
