@@ -198,7 +198,6 @@ class Core:
         self._header_seq = 0
         self._published_seq = 0
         self._warned_encodings: set[str] = set()
-        self._warned_model = False
         # counters (the node's own; the library's come from client.stats)
         self.frames_in = 0  # images received on image_in
         self.frames_handed = 0  # handed over to the session
@@ -275,14 +274,10 @@ class Core:
                     wanted.enhance = _bool(value)
                 elif name == "image":
                     wanted.image = str(value or "")
-                elif name == "model":
-                    if str(value) not in (self.settings.model.name, "") and not self._warned_model:
-                        self._warned_model = True
-                        self._log.warning(
-                            "the model parameter is read at start only; restart the node"
-                        )
                 elif name in DEFAULTS and value != getattr(self.settings, name, value):
-                    problems.append(f"{name} is read at start only")
+                    current = self.settings.model.name if name == "model" else None
+                    if value != current:
+                        problems.append(f"{name} is read at start only; restart the node")
             if (wanted.prompt, wanted.enhance, wanted.image) != (
                 self._wanted.prompt,
                 self._wanted.enhance,
