@@ -250,7 +250,7 @@ def test_restyles_a_topic_end_to_end(graph: Graph, emulator: Emulator) -> None:
     wait_until(lambda: "permanent error" in node.text(), 5, "the permanent error logged")
 
     node.popen.send_signal(signal.SIGINT)  # Ctrl-C
-    stop_within(node)
+    print(f"node exited {stop_within(node):.2f} s after SIGINT")
     assert node.popen.returncode == 0, node.text()
     assert not leftovers(graph)
     assert SECRET not in graph.logs()
@@ -284,7 +284,7 @@ def test_lazy_connects_only_while_image_out_is_watched(graph: Graph, emulator: E
         [str(ROSNODE), "kill", "/decart_sync"], env=graph.env, capture_output=True, timeout=20
     )
     assert killed.returncode == 0, killed
-    stop_within(node)
+    print(f"node exited {stop_within(node):.2f} s after rosnode kill returned")
     assert node.popen.returncode == 0, node.text()
     assert not leftovers(graph)
     wait_until(lambda: not emulator.sessions, 5, "the session closed by the node's shutdown")
