@@ -1,0 +1,192 @@
+"""A room of two participants: the client, and the server side that publishes to it.
+
+The server side is one participant (``inference-server-...`` by default, the
+prefix Decart's clients look for) whose tracks are aiortc tracks given to
+:meth:`Room.publish`; it has no connection of its own. The client is whoever
+joins with a token for the room; a second join (a client's full reconnect)
+replaces the first connection, which gets a ``leave``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import MediaStreamTrack
+from livekit.protocol import models as lkm
+from websockets.asyncio.server import ServerConnection
+
+from . import protos
+from .connection import ClientConnection
+from .tokens import Grant
+
+log = logging.getLogger(__name__)
+
+SERVER_IDENTITY_PREFIX = "inference-server-"
+ClientTrackHandler = Callable[[MediaStreamTrack], Any]
+
+
+class Room:
+    """One LiveKit room; create it with :meth:`LiveKitRooms.create_room`, on the loop.
+
+    ``on_client_track(track)`` runs for every track the client publishes (again
+    after a rejoin), on the loop; :meth:`client_track` waits for one instead.
+    ``joined`` is set while a client is in the room, ``left`` once it went
+    (cleared again by a rejoin).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        loopback: bool,
+        on_client_track: ClientTrackHandler | None = None,
+        on_closed: Callable[[Room], None] = lambda room: None,
+    ) -> None:
+        self.name = name
+        self.sid = protos.new_sid("RM_")
+        self.on_client_track = on_client_track
+        self.joined = asyncio.Event()
+        self.left = asyncio.Event()
+        self.client: ClientConnection | None = None
+        self._loopback = loopback
+        self._on_closed = on_closed
+        self._created_ms = protos.now_ms()
+        self._server: lkm.ParticipantInfo | None = None
+        self._published: list[tuple[lkm.TrackInfo, MediaStreamTrack]] = []
+        self._client_tracks: dict[str, MediaStreamTrack] = {}
+        self._tracks_changed = asyncio.Event()
+        self._connections: set[ClientConnection] = set()  # the client's, closing ones included
+        self._closed = False
+
+    # -- the server side ------------------------------------------------------
+
+    def publish(
+        self,
+        video: MediaStreamTrack,
+        audio: MediaStreamTrack | None = None,
+        identity: str | None = None,
+    ) -> str:
+        """Join the server-side participant with these tracks; returns its identity.
+
+        Best before the client joins (its first offer then carries them); later
+        works too (a ParticipantUpdate and a renegotiation of the subscriber PC).
+        """
+        if self._server is not None:
+            raise RuntimeError(f"room {self.name!r} already has a server participant")
+        identity = identity or f"{SERVER_IDENTITY_PREFIX}{secrets.token_hex(4)}"
+        self._server = protos.participant(protos.new_sid("PA_"), identity)
+        for track in (video, audio):
+            if track is None:
+                continue
+            info = protos.track(protos.new_sid("TR_"), track.kind)
+            self._server.tracks.append(info)
+            self._published.append((info, track))
+        if self.client is not None:
+            client = self.client
+            client._spawn(client._send(protos.update(self._server)))
+            client.negotiate_subscriber()
+        return identity
+
+    def info(self) -> lkm.Room:
+        return protos.room(
+            self.sid,
+            self.name,
+            created_ms=self._created_ms,
+            participants=(self.client is not None) + (self._server is not None),
+            publishers=1 if self._published else 0,
+        )
+
+    def others(self) -> list[lkm.ParticipantInfo]:
+        """What the client sees besides itself."""
+        return [self._server] if self._server is not None else []
+
+    def published(self) -> tuple[str, list[tuple[lkm.TrackInfo, MediaStreamTrack]]]:
+        """The server participant's sid and its tracks."""
+        return (self._server.sid if self._server else "", list(self._published))
+
+    # -- the client -----------------------------------------------------------
+
+    async def client_track(self, kind: str = "video") -> MediaStreamTrack:
+        """The client's live track of this kind, waiting for one if needed."""
+        while True:
+            track = self._client_tracks.get(kind)
+            if track is not None and track.readyState == "live":
+                return track
+            if self._closed:
+                raise RuntimeError(f"room {self.name!r} is closed")
+            self._tracks_changed.clear()
+            await self._tracks_changed.wait()
+
+    async def serve_client(self, ws: ServerConnection, grant: Grant) -> None:
+        if self._closed:
+            return
+        connection = ClientConnection(self, ws, grant, loopback=self._loopback)
+        previous, self.client = self.client, connection
+        self._connections.add(connection)
+        if previous is not None:
+            await previous.close(lkm.DisconnectReason.DUPLICATE_IDENTITY)
+        self.left.clear()
+        self.joined.set()
+        log.info("room %s: %s joined", self.name, grant.identity)
+        await connection.serve()
+
+    def _client_track(self, connection: ClientConnection, track: MediaStreamTrack) -> None:
+        if connection is not self.client:
+            return
+        self._client_tracks[track.kind] = track
+        self._tracks_changed.set()
+        if self.on_client_track is not None:
+            try:
+                self.on_client_track(track)
+            except Exception:
+                log.exception("room %s: on_client_track failed", self.name)
+
+    def _connection_closed(self, connection: ClientConnection) -> None:
+        self._connections.discard(connection)
+        if connection is not self.client:
+            return
+        self.client = None
+        self._client_tracks.clear()
+        self._tracks_changed.set()
+        self.joined.clear()
+        self.left.set()
+        how = "left" if connection.left_cleanly else "was disconnected"
+        log.info("room %s: %s %s", self.name, connection.identity, how)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def resources(self) -> dict[str, int]:
+        """What the room still holds: client connections, open peers, running tasks."""
+        return {
+            "connections": len(self._connections),
+            "peers": sum(c.live_peers for c in self._connections),
+            "tasks": sum(c.live_tasks for c in self._connections),
+        }
+
+    async def drop(self, *, signal: bool = True) -> None:
+        """Lose the client's media abruptly (no ``leave``): for reconnect tests.
+
+        Its peer connections close; with ``signal`` its WebSocket is aborted too.
+        The client then rejoins on its own (LiveKit's full reconnect).
+        """
+        client = self.client
+        if client is None:
+            return
+        if signal:
+            await client.close(abort=True)
+        else:
+            await asyncio.gather(client.publisher.close(), client.subscriber.close())
+
+    async def close(self) -> None:
+        """Idempotent and bounded: the client gets a ``leave`` and is disconnected."""
+        if not self._closed:
+            self._closed = True
+            self._on_closed(self)
+        self._tracks_changed.set()
+        await asyncio.gather(
+            *(c.close(lkm.DisconnectReason.ROOM_DELETED) for c in list(self._connections))
+        )
