@@ -96,8 +96,14 @@ class ClientConnection:
                 except DecodeError as exc:
                     log.debug("ignoring an undecodable signal request: %s", exc)
                     continue
-                if not await self._dispatch(request):
-                    break
+                try:
+                    if not await self._dispatch(request):
+                        break
+                except Exception as exc:  # e.g. an offer aiortc cannot take (VP9 only)
+                    self.room.error = f"{request.WhichOneof('message')}: {exc}"
+                    log.warning("room %s: refusing the client: %s", self.room.name, self.room.error)
+                    await self.close(lkm.DisconnectReason.STATE_MISMATCH)
+                    return
         except ConnectionClosed:
             pass
         finally:

@@ -35,7 +35,8 @@ class Room:
     ``on_client_track(track)`` runs for every track the client publishes (again
     after a rejoin), on the loop; :meth:`client_track` waits for one instead.
     ``joined`` is set while a client is in the room, ``left`` once it went
-    (cleared again by a rejoin).
+    (cleared again by a rejoin). ``error`` says why we last refused the client
+    (e.g. a publisher offer with no codec aiortc can receive: VP9), else None.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class Room:
         self.joined = asyncio.Event()
         self.left = asyncio.Event()
         self.client: ClientConnection | None = None
+        self.error: str | None = None
         self._loopback = loopback
         self._on_closed = on_closed
         self._created_ms = protos.now_ms()
