@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL = "decart[realtime]==0.0.37"
+OFFICIAL = "decart[realtime]==0.0.37"  # the seed's generation: plain WebRTC over aiortc
+OFFICIAL_LIVEKIT = "decart[realtime]==0.2.4"  # today's: LiveKit
 VARIANTS = ("decart_sync", "bare_aiortc", "official_sdk")
 WORKERS = {
     "decart_sync": "benchmarks.worker_sync",
@@ -142,16 +143,16 @@ def run_worker(cmd: list[str], timeout: float) -> dict | None:
     return None
 
 
-def official_python() -> str | None:
-    """A virtualenv holding the official SDK, made once under .bench/."""
-    venv = ROOT / ".bench" / "official-venv"
+def official_python(requirement: str = OFFICIAL, name: str = "official-venv") -> str | None:
+    """A virtualenv holding an official SDK release, made once under .bench/."""
+    venv = ROOT / ".bench" / name
     python = venv / "bin" / "python"
     if python.exists():
         return str(python)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", OFFICIAL, "numpy"],
+            [str(python), "-m", "pip", "install", "-q", requirement, "numpy"],
             check=True,
             timeout=600,
         )

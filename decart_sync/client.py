@@ -11,6 +11,7 @@ interruptible).
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -35,7 +36,7 @@ from .models import ModelDefinition, resolve
 from .options import InitialState, check_prompt
 from .session import CONNECTED, GENERATING, Session, SessionOptions
 from .sources import Feeder, frames_of
-from .subscribe import SubscribeToken, decode_token
+from .subscribe import RoomToken, decode_token, watch_credentials
 from .tracks import FrameHub, FrameIterator, LatestFrame
 from .transports import MediaSettings
 
@@ -61,12 +62,23 @@ def connect(
     reconnect: bool = True,
     verify_tls: bool = True,
     integration: str | None = None,
+    transport: str | None = None,
+    video_codec: str = "h264",
+    resolution: str | None = None,
+    speed: str | None = None,
 ) -> RealtimeClient:
     """Open a realtime session and return once media flows.
 
     ``source`` is None (push frames with ``send_frame``), an iterable of numpy
     frames, an object with ``read() -> (ok, frame)`` such as ``cv2.VideoCapture``,
     or a media file path.
+
+    ``transport`` defaults to the model's: today's models (``lucy-2.1`` and the
+    rest of the official SDK's table) take LiveKit, as the official SDKs do; the
+    seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
+    ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
+    (``"h264"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
+    ``speed`` (``"fast"``) apply to LiveKit sessions.
     """
     if model is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
@@ -75,6 +87,7 @@ def connect(
     base = options.base_url(base_url)
     options.check_pixel_format(pixel_format)
     options.check_timeout(timeout)
+    kind = options.transport(transport, definition)
     desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
         raise InvalidOptionsError("live_avatar takes no video source; pass source=None")
@@ -84,11 +97,14 @@ def connect(
         ice_servers=options.ice_servers(ice_servers, base),
         customize_offer=customize_offer,
         wants_remote_stream=on_remote_stream is not None,
+        codec=options.video_codec(video_codec),
     )
+    livekit = options.livekit_query(resolution, speed) if kind == "livekit" else None
     session = SessionOptions(
         model=definition,
-        url=options.stream_url(base, definition, key, integration),
+        url=options.stream_url(base, definition, key, integration, livekit),
         media=media,
+        transport=kind,
         verify_tls=options.verify_tls(verify_tls),
         secret=key,
         connect_timeout=timeout,
@@ -113,9 +129,10 @@ def subscribe(
 ) -> RealtimeClient:
     """Watch another session's output: a receive-only client.
 
+    The token says the transport: a LiveKit session's token names its room.
     ``model`` only sets the size of the frames handed out (default: mirage's).
     """
-    parsed: SubscribeToken = decode_token(token)
+    parsed = decode_token(token)
     key = options.api_key(api_key)
     base = options.base_url(base_url)
     options.check_pixel_format(pixel_format)
@@ -124,10 +141,18 @@ def subscribe(
     media = MediaSettings(
         definition, receive_only=True, ice_servers=options.ice_servers(ice_servers, base)
     )
+    url: str | None
+    if isinstance(parsed, RoomToken):
+        kind = options.transport("livekit", definition)
+        media.watch = functools.partial(watch_credentials, base, parsed.room_name, key, timeout)
+        url = None  # a LiveKit viewer has no control channel
+    else:
+        kind, url = "webrtc", options.subscribe_url(base, parsed, key, integration)
     session = SessionOptions(
         model=definition,
-        url=options.subscribe_url(base, parsed, key, integration),
+        url=url,
         media=media,
+        transport=kind,
         subscribe=True,
         verify_tls=options.verify_tls(verify_tls),
         secret=key,
@@ -176,7 +201,7 @@ class RealtimeClient:
         )
 
     def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
-        if is_loopback_url(self._session.options.url):
+        if is_loopback_url(self._session.options.url or ""):
             allow_loopback_candidates()
         self._portal.start()
         atexit.register(self.close)
@@ -323,10 +348,8 @@ class RealtimeClient:
 
     @property
     def subscribe_token(self) -> str | None:
-        session = self._session
-        if session.session_id is None or session.server_ip is None or not session.server_port:
-            return None
-        return SubscribeToken(session.session_id, session.server_ip, session.server_port).encode()
+        """What a viewer passes to :func:`subscribe` to watch this session's output."""
+        return self._session.subscribe_token
 
     @property
     def stats(self) -> dict[str, float]:

@@ -55,6 +55,11 @@ def initial(desired: Desired) -> Message | None:
     return None
 
 
+def livekit_join(passthrough: bool) -> Message:
+    """Ask for LiveKit room credentials; ``passthrough``: no initial prompt or image."""
+    return {"type": "livekit_join", "passthrough": passthrough}
+
+
 def offer(sdp: str) -> Message:
     return {"type": "offer", "sdp": sdp}
 

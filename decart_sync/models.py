@@ -1,8 +1,15 @@
-"""Realtime model definitions (PROTOCOL.md section 2).
+"""Realtime model definitions (PROTOCOL.md sections 2 and 11).
 
-``models.realtime("mirage")`` looks a model up by name; ``models.realtime.mirage()``
+Two generations live here. Today's models, as the official ``decart`` 0.2.4
+release lists them (``lucy-2.1``, ``lucy-2.5``, ... at 30 fps), travel over
+LiveKit. The seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``,
+``lucy_2_rt``, ``live_avatar`` and their aliases) keep the seed's plain
+WebRTC path; the seed's snake_case names warn once that they are deprecated.
+
+``models.realtime("lucy-2.1")`` looks a model up by name; ``models.realtime.mirage()``
 and friends mirror the seed's factories. The name is sent to the server as
-given, so both the seed's snake_case names and the canonical aliases work.
+given. A custom :class:`ModelDefinition` takes the WebRTC path unless it says
+``transport="livekit"``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import attrs
 from .errors import InvalidOptionsError, ModelNotFoundError
 
 STREAM_PATH = "/v1/stream"
+TRANSPORTS = ("webrtc", "livekit")
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: object) -> None:
@@ -47,15 +55,28 @@ def _url_path(instance: object, attribute: attrs.Attribute, value: object) -> No
         )
 
 
+def _transport(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if value not in TRANSPORTS:
+        raise InvalidOptionsError(
+            f"ModelDefinition.transport must be one of {', '.join(TRANSPORTS)}, got {value!r}"
+        )
+
+
 @attrs.frozen
 class ModelDefinition:
-    """A realtime model: where to connect and what frames it takes and gives."""
+    """A realtime model: where to connect, what frames it takes and gives, and how.
+
+    ``transport`` is the media path a session takes by default: ``"webrtc"``
+    (the seed's) or ``"livekit"`` (today's service).
+    """
 
     name: str = attrs.field(validator=_name)
     url_path: str = attrs.field(default=STREAM_PATH, validator=_url_path)
     fps: float = attrs.field(default=25, validator=_positive)
     width: int = attrs.field(default=1280, validator=_even_size)
     height: int = attrs.field(default=704, validator=_even_size)
+    transport: str = attrs.field(default="webrtc", validator=_transport, kw_only=True)
+    speeds: tuple[str, ...] = attrs.field(default=(), kw_only=True)  # e.g. ("fast",)
 
     @property
     def is_avatar(self) -> bool:
@@ -64,28 +85,50 @@ class ModelDefinition:
 
 
 _SEED = {
-    # seed name: (canonical alias, fps, width, height)
+    # seed name: (canonical alias, fps, width, height); plain WebRTC
     "mirage": ("lucy-restyle", 25, 1280, 704),
     "mirage_v2": ("lucy-restyle-2", 22, 1280, 704),
     "lucy_v2v_720p_rt": ("lucy", 25, 1280, 704),
     "lucy_2_rt": (None, 20, 1280, 720),
     "live_avatar": ("live-avatar", 25, 1280, 720),
 }
-_LATER = {
+# Names official clients of the seed's protocol sent later, at their sizes of then.
+_SEED_LATER = {
     "lucy-2.1": (20, 1088, 624),
     "lucy-2.1-vton": (20, 1088, 624),
     "lucy-latest": (20, 1088, 624),
     "lucy-vton-latest": (20, 1088, 624),
     "lucy-restyle-latest": (22, 1280, 704),
 }
+# Today's realtime models, as in the official decart 0.2.4 release: (fps, width, height, speeds).
+_TODAY = {
+    "lucy-2.1": (30, 1280, 720, ()),
+    "lucy-2.5": (30, 1280, 720, ("fast",)),
+    "lucy-2.6": (30, 1280, 720, ("fast",)),
+    "lucy-vton-3.5": (30, 1280, 720, ("fast",)),
+    "lucy-vton-3.6": (30, 1280, 720, ("fast",)),
+    "lucy-restyle-2": (30, 1280, 704, ()),
+    "lucy-latest": (30, 1280, 720, ("fast",)),
+    "lucy-vton-latest": (30, 1280, 720, ("fast",)),
+    "lucy-restyle-latest": (30, 1280, 704, ()),
+}
 
+#: the seed generation's definitions, for the names whose definition has changed since
+SEED_GENERATION: dict[str, ModelDefinition] = {}
 REGISTRY: dict[str, ModelDefinition] = {}
 for _seed_name, (_alias, _fps, _w, _h) in _SEED.items():
     REGISTRY[_seed_name] = ModelDefinition(_seed_name, STREAM_PATH, _fps, _w, _h)
     if _alias:
-        REGISTRY[_alias] = ModelDefinition(_alias, STREAM_PATH, _fps, _w, _h)
-for _later_name, (_fps, _w, _h) in _LATER.items():
-    REGISTRY[_later_name] = ModelDefinition(_later_name, STREAM_PATH, _fps, _w, _h)
+        SEED_GENERATION[_alias] = ModelDefinition(_alias, STREAM_PATH, _fps, _w, _h)
+for _later, (_fps, _w, _h) in _SEED_LATER.items():
+    SEED_GENERATION[_later] = ModelDefinition(_later, STREAM_PATH, _fps, _w, _h)
+REGISTRY.update(SEED_GENERATION)
+for _current, (_fps, _w, _h, _speeds) in _TODAY.items():
+    REGISTRY[_current] = ModelDefinition(
+        _current, STREAM_PATH, _fps, _w, _h, transport="livekit", speeds=_speeds
+    )
+for _changed in [n for n, m in SEED_GENERATION.items() if REGISTRY[n] == m]:
+    del SEED_GENERATION[_changed]  # unchanged since: only the registry's
 
 # Seed names the official SDKs deprecate in favour of their canonical alias.
 DEPRECATED = {name: alias for name, (alias, *_rest) in _SEED.items() if alias}

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 
-from . import images
+from . import images, transports
 from ._ice import is_loopback_url
 from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "wss://api3.decart.ai"
 DEFAULT_ICE_SERVERS = ("stun:stun.l.google.com:19302",)
 MAX_PROMPT_LENGTH = 1000
+RESOLUTIONS = ("720p", "1080p")
+SPEEDS = ("fast",)
 
 
 @attrs.define
@@ -50,6 +52,10 @@ class ConnectOptions(TypedDict, total=False):
     on_remote_stream: Callable[[Any], Any] | None
     reconnect: bool
     verify_tls: bool
+    transport: str | None
+    video_codec: str
+    resolution: str | None
+    speed: str | None
 
 
 class SubscribeOptions(TypedDict, total=False):
@@ -67,9 +73,47 @@ def user_agent(integration: str | None = None) -> str:
     return f"{agent} {integration}" if integration else agent
 
 
-def stream_url(base: str, model: ModelDefinition, key: str, integration: str | None) -> str:
-    query = {"api_key": key, "model": model.name, "user_agent": user_agent(integration)}
+def stream_url(
+    base: str,
+    model: ModelDefinition,
+    key: str,
+    integration: str | None,
+    livekit: dict[str, str] | None = None,
+) -> str:
+    """The stream endpoint; ``livekit``: the query of a LiveKit session, in the SDK's order."""
+    query = {"api_key": key, "model": model.name, **(livekit or {})}
+    query["user_agent"] = user_agent(integration)
     return f"{base}{model.url_path}?{urlencode(query, quote_via=quote)}"
+
+
+def livekit_query(resolution: str | None, speed: str | None) -> dict[str, str]:
+    query = {"livekit_early_room_info": "true"}
+    if resolution is not None:
+        if resolution not in RESOLUTIONS:
+            raise InvalidOptionsError(
+                f"resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"
+            )
+        query["resolution"] = resolution
+    if speed is not None:
+        if speed not in SPEEDS:
+            raise InvalidOptionsError(f"speed must be one of {', '.join(SPEEDS)}, got {speed!r}")
+        query["speed"] = speed
+    return query
+
+
+def transport(kind: str | None, model: ModelDefinition) -> str:
+    """The transport asked for, else the model's; checked to be usable here."""
+    chosen = model.transport if kind is None else kind
+    transports.check(chosen)
+    return chosen
+
+
+def video_codec(codec: str) -> str:
+    if codec not in transports.CODECS:
+        raise InvalidOptionsError(
+            f"video_codec must be one of {', '.join(transports.CODECS)}, got {codec!r}"
+        )
+    return codec
 
 
 def subscribe_url(base: str, token: SubscribeToken, key: str, integration: str | None) -> str:

@@ -37,7 +37,14 @@ from .errors import (
 from .messages import UNSET, Desired, Message
 from .models import ModelDefinition
 from .signaling import Signaling
-from .signals import CONNECTION_CHANGE, ERROR, GENERATION_TICK, REMOTE_STREAM, Event
+from .signals import (
+    CONNECTION_CHANGE,
+    ERROR,
+    GENERATION_TICK,
+    QUEUE_POSITION,
+    REMOTE_STREAM,
+    Event,
+)
 from .tracks import FrameHub
 from .transports import MediaHooks, MediaSettings, MediaTransport
 
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CONNECTING, CONNECTED, GENERATING = "connecting", "connected", "generating"
 DISCONNECTED, RECONNECTING = "disconnected", "reconnecting"
+QUEUED = "queued"  # LiveKit: waiting in the service's queue for a model
 
 RECONNECT_ATTEMPTS = 5
 RECONNECT_FIRST_DELAY = 1.0
@@ -56,7 +64,7 @@ Emit = Callable[[Event, Any], None]
 @attrs.define
 class SessionOptions:
     model: ModelDefinition
-    url: str
+    url: str | None  # the control WebSocket; None for a LiveKit viewer, which has none
     media: MediaSettings
     transport: str = "webrtc"
     subscribe: bool = False
@@ -101,8 +109,7 @@ class Session:
         self._on_audio = on_audio
         self.state = DISCONNECTED
         self.session_id: str | None = None
-        self.server_ip: str | None = None
-        self.server_port: int | None = None
+        self.subscribe_token: str | None = None
         self.reconnects = 0
         self.error: DecartSDKError | None = None
         self._attempt: _Attempt | None = None
@@ -165,27 +172,31 @@ class Session:
     async def _run_attempt(self, deadline: Deadline) -> None:
         attempt = self._attempt = _Attempt()
         options = self.options
-        attempt.signaling = Signaling(
-            options.url,
-            on_message=functools.partial(self._on_message, attempt),
-            on_closed=functools.partial(
-                self._on_lost, attempt, WebSocketError, "the signaling WebSocket closed"
-            ),
-            verify_tls=options.verify_tls,
-            secret=options.secret,
-        )
         hooks = MediaHooks(
             send=functools.partial(self._send, attempt),
             video=self.hub.publish,
             audio=self._on_audio,
             lost=functools.partial(self._on_lost, attempt, ICEError),
             remote_stream=functools.partial(self._emit, REMOTE_STREAM),
+            identify=self._identify,
+            queued=functools.partial(self._queued, attempt),
+            ended=functools.partial(self._ended, attempt),
         )
         media = attempt.media = transports.create(options.transport, options.media, hooks)
-        await attempt.signaling.open(deadline.remaining())
-        await media.join()
+        if options.url is not None:
+            attempt.signaling = Signaling(
+                options.url,
+                on_message=functools.partial(self._on_message, attempt),
+                on_closed=functools.partial(
+                    self._on_lost, attempt, WebSocketError, "the signaling WebSocket closed"
+                ),
+                verify_tls=options.verify_tls,
+                secret=options.secret,
+            )
+            await attempt.signaling.open(deadline.remaining())
         initial = None if options.subscribe else messages.initial(self.desired)
         passthrough = not options.subscribe and initial is None
+        await media.join(passthrough)
         if initial is not None:
             await self._request(attempt, initial)
         elif passthrough and media.passthrough_first:
@@ -246,10 +257,12 @@ class Session:
         kind = message["type"]
         handler = getattr(self, "_msg_" + kind.replace("-", "_"), None)
         try:
-            if handler is not None:
-                handler(attempt, message)
-            elif attempt.media is None or not attempt.media.handle(message):
+            if attempt.media is not None and attempt.media.handle(message):
+                return
+            if handler is None:
                 self._warn_once(kind, "ignoring a signaling message of unknown type %r", kind)
+            else:
+                handler(attempt, message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._warn_once(
                 ("malformed", kind), "ignoring a malformed %r message (%s)", kind, repr(exc)
@@ -260,15 +273,6 @@ class Session:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(text, *args)
-
-    def _msg_session_id(self, attempt: _Attempt, message: Message) -> None:
-        session_id = message["session_id"]
-        if not isinstance(session_id, str):
-            raise TypeError("session_id is not text")
-        self.session_id = session_id
-        self.server_ip = message.get("server_ip")
-        port = message.get("server_port")
-        self.server_port = port if isinstance(port, int) else None
 
     def _msg_prompt_ack(self, attempt: _Attempt, message: Message) -> None:
         self._acks.settle(message)
@@ -302,6 +306,28 @@ class Session:
         self._emit(ERROR, error)
         if is_permanent(error.message):
             self._finish(error)
+
+    # -- what media tells the session ---------------------------------------
+
+    def _identify(self, session_id: str | None, subscribe_token: str | None) -> None:
+        self.session_id, self.subscribe_token = session_id, subscribe_token
+
+    def _queued(self, attempt: _Attempt, position: int, size: int) -> None:
+        if attempt is not self._attempt or attempt.established:
+            return
+        self._set_state(QUEUED)
+        self._emit(QUEUE_POSITION, {"position": position, "queue_size": size})
+
+    def _ended(self, attempt: _Attempt, error: DecartSDKError) -> None:
+        """The service ended the session for good (e.g. out of credits): no reconnect."""
+        if attempt is not self._attempt or self._closing or self.error is not None:
+            return
+        self._acks.fail_all(error)
+        if not attempt.established:
+            attempt.fail(error)
+            return
+        self._emit(ERROR, error)
+        self._finish(error)
 
     # -- losing and regaining the connection --------------------------------
 

@@ -27,8 +27,10 @@ connection_changed: NamedSignal = signal("decart-sync.connection-changed")
 error: NamedSignal = signal("decart-sync.error")
 #: kwarg ``seconds``: seconds of generation so far (billing tick)
 generation_tick: NamedSignal = signal("decart-sync.generation-tick")
-#: kwarg ``tracks``: the raw aiortc remote tracks (used for on_remote_stream)
+#: kwarg ``tracks``: the raw remote track (aiortc, or LiveKit's), for on_remote_stream
 remote_stream: NamedSignal = signal("decart-sync.remote-stream")
+#: kwarg ``queue``: ``{"position": int, "queue_size": int}`` while a LiveKit session waits
+queue_position: NamedSignal = signal("decart-sync.queue-position")
 
 
 @attrs.frozen
@@ -49,10 +51,13 @@ CONNECTION_CHANGE = Event(
 )
 ERROR = Event(error, "error", ("error",))
 GENERATION_TICK = Event(generation_tick, "seconds", ("generation_tick", "generationTick"))
+QUEUE_POSITION = Event(queue_position, "queue", ("queue_position", "queuePosition"))
 REMOTE_STREAM = Event(remote_stream, "tracks")
 
 _BY_NAME = {
-    name: event for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK) for name in event.names
+    name: event
+    for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK, QUEUE_POSITION)
+    for name in event.names
 }
 
 

@@ -1,6 +1,8 @@
-"""Subscribe tokens (PROTOCOL.md section 9): who may watch a session.
+"""Subscribe tokens (PROTOCOL.md sections 9 and 11): who may watch a session.
 
-A token is base64 of JSON ``{"sid", "ip", "port"}``. The browser SDK writes
+On the seed's path a token is base64 of JSON ``{"sid", "ip", "port"}``; in
+LiveKit mode it is base64url of ``{"room_name"}``, and the viewer fetches the
+room's credentials with :func:`watch_credentials`. The browser SDK writes
 standard base64, the Python SDK URL-safe base64; both are read here.
 """
 
@@ -10,10 +12,12 @@ import base64
 import binascii
 import json
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import attrs
+import requests
 
-from .errors import InvalidInputError
+from .errors import InvalidAPIKeyError, InvalidInputError, WebSocketError
 
 
 @attrs.frozen
@@ -27,7 +31,14 @@ class SubscribeToken:
         return base64.urlsafe_b64encode(payload.encode()).decode("ascii")
 
 
-def decode_token(token: Any) -> SubscribeToken:
+@attrs.frozen
+class RoomToken:
+    """A LiveKit-mode token: the room to watch."""
+
+    room_name: str
+
+
+def decode_token(token: Any) -> SubscribeToken | RoomToken:
     if not isinstance(token, str) or not token.strip():
         raise InvalidInputError("a subscribe token must be a non-empty string")
     text = token.strip()
@@ -41,9 +52,38 @@ def decode_token(token: Any) -> SubscribeToken:
         ) from None
     if not isinstance(data, dict):
         raise InvalidInputError("the subscribe token does not hold a JSON object")
+    if "room_name" in data:
+        if not isinstance(data["room_name"], str) or not data["room_name"]:
+            raise InvalidInputError("the subscribe token's room_name is not a room name")
+        return RoomToken(data["room_name"])
     sid, ip, port = data.get("sid"), data.get("ip"), data.get("port")
     if not isinstance(sid, str) or not sid or not isinstance(ip, str) or not ip:
         raise InvalidInputError("the subscribe token lacks its session id or server address")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise InvalidInputError("the subscribe token's port is not a valid port number")
     return SubscribeToken(sid, ip, port)
+
+
+def watch_credentials(base: str, room: str, key: str, timeout: float) -> dict[str, Any]:
+    """``POST {base}/watch-stream/{room}``: a viewer's LiveKit URL and token (blocking)."""
+    parts = urlsplit(base)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    url = f"{parts._replace(scheme=scheme).geturl()}/watch-stream/{quote(room)}"
+    try:
+        response = requests.post(url, headers={"x-api-key": key}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise WebSocketError(
+            f"could not ask {url} for the room's credentials: {type(exc).__name__}"
+        ) from None
+    if response.status_code in (401, 403):
+        raise InvalidAPIKeyError(f"the service refused the API key for watching room {room!r}")
+    if not response.ok:
+        raise WebSocketError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    try:
+        data = response.json()
+        valid = all(isinstance(data.get(f), str) for f in ("livekit_url", "token", "room_name"))
+    except (ValueError, AttributeError):
+        valid = False
+    if not valid:
+        raise WebSocketError(f"{url} did not answer with a LiveKit URL, token and room name")
+    return dict(data)

@@ -254,7 +254,7 @@ def test_restyles_a_topic_end_to_end(graph: Graph, emulator: Emulator) -> None:
     assert node.popen.returncode == 0, node.text()
     assert not leftovers(graph)
     assert SECRET not in graph.logs()
-    assert all(SECRET not in s.offer_sdp + str(s.messages) for s in emulator.history)
+    assert all(SECRET not in (s.offer_sdp or "") + str(s.messages) for s in emulator.history)
 
 
 def test_lazy_connects_only_while_image_out_is_watched(graph: Graph, emulator: Emulator) -> None:

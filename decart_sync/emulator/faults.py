@@ -32,3 +32,5 @@ class Faults:
     freeze_media: bool = False
     # No generation_tick messages.
     no_ticks: bool = False
+    # LiveKit mode: wait in a queue this long, announcing our place, before the room.
+    queue_positions: int = 0

@@ -33,7 +33,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .._ice import is_loopback_host
-from ..models import REGISTRY, ModelDefinition
+from ..models import REGISTRY, SEED_GENERATION, ModelDefinition
 from .connection import DROP_MODES, Connection
 from .faults import Faults
 from .session import ServedSession, Subscriber
@@ -86,12 +86,13 @@ class EmulatorServer:
         self.host = host
         self.requested_port = port
         self.api_keys = _keys(api_keys)
-        self.models: dict[str, ModelDefinition] = {**REGISTRY, **_models(models)}
+        self._extra_models = _models(models)
+        self.models: dict[str, ModelDefinition] = {**REGISTRY, **self._extra_models}
         self.faults = faults if faults is not None else Faults()
         self.loopback = is_loopback_host(host)
         self._on_change = on_change
-        # LiveKit signaling (/rtc...) on this same port, when given: see .livekit.
-        self.livekit_rooms = livekit_rooms
+        # LiveKit signaling (/rtc...) on this same port: see .livekit.
+        self.livekit_rooms = livekit_rooms if livekit_rooms is not None else _livekit(self.loopback)
         self._server: Server | None = None
         self._port: int | None = None
         # Read from other threads (snapshots), written on the loop.
@@ -250,6 +251,8 @@ class EmulatorServer:
             loopback=self.loopback,
             faults=self.faults,
             on_closed=self._unregister,
+            seed_model=SEED_GENERATION.get(name) if name not in self._extra_models else None,
+            livekit=self.livekit_rooms,
         )
         log.info("session %s opened (model %s)", session.session_id, model.name)
         self._register(session)
@@ -279,6 +282,15 @@ async def _reject(ws: ServerConnection, error: str) -> None:
     with contextlib.suppress(Exception):
         await ws.send(json.dumps({"type": "error", "error": error}))
         await ws.close(1008, error[:100])
+
+
+def _livekit(loopback: bool) -> LiveKitRooms | None:
+    try:
+        from .livekit import LiveKitRooms
+    except ImportError:  # livekit-protocol is missing: the emulator serves the seed's path only
+        log.info("no livekit-protocol: LiveKit sessions are not served")
+        return None
+    return LiveKitRooms(loopback=loopback)
 
 
 def _query(text: str) -> dict[str, str]:

@@ -2,9 +2,12 @@
 
 :class:`ServedSession` is a publishing client on the stream endpoint: prompt
 and image requests with their acks, the input media transformed by the
-prompt, generation ticks. :class:`Subscriber` is a receive-only viewer of
-one. Both are :class:`~.connection.Connection` objects. Everything here runs
-on the emulator's loop.
+prompt, generation ticks. Its media go the way its client asks: an ``offer``
+gets the seed's plain WebRTC (and the seed generation's size of the model),
+a ``livekit_join`` a LiveKit room (:mod:`.livekit`) whose
+``inference-server-...`` participant publishes the output. :class:`Subscriber`
+is a receive-only viewer of one. Both are :class:`~.connection.Connection`
+objects. Everything here runs on the emulator's loop.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
@@ -20,6 +24,9 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 from websockets.asyncio.server import ServerConnection
+
+if TYPE_CHECKING:  # needs the optional livekit-protocol package
+    from .livekit import LiveKitRooms, Room
 
 from ..clock import Pacer
 from ..models import ModelDefinition
@@ -45,9 +52,16 @@ class ServedSession(Connection):
         loopback: bool,
         faults: Faults,
         on_closed: Callable[[Connection], None],
+        seed_model: ModelDefinition | None = None,
+        livekit: LiveKitRooms | None = None,
     ) -> None:
         super().__init__(ws, loopback=loopback, faults=faults, on_closed=on_closed)
         self.model = model
+        self.mode: str | None = None  # "webrtc" or "livekit", from the client's first word
+        self.room: Room | None = None
+        self._seed_model = seed_model  # the model as the seed's generation served it
+        self._image_data: str | None = None  # the reference image as received
+        self._livekit = livekit
         self.server_ip = server_ip
         self.server_port = server_port
         self.prompt: str | None = None
@@ -62,13 +76,16 @@ class ServedSession(Connection):
         self.subscribers: set[Subscriber] = set()
         # One source per kind, fanned out to our own peer and to subscribers.
         self.relay = MediaRelay()
-        self.video_out = media.PacedVideoTrack(
-            model.fps, on_frame=self._video_sent, frozen=lambda: self.faults.freeze_media
-        )
+        self.video_out = self._video_track()
         self.audio_out: media.EchoAudioTrack | None = None
         self.level = media.LevelMeter()
         if model.is_avatar:
             self.audio_out = media.EchoAudioTrack(on_frame=self._audio_sent)
+
+    def _video_track(self) -> media.PacedVideoTrack:
+        return media.PacedVideoTrack(
+            self.model.fps, on_frame=self._video_sent, frozen=lambda: self.faults.freeze_media
+        )
 
     async def opened(self) -> None:
         await self.send(
@@ -110,6 +127,8 @@ class ServedSession(Connection):
         if error is None:
             # Applied together, so a frame never shows the new image with the old prompt.
             self.image = image
+            if "image_data" in message:
+                self._image_data = message["image_data"]
             if has_prompt:
                 self.prompt = prompt
                 self.enhance_prompt = _enhance(message)
@@ -130,6 +149,71 @@ class ServedSession(Connection):
     async def _send_later(self, message: Message, delay: float) -> None:
         await asyncio.sleep(delay)
         await self.send(message)
+
+    # -- which media path -----------------------------------------------------
+
+    async def _on_offer(self, message: Message) -> None:
+        if self.mode is None:
+            self.mode = "webrtc"
+            if self._seed_model is not None and self._seed_model != self.model:
+                self.model = self._seed_model  # nothing is attached to the output yet
+                self.video_out.stop()
+                self.video_out = self._video_track()
+                if self._image_data is not None:  # the initial image, at the size now served
+                    self.image = await asyncio.to_thread(self._decode, self._image_data)
+        await super()._on_offer(message)
+
+    async def _on_livekit_join(self, message: Message) -> None:
+        if self.mode == "webrtc" or self.room is not None:
+            log.debug("ignoring a livekit_join: this session's media are already set up")
+            return
+        if self._livekit is None:
+            error = "LiveKit is not served here (the emulator needs livekit-protocol)"
+            await self.send({"type": "error", "error": error})
+            return
+        self.mode = "livekit"
+        for position in range(self.faults.queue_positions, 0, -1):
+            size = self.faults.queue_positions
+            await self.send({"type": "queue_position", "position": position, "queue_size": size})
+            await asyncio.sleep(0.1)
+        room = self.room = self._livekit.create_room(
+            f"room-{self.session_id}", on_client_track=self._on_track
+        )
+        video = self.relay.subscribe(self.video_out, buffered=False)
+        audio = None if self.audio_out is None else self.relay.subscribe(self.audio_out)
+        room.publish(video, audio)
+        if audio is not None:
+            self.spawn(self._render_avatar())
+        self.spawn(self._watch_room(room))
+        host, port = self.server_ip, self.server_port
+        room_info = {
+            "type": "livekit_room_info",
+            "livekit_url": f"ws://{f'[{host}]' if ':' in host else host}:{port}",
+            "token": self._livekit.token(room.name, f"client-{self.session_id[:8]}"),
+            "room_name": room.name,
+            "session_id": self.session_id,
+        }
+        await self.send(room_info)
+
+    async def _watch_room(self, room: Room) -> None:
+        """A client that leaves the room after its WebSocket went ends the session."""
+        while True:
+            await room.left.wait()
+            if not self.signaling_open:
+                await self.close("the client left the room")
+                return
+            await room.joined.wait()
+
+    def _peer_alive(self) -> bool:
+        if self.room is not None:
+            return self.room.client is not None
+        return super()._peer_alive()
+
+    async def drop(self, how: str) -> None:
+        if self.room is not None and how == "peer":
+            await self.room.drop()
+            return
+        await super().drop(how)
 
     # -- media ------------------------------------------------------------------
 
@@ -231,9 +315,13 @@ class ServedSession(Connection):
         subscribers = [s.close("the session ended") for s in list(self.subscribers)]
         await asyncio.gather(*subscribers, return_exceptions=True)
         if self.generating:
+            if self.mode == "livekit":
+                reason = "disconnect"  # today's service names its reasons
             message = {"type": "generation_ended", "seconds": self.seconds, "reason": reason}
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.send(message), 0.5)
+        if self.room is not None:
+            await self.room.close()
 
     def _stop_media(self) -> None:
         self.video_out.stop()

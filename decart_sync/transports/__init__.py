@@ -32,7 +32,8 @@ from ..models import ModelDefinition
 if TYPE_CHECKING:
     from ..tracks import LatestFrame
 
-TRANSPORTS = ("webrtc",)
+TRANSPORTS = ("webrtc", "livekit")
+CODECS = ("h264", "vp9")  # what the LiveKit transport publishes
 
 
 @attrs.define
@@ -43,9 +44,11 @@ class MediaSettings:
     receive_only: bool = False  # a subscriber: video and audio in, nothing out
     input: LatestFrame | None = None  # the user's frames, for camera models
     audio: Callable[[], Any] | None = None  # a fresh outgoing audio track (live_avatar)
-    ice_servers: list[str] = attrs.Factory(list)
-    customize_offer: Callable[[Any], Any] | None = None
+    ice_servers: list[str] = attrs.Factory(list)  # WebRTC
+    customize_offer: Callable[[Any], Any] | None = None  # WebRTC
     wants_remote_stream: bool = False
+    codec: str = "h264"  # LiveKit: the published video's codec
+    watch: Callable[[], Message] | None = None  # LiveKit viewer: fetches room credentials
 
 
 @attrs.define
@@ -57,14 +60,20 @@ class MediaHooks:
     audio: Callable[[Any], None]  # a decoded output audio frame
     lost: Callable[[str, BaseException | None], None]  # the media connection is gone
     remote_stream: Callable[[Any], None]  # the raw remote track, for on_remote_stream
+    identify: Callable[[str | None, str | None], None]  # session id, subscribe token
+    queued: Callable[[int, int], None]  # position, queue size: waiting for a model
+    ended: Callable[[DecartSDKError], None]  # the service ended the session for good
 
 
 class MediaTransport(abc.ABC):
     #: the passthrough initial state goes before media starts (else after, as LiveKit does)
     passthrough_first = True
 
-    async def join(self) -> None:  # noqa: B027  (optional: most transports need nothing here)
-        """Before the initial state: whatever media needs from the control channel first."""
+    async def join(self, passthrough: bool) -> None:  # noqa: B027  (optional)
+        """Before the initial state: what media needs from the control channel first.
+
+        ``passthrough``: the session starts with no prompt and no image.
+        """
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -86,9 +95,29 @@ class MediaTransport(abc.ABC):
         """Free everything; bounded in time, never raises."""
 
 
-def create(kind: str, settings: MediaSettings, hooks: MediaHooks) -> MediaTransport:
-    if kind == "webrtc":
-        from .webrtc import WebRTCTransport
+def check(kind: str) -> None:
+    """Raise a coded error, saying what to install, unless ``kind`` can be used here."""
+    if kind not in TRANSPORTS:
+        raise InvalidOptionsError(
+            f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}"
+        )
+    if kind == "livekit":
+        try:
+            import livekit.rtc  # noqa: F401
+        except ImportError as exc:
+            raise InvalidOptionsError(
+                "the LiveKit transport needs the livekit package: "
+                "pip install 'decart-sync[livekit]'",
+                cause=exc,
+            ) from None
 
-        return WebRTCTransport(settings, hooks)
-    raise InvalidOptionsError(f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}")
+
+def create(kind: str, settings: MediaSettings, hooks: MediaHooks) -> MediaTransport:
+    check(kind)
+    if kind == "livekit":
+        from .livekit import LiveKitTransport
+
+        return LiveKitTransport(settings, hooks)
+    from .webrtc import WebRTCTransport
+
+    return WebRTCTransport(settings, hooks)

@@ -34,6 +34,7 @@ from av import VideoFrame
 from .. import messages
 from ..errors import DecartSDKError, InvalidOptionsError, SignalingError
 from ..messages import Message
+from ..subscribe import SubscribeToken
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
 
@@ -111,6 +112,18 @@ class WebRTCTransport(MediaTransport):
                 self._answer.set_result(sdp)
         elif kind == "ice-candidate":
             self._add_candidate(candidate_of(message.get("candidate")))
+        elif kind == "session_id":
+            session_id, ip, port = (
+                message["session_id"],
+                message.get("server_ip"),
+                message.get("server_port"),
+            )
+            if not isinstance(session_id, str):
+                raise TypeError("session_id is not text")
+            token = None
+            if isinstance(ip, str) and ip and isinstance(port, int) and port:
+                token = SubscribeToken(session_id, ip, port).encode()
+            self._hooks.identify(session_id, token)
         else:
             return False
         return True

@@ -1,0 +1,243 @@
+"""Today's media path: a LiveKit room next to the control WebSocket (PROTOCOL.md section 11).
+
+The session asks for a room with ``livekit_join`` (a viewer fetches its
+credentials over REST instead), sends its initial state, then joins the room
+with the ``livekit`` package on the session's own event loop, publishes the
+camera (H264 unless VP9 was asked for) and receives the video of the
+participant whose identity starts with ``inference-server-``. With no
+initial state the passthrough goes after publishing, as the official SDK
+does.
+
+Pixels: the input track hands over yuv420p frames already at the model's
+size (converted once, by av, in the sender's thread), which LiveKit takes as
+I420 as they are; received I420 frames become av frames the output hub
+converts for each consumer. LiveKit's native threads are its own; everything
+here runs on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import av
+import numpy as np
+from livekit import rtc
+
+from .. import messages
+from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
+from ..messages import Message
+from ..tracks import InputTrack
+from . import MediaHooks, MediaSettings, MediaTransport
+
+log = logging.getLogger(__name__)
+
+INFERENCE_PREFIX = "inference-server-"
+JOIN_TIMEOUT = 15.0  # for livekit_room_info; every queue_position starts it again
+CODECS = {"h264": rtc.VideoCodec.H264, "vp9": rtc.VideoCodec.VP9}
+# generation_ended reasons that end a session, and what they are to the user.
+ENDINGS: dict[str, tuple[type[DecartSDKError], str]] = {
+    "insufficient_credits": (ServerError, "the account has run out of credits"),
+    "moderation_violation": (ServerError, "the session was stopped for a moderation violation"),
+    "timeout": (TimeoutError_, "the service ended the session: it reached its time limit"),
+    "error": (ServerError, "the service ended the session after an internal error"),
+}
+
+
+def room_token(room_name: str) -> str:
+    """A viewer's subscribe token in LiveKit mode: base64url of ``{"room_name": ...}``."""
+    return base64.urlsafe_b64encode(json.dumps({"room_name": room_name}).encode()).decode()
+
+
+class LiveKitTransport(MediaTransport):
+    passthrough_first = False
+
+    def __init__(self, settings: MediaSettings, hooks: MediaHooks) -> None:
+        loop = asyncio.get_running_loop()
+        self._settings = settings
+        self._hooks = hooks
+        self._room_info: asyncio.Future[Message] = loop.create_future()
+        self._heard = loop.time()  # the last word about our place in the queue
+        self._room: rtc.Room | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # -- before the initial state: the room --------------------------------------
+
+    async def join(self, passthrough: bool) -> None:
+        watch = self._settings.watch
+        if watch is not None:
+            info = await asyncio.to_thread(watch)  # a viewer: credentials over REST
+        else:
+            await self._hooks.send(messages.livekit_join(passthrough))
+            info = await self._wait_room_info()
+        self._info = info
+        session_id = info.get("session_id")
+        self._hooks.identify(
+            session_id if isinstance(session_id, str) else None, room_token(info["room_name"])
+        )
+
+    async def _wait_room_info(self) -> Message:
+        loop = asyncio.get_running_loop()
+        while not self._room_info.done():
+            remaining = self._heard + JOIN_TIMEOUT - loop.time()
+            if remaining <= 0:
+                raise TimeoutError_(f"the service gave no LiveKit room within {JOIN_TIMEOUT} s")
+            await asyncio.wait([self._room_info], timeout=remaining)
+        return self._room_info.result()
+
+    def handle(self, message: Message) -> bool:
+        kind = message["type"]
+        if kind == "livekit_room_info":
+            for field in ("livekit_url", "token", "room_name"):
+                if not isinstance(message[field], str) or not message[field]:
+                    raise TypeError(f"{field} is not text")
+            if not self._room_info.done():
+                self._room_info.set_result(message)
+        elif kind == "queue_position":
+            position, size = message["position"], message["queue_size"]
+            if not isinstance(position, int) or not isinstance(size, int):
+                raise TypeError("position and queue_size must be integers")
+            self._heard = asyncio.get_running_loop().time()
+            self._hooks.queued(position, size)
+        elif kind == "generation_ended":
+            reason = message.get("reason")
+            log.debug("generation ended: %s", reason)
+            if reason in ENDINGS:
+                kind_of, text = ENDINGS[reason]
+                self._hooks.ended(kind_of(f"{text} ({reason})", data=message))
+        elif kind != "session_id":  # the legacy message: LiveKit sessions ignore it
+            return False
+        return True
+
+    # -- after the initial state: media --------------------------------------------
+
+    async def start(self) -> None:
+        settings = self._settings
+        room = self._room = rtc.Room(loop=asyncio.get_running_loop())
+        room.on("track_subscribed", self._on_track)
+        room.on("disconnected", self._on_disconnected)
+        await room.connect(self._info["livekit_url"], self._info["token"])
+        if settings.input is not None:
+            model = settings.model
+            source = rtc.VideoSource(model.width, model.height)
+            track = rtc.LocalVideoTrack.create_video_track("camera", source)
+            options = rtc.TrackPublishOptions(
+                video_codec=CODECS[settings.codec], source=rtc.TrackSource.SOURCE_CAMERA
+            )
+            await room.local_participant.publish_track(track, options)
+            self._spawn(self._send_video(source))
+        if settings.audio is not None:
+            audio = rtc.AudioSource(48_000, 1)
+            microphone = rtc.LocalAudioTrack.create_audio_track("microphone", audio)
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            await room.local_participant.publish_track(microphone, options)
+            self._spawn(self._send_audio(audio))
+
+    def _on_track(self, track: rtc.Track, publication: Any, participant: Any) -> None:
+        if not participant.identity.startswith(INFERENCE_PREFIX):
+            return
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            if self._settings.wants_remote_stream:
+                self._hooks.remote_stream(track)
+            self._spawn(self._receive_video(track))
+        elif track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._spawn(self._receive_audio(track))
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        if not self._closing:
+            self._hooks.lost(f"the LiveKit room disconnected ({reason})", None)
+
+    async def _send_video(self, source: rtc.VideoSource) -> None:
+        settings = self._settings
+        assert settings.input is not None
+        track = InputTrack(settings.input, settings.model.fps)  # paced, newest frame wins
+        try:
+            while True:
+                frame = await track.recv()
+                planes = frame.to_ndarray()  # yuv420p: (height * 3 / 2, width), contiguous
+                video = rtc.VideoFrame(
+                    frame.width, frame.height, rtc.VideoBufferType.I420, planes.data
+                )
+                source.capture_frame(video)
+        finally:
+            track.stop()
+            await source.aclose()
+
+    async def _send_audio(self, source: rtc.AudioSource) -> None:
+        assert self._settings.audio is not None
+        track = self._settings.audio()  # real-time paced: played chunks, else silence
+        try:
+            while True:
+                frame = await track.recv()
+                pcm = frame.to_ndarray()
+                await source.capture_frame(
+                    rtc.AudioFrame(pcm.tobytes(), frame.sample_rate, 1, frame.samples)
+                )
+        finally:
+            track.stop()
+            await source.aclose()
+
+    async def _receive_video(self, track: rtc.Track) -> None:
+        # A small ring: a stalled loop drops old frames rather than queueing them.
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420, capacity=2)
+        try:
+            async for event in stream:
+                self._hooks.video(_to_av(event.frame))
+        finally:
+            await stream.aclose()
+
+    async def _receive_audio(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, capacity=10)
+        try:
+            async for event in stream:
+                self._hooks.audio(event.frame)
+        finally:
+            await stream.aclose()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("LiveKit media task failed: %r", task.exception())
+
+    # -- ending ---------------------------------------------------------------
+
+    def abort(self, error: DecartSDKError) -> None:
+        if not self._room_info.done():
+            self._room_info.set_exception(error)
+            self._room_info.exception()  # retrieved: a failed attempt may never await it
+
+    async def close(self) -> None:
+        self._closing = True
+        self.abort(WebSocketError("the connection was closed"))
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        room, self._room = self._room, None
+        if room is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(room.disconnect(), 1.0)
+            room.off("track_subscribed", self._on_track)
+            room.off("disconnected", self._on_disconnected)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _to_av(frame: rtc.VideoFrame) -> av.VideoFrame:
+    """A received frame as an av frame (one copy); I420 of even size maps onto yuv420p."""
+    width, height = frame.width, frame.height
+    if width % 2 or height % 2:
+        rgb = frame.convert(rtc.VideoBufferType.RGB24)
+        array = np.frombuffer(rgb.data, np.uint8).reshape(height, width, 3)
+        return av.VideoFrame.from_ndarray(array, format="rgb24")
+    planes = np.frombuffer(frame.data, np.uint8).reshape(height * 3 // 2, width)
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p")

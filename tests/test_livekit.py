@@ -1,0 +1,191 @@
+"""decart_sync over LiveKit (today's service) against the emulator, end to end.
+
+Real parts: the ``livekit`` package's native client (libwebrtc, H264) publishes
+and receives through the emulator's LiveKit test double on loopback, with
+the same control WebSocket as the seed's path.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from conftest import KEY, close_to, grayscale, invert, pattern, repeat, wait_for_frame, wait_until
+
+import decart_sync
+from decart_sync import DecartSDKError, ModelDefinition, models
+from decart_sync.emulator import Emulator, Faults
+
+pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+pytestmark = pytest.mark.timeout(120)
+
+LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+FRAME = pattern(LK_SMALL)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    with Emulator(models={LK_SMALL.name: LK_SMALL}) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def connect(emu: Emulator) -> Iterator:
+    clients: list[decart_sync.RealtimeClient] = []
+
+    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
+        options.setdefault("model", LK_SMALL)
+        client = decart_sync.connect(
+            source,
+            api_key=KEY,
+            base_url=emu.url,
+            timeout=20.0,
+            **options,  # type: ignore[arg-type]
+        )
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        client.close()
+    emu.faults = Faults()
+
+
+def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
+    ticks: queue.Queue[int] = queue.Queue()
+    before = {t.name for t in threading.enumerate()}
+    client = connect(repeat(FRAME), initial_state={"prompt": "invert"})
+    client.on("generation_tick", ticks.put)
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert served.mode == "livekit"
+    assert served.messages[0] == {"type": "livekit_join", "passthrough": False}
+    assert served.messages[1]["type"] == "prompt"
+    room = json.loads(base64.urlsafe_b64decode(client.subscribe_token or ""))
+    assert room == {"room_name": served.room.name}
+
+    frames = client.frames(timeout=10)
+    wait_for_frame(frames, close_to(invert(FRAME)))
+    client.set_prompt("grayscale")
+    wait_for_frame(frames, close_to(grayscale(FRAME)))
+    reference = np.full_like(FRAME, 200)
+    client.set_image(reference, prompt="invert")
+    wait_for_frame(frames, close_to(((invert(FRAME).astype(int) + 200) // 2).astype(np.uint8)))
+    assert served.prompt == "invert" and served.image is not None
+    assert ticks.get(timeout=5) >= 1
+    assert client.state == "generating"
+
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 2.0
+    assert served.wait(lambda: served.closed, 10), "the emulator session outlived the client"
+    # The client's threads are all joined; LiveKit's native ones are its own, the
+    # emulator's worker pool belongs to the emulator in this process.
+    ours = {t.name for t in threading.enumerate()} - before
+    ours = {name for name in ours if name.startswith("decart-sync") and "emulator" not in name}
+    assert not ours
+
+
+def test_passthrough_goes_after_publishing(connect, emu: Emulator) -> None:
+    client = connect(repeat(FRAME))
+    served = emu.wait_for_session(session_id=client.session_id)
+    wait_for_frame(client.frames(timeout=10), close_to(FRAME))
+    kinds = [m["type"] for m in served.messages]
+    assert kinds[:2] == ["livekit_join", "set_image"]
+    assert served.messages[0]["passthrough"] is True
+    assert served.messages[1] == {"type": "set_image", "image_data": None, "prompt": None}
+
+
+def test_bgr_frames_in_and_out(connect) -> None:
+    bgr = FRAME[..., ::-1].copy()
+    client = connect(repeat(bgr), pixel_format="bgr24", initial_state={"prompt": "invert"})
+    wait_for_frame(client.frames(timeout=10), close_to(invert(FRAME)[..., ::-1].copy()))
+
+
+def test_reconnect_replays_the_latest_prompt_and_image(connect, emu: Emulator) -> None:
+    states: queue.Queue[str] = queue.Queue()
+    client = connect(repeat(FRAME), initial_state={"prompt": "invert"})
+    client.on("connection_change", states.put)
+    client.set_image(np.full_like(FRAME, 100), prompt="grayscale")
+    expected = ((grayscale(FRAME).astype(int) + 100) // 2).astype(np.uint8)
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, close_to(expected))
+    first = client.session_id
+
+    assert emu.drop_sessions("both") >= 1
+    wait_until(lambda: client.stats["reconnects"] == 1, 20, "a reconnect")
+    assert client.session_id != first
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert served.mode == "livekit"
+    replay = served.messages[1]
+    assert replay["type"] == "set_image" and replay["prompt"] == "grayscale"
+    assert replay["image_data"]
+    wait_for_frame(frames, close_to(expected))
+    seen = []
+    while not states.empty():
+        seen.append(states.get())
+    assert "reconnecting" in seen
+
+
+def test_generation_ended_for_credits_ends_the_session_with_its_code(connect, emu) -> None:
+    errors: queue.Queue[DecartSDKError] = queue.Queue()
+    client = connect(repeat(FRAME))
+    client.on("error", errors.put)
+    frames = client.frames(timeout=10)
+    next(frames)
+    sent = {"type": "generation_ended", "seconds": 3, "reason": "insufficient_credits"}
+    assert emu.send(sent, session_id=client.session_id) == 1
+    error = errors.get(timeout=10)
+    assert error.code == "WEBRTC_SERVER_ERROR" and "credits" in error.message
+    wait_until(lambda: client.state == "disconnected", 10, "the session ending")
+    with pytest.raises(DecartSDKError):
+        for _ in frames:
+            pass
+    assert client.stats["reconnects"] == 0
+
+
+def test_queue_position_is_surfaced(connect, emu: Emulator) -> None:
+    emu.faults = Faults(queue_positions=3)
+    positions: list[dict[str, int]] = []
+    states: list[str] = []
+    signals_seen: list[int] = []
+
+    def on_signal(sender: object, queue: dict[str, int]) -> None:
+        signals_seen.append(queue["position"])
+
+    decart_sync.signals.queue_position.connect(on_signal)
+    try:
+        client = connect(repeat(FRAME))
+        client.on("queue_position", positions.append)
+        client.on("connection_change", states.append)
+        wait_until(lambda: len(positions) == 3, 5, "three queue positions")
+    finally:
+        decart_sync.signals.queue_position.disconnect(on_signal)
+    assert [p["position"] for p in positions] == [3, 2, 1]
+    assert all(p["queue_size"] == 3 for p in positions)
+    assert signals_seen == [3, 2, 1]
+    assert states[:3] == ["connecting", "queued", "connected"]
+
+
+def test_todays_models_default_to_livekit(connect, emu: Emulator) -> None:
+    client = connect(None, model="lucy-2.1")
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert served.mode == "livekit"
+    assert (served.model.width, served.model.height, served.model.fps) == (1280, 720, 30)
+    client.close()
+    seed = connect(None, model=models.realtime.mirage())
+    assert emu.wait_for_session(session_id=seed.session_id).mode == "webrtc"
+
+
+def test_livekit_without_the_package_says_what_to_install(emu, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "livekit.rtc", None)
+    with pytest.raises(
+        decart_sync.InvalidOptionsError, match=r"pip install 'decart-sync\[livekit\]'"
+    ):
+        decart_sync.connect(None, model=LK_SMALL, api_key=KEY, base_url=emu.url, timeout=5)
