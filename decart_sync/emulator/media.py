@@ -92,7 +92,7 @@ class PacedVideoTrack(MediaStreamTrack):
         self._pending: deque[np.ndarray] = deque(maxlen=PENDING)
         self._planes: np.ndarray | None = None  # the last picture sent
         self._first = asyncio.Event()
-        self._pacer = Pacer(fps)
+        self._pacer = Pacer(fps, burst=None)  # the session's intake already holds the rate
         self._timestamps = Timestamps()
 
     def push(self, planes: np.ndarray) -> None:
