@@ -8,6 +8,7 @@ and ``ros2.py`` (rclpy) are thin adapters. ``python -m decart_sync.ros`` or
 a ROS package until an adapter runs.
 """
 
-from .core import Core, Settings, Status, parse_model
+from .core import Core
+from .settings import Settings, Status, parse_model
 
 __all__ = ["Core", "Settings", "Status", "parse_model"]

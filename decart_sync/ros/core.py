@@ -19,20 +19,29 @@ parameter changes.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import numpy as np
 
 import decart_sync
-from decart_sync import ModelDefinition, models
 
 from . import images
+from .diagnostics import Facts, Rates, assess
+from .settings import (
+    DEFAULTS,
+    Log,
+    Settings,
+    Status,
+    as_bool,
+    backend,
+    describe,
+    is_permanent,
+)
 
 NODE_NAME = "decart_sync"
 RETRY_INTERVAL = 5.0
@@ -42,120 +51,6 @@ CONNECT_TIMEOUT = 30.0
 ACK_TIMEOUT = 15.0
 #: the worker's whole close (session close + thread joins); the node must be gone in 3 s
 CLOSE_BUDGET = 2.5
-#: codes that mean "retrying the same thing will fail the same way"
-PERMANENT_CODES = frozenset(
-    {"INVALID_API_KEY", "INVALID_BASE_URL", "INVALID_INPUT", "INVALID_OPTIONS", "MODEL_NOT_FOUND"}
-)
-#: PROTOCOL.md section 8: server errors with these words are never retried
-PERMANENT_MARKERS = (
-    "permission denied",
-    "not allowed",
-    "invalid session",
-    "401",
-    "invalid api key",
-    "unauthorized",
-)
-
-#: parameter -> default; ``model`` is read once at start
-DEFAULTS: dict[str, Any] = {
-    "model": "lucy-restyle",
-    "prompt": "",
-    "enhance": True,
-    "image": "",
-    "transport": "",
-    "lazy": False,
-    "stats_interval": 1.0,
-    "encoding": "rgb8",
-    "emulator_url": "",
-}
-RUNTIME = ("prompt", "enhance", "image")
-
-# Diagnostic levels, as in diagnostic_msgs/DiagnosticStatus.
-OK, WARN, ERROR = 0, 1, 2
-
-
-class Log(Protocol):
-    def info(self, msg: str) -> Any: ...
-    def warning(self, msg: str) -> Any: ...
-    def error(self, msg: str) -> Any: ...
-
-
-def parse_model(text: str) -> ModelDefinition:
-    """A registry name (``lucy-restyle``) or ``NAME:FPS:WxH`` like the emulator's ``--model``."""
-    text = str(text).strip()
-    if ":" not in text:
-        return models.realtime(text)
-    try:
-        name, fps, size = text.split(":")
-        width, height = size.lower().split("x")
-        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
-    except ValueError:
-        raise ValueError(
-            f"model {text!r} is neither a model name nor NAME:FPS:WIDTHxHEIGHT"
-        ) from None
-
-
-@attrs.frozen
-class Settings:
-    model: ModelDefinition
-    prompt: str = ""
-    enhance: bool = True
-    image: str = ""
-    transport: str = ""
-    lazy: bool = False
-    stats_interval: float = 1.0
-    encoding: str = "rgb8"
-    emulator_url: str = ""
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        values = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
-        encoding = str(values["encoding"])
-        if encoding not in images.OUTPUT_ENCODINGS:
-            raise ValueError(f"encoding must be one of {images.OUTPUT_ENCODINGS}, got {encoding!r}")
-        interval = float(values["stats_interval"])
-        if not interval > 0:
-            raise ValueError(f"stats_interval must be positive, got {interval}")
-        return cls(
-            model=parse_model(values["model"]),
-            prompt=str(values["prompt"] or ""),
-            enhance=_bool(values["enhance"]),
-            image=str(values["image"] or ""),
-            transport=str(values["transport"] or ""),
-            lazy=_bool(values["lazy"]),
-            stats_interval=interval,
-            encoding=encoding,
-            emulator_url=str(values["emulator_url"] or ""),
-        )
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def is_permanent(error: BaseException) -> bool:
-    code = getattr(error, "code", None)
-    text = str(getattr(error, "message", error)).lower()
-    return code in PERMANENT_CODES or any(marker in text for marker in PERMANENT_MARKERS)
-
-
-def describe(error: BaseException) -> str:
-    """``CODE: message``; the library keeps the API key out of its messages."""
-    code = getattr(error, "code", None) or type(error).__name__
-    return f"{code}: {getattr(error, 'message', None) or error}"
-
-
-@attrs.frozen
-class Status:
-    """One diagnostics report: a level, a summary and key/value pairs."""
-
-    level: int
-    message: str
-    values: dict[str, str]
-
-
 @attrs.define
 class _Wanted:
     prompt: str
@@ -208,7 +103,7 @@ class Core:
         self._library_skipped_base = 0
         self._library_skipped = 0
         self._reconnects = 0
-        self._rate_mark: tuple[float, int, int] = (time.monotonic(), 0, 0)
+        self._rates = Rates()
         self._stats_cache: dict[str, float] = {}
         self._embedded: Any = None
         self._api_key: str | None = None
@@ -224,7 +119,9 @@ class Core:
     # -- what the adapters call ----------------------------------------------
 
     def start(self) -> None:
-        self._api_key, self._base_url, self.backend = self._backend()
+        self._api_key, self._base_url, self.backend, self._embedded = backend(
+            self.settings, self._env, self._log
+        )
         self._log.info(
             f"decart_sync ROS node: model {self.settings.model.name}, using {self.backend}"
             + (", lazy (connects while image_out has subscribers)" if self.settings.lazy else "")
@@ -271,7 +168,7 @@ class Core:
                 if name == "prompt":
                     wanted.prompt = str(value or "")
                 elif name == "enhance":
-                    wanted.enhance = _bool(value)
+                    wanted.enhance = as_bool(value)
                 elif name == "image":
                     wanted.image = str(value or "")
                 elif name in DEFAULTS and value != getattr(self.settings, name, value):
@@ -332,45 +229,30 @@ class Core:
 
     def status(self) -> Status:
         """Diagnostics for now; fps are since the previous call."""
-        now = time.monotonic()
-        client = self._client
-        stats = self._read_stats(client)
-        then, handed, out = self._rate_mark
-        span = max(now - then, 1e-6)
-        fps_in = (self.frames_handed - handed) / span
-        fps_out = (self.frames_out - out) / span
-        self._rate_mark = (now, self.frames_handed, self.frames_out)
+        stats = self._read_stats(self._client)
+        fps_in, fps_out = self._rates.sample(self.frames_handed, self.frames_out)
         rtt = stats.get("rtt_ms")
-        drops = self.dropped + self._library_skipped
-        values = {
-            "state": self._state,
-            "backend": self.backend,
-            "model": self.settings.model.name,
-            "prompt": self._wanted.prompt,
-            "fps in": f"{fps_in:.1f}",
-            "fps out": f"{fps_out:.1f}",
-            "frames in": str(self.frames_in),
-            "frames out": str(self.frames_out),
-            "drops": str(drops),
-            "skipped (encoding)": str(self.skipped_encoding),
-            "rtt ms": "unknown" if rtt is None or rtt < 0 else f"{rtt:.1f}",
-            "reconnects": str(self._reconnects + int(stats.get("reconnects", 0))),
-            "subscribers": str(self._subscribers),
-            "last error": self._last_error or "",
-        }
-        if self._permanent is not None:
-            return Status(ERROR, f"permanent error: {self._permanent}", values)
-        if self._closing:
-            return Status(WARN, "shutting down", values)
-        if not self._session_wanted():
-            return Status(OK, "idle: image_out has no subscribers", values)
-        if self._state in ("connected", "generating"):
-            if self.frames_handed == 0 or fps_in == 0:
-                return Status(WARN, f"{self._state}, but no frames on image_in", values)
-            return Status(OK, self._state, values)
-        if self._last_error:
-            return Status(ERROR, f"{self._state}: {self._last_error}", values)
-        return Status(WARN, self._state, values)
+        facts = Facts(
+            state=self._state,
+            backend=self.backend,
+            model=self.settings.model.name,
+            prompt=self._wanted.prompt,
+            fps_in=fps_in,
+            fps_out=fps_out,
+            frames_in=self.frames_in,
+            frames_handed=self.frames_handed,
+            frames_out=self.frames_out,
+            drops=self.dropped + self._library_skipped,
+            skipped_encoding=self.skipped_encoding,
+            rtt_ms=None if rtt is None or rtt < 0 else float(rtt),
+            reconnects=self._reconnects + int(stats.get("reconnects", 0)),
+            subscribers=self._subscribers,
+            last_error=self._last_error,
+            permanent=self._permanent,
+            closing=self._closing,
+            session_wanted=self._session_wanted(),
+        )
+        return assess(facts)
 
     def close(self, timeout: float = CLOSE_BUDGET) -> None:
         """Close the session and join the threads; bounded by ``timeout``."""
@@ -612,28 +494,3 @@ class Core:
         self._stats_cache = stats
         self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
         return stats
-
-    # -- where to connect ------------------------------------------------------------
-
-    def _backend(self) -> tuple[str | None, str | None, str]:
-        """(api_key, base_url, description); the key is read from the environment only."""
-        url = self.settings.emulator_url
-        if url == "embedded" or (not url and not self._env.get("DECART_API_KEY", "").strip()):
-            from decart_sync.emulator import Emulator  # needs the emulator extra
-
-            model = self.settings.model
-            self._embedded = Emulator(models={model.name: model}).start()
-            url = self._embedded.url
-            self._log.warning(
-                f"no DECART_API_KEY in the environment and no emulator_url: "
-                f"using an embedded emulator at {url}"
-            )
-            return "emulator", url, f"the embedded emulator at {url}"
-        if url:
-            return "emulator", url, f"the emulator at {url}"
-        base = self._env.get("DECART_REALTIME_BASE_URL")
-        where = f"Decart's service at {base}" if base else "Decart's service"
-        return None, None, f"{where} (API key from DECART_API_KEY)"
-
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())

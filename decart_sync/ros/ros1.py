@@ -13,8 +13,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from .core import DEFAULTS, NODE_NAME, RUNTIME, Core, Settings, Status
+from .core import NODE_NAME, Core
 from .images import fill
+from .settings import DEFAULTS, RUNTIME, Settings, Status
 
 PARAM_POLL = 0.25  # seconds, also how often image_out's subscribers are counted
 SERVICE_WAIT = 15.0

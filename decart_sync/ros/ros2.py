@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .core import DEFAULTS, NODE_NAME, Core, Settings
+from .core import NODE_NAME, Core
 from .images import fill
+from .settings import DEFAULTS, Settings
 
 SUBSCRIBER_POLL = 0.25  # seconds between counts of image_out's subscribers
 
