@@ -8,10 +8,13 @@
 ...         ...
 """
 
-from . import models, signals
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import _cv2_first, models, signals
 from ._version import __version__
-from .client import InitialState, RealtimeClient, connect, subscribe
-from .decart_client import DecartClient
 from .errors import (
     DecartSDKError,
     ICEError,
@@ -26,6 +29,35 @@ from .errors import (
     WebSocketError,
 )
 from .models import ModelDefinition
+
+if TYPE_CHECKING:
+    from .client import InitialState, RealtimeClient, connect, subscribe
+    from .decart_client import DecartClient
+
+# The media stack (av, aiortc) loads on first use of these names, not on
+# ``import decart_sync``: see _cv2_first for why the order of imports matters.
+_LAZY = {
+    "InitialState": "client",
+    "RealtimeClient": "client",
+    "connect": "client",
+    "subscribe": "client",
+    "DecartClient": "decart_client",
+}
+_cv2_first.install()
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DecartClient",
