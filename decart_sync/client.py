@@ -34,8 +34,10 @@ from .errors import (
 from .messages import Desired
 from .models import ModelDefinition, resolve
 from .options import InitialState, check_prompt
+from .output_audio import AudioHub, AudioIterator
 from .session import CONNECTED, GENERATING, Session, SessionOptions
 from .sources import Feeder, frames_of
+from .stats import NetworkStats, Ticker, check_interval
 from .subscribe import RoomToken, decode_token, watch_credentials
 from .tracks import FrameHub, FrameIterator, LatestFrame
 from .transports import MediaSettings
@@ -43,6 +45,7 @@ from .transports import MediaSettings
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0
+STATS_TIMEOUT = 0.5  # client.stats waits no longer than this for the media library
 
 __all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]
 
@@ -66,6 +69,7 @@ def connect(
     video_codec: str = "h264",
     resolution: str | None = None,
     speed: str | None = None,
+    stats_interval: float | None = None,
 ) -> RealtimeClient:
     """Open a realtime session and return once media flows.
 
@@ -78,7 +82,8 @@ def connect(
     seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
     ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
     (``"h264"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
-    ``speed`` (``"fast"``) apply to LiveKit sessions.
+    ``speed`` (``"fast"``) apply to LiveKit sessions. ``stats_interval``: send
+    ``client.stats`` to ``stats`` handlers every so many seconds.
     """
     if model is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
@@ -87,6 +92,7 @@ def connect(
     base = options.base_url(base_url)
     options.check_pixel_format(pixel_format)
     options.check_timeout(timeout)
+    check_interval(stats_interval)
     kind = options.transport(transport, definition)
     desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
@@ -110,7 +116,13 @@ def connect(
         connect_timeout=timeout,
         reconnect=reconnect,
     )
-    client = RealtimeClient(session, desired, pixel_format, on_remote_stream=on_remote_stream)
+    client = RealtimeClient(
+        session,
+        desired,
+        pixel_format,
+        on_remote_stream=on_remote_stream,
+        stats_interval=stats_interval,
+    )
     client._open(frames, Deadline(timeout))
     return client
 
@@ -173,10 +185,12 @@ class RealtimeClient:
         pixel_format: str,
         *,
         on_remote_stream: Callable[[Any], Any] | None = None,
+        stats_interval: float | None = None,
     ) -> None:
         self.model = session.model
         self.pixel_format = pixel_format
         self._hub = FrameHub(self.model, pixel_format)
+        self._audio_out = AudioHub(self._hub)
         takes_video = not (session.subscribe or self.model.is_avatar)
         self._input = LatestFrame(self.model, pixel_format) if takes_video else None
         self._audio = AvatarAudio() if self.model.is_avatar and not session.subscribe else None
@@ -189,6 +203,10 @@ class RealtimeClient:
             self._handlers.add(signals.REMOTE_STREAM, on_remote_stream)
         self._feeder: Feeder | None = None
         self._read_seen = 0
+        self._connect_seconds: float | None = None
+        self._ticker: Ticker | None = None
+        if stats_interval is not None:
+            self._ticker = Ticker(stats_interval, self._emit_stats, "decart-sync-stats")
         self._closed = False
         self._close_lock = threading.Lock()
         self.audio_frames_received = 0
@@ -205,6 +223,7 @@ class RealtimeClient:
             allow_loopback_candidates()
         self._portal.start()
         atexit.register(self.close)
+        started = time.monotonic()
         try:
             self._portal.call(self._session.connect(deadline), deadline.remaining())
         except TimeoutError:
@@ -213,10 +232,13 @@ class RealtimeClient:
         except BaseException:
             self.close()
             raise
+        self._connect_seconds = round(time.monotonic() - started, 3)
         if frames is not None and self._input is not None:
             self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
             self._feeder.start()
         self._events.release()  # events of the connect reach handlers registered after it
+        if self._ticker is not None:
+            self._ticker.start()
 
     # -- sending -----------------------------------------------------------
 
@@ -322,8 +344,21 @@ class RealtimeClient:
             return False, None
         if got is None:
             return False, None
+        if self._read_seen:
+            self._hub.count_dropped(got[0] - self._read_seen - 1)
         self._read_seen, frame, _ = got
         return True, self._hub.to_numpy(frame)
+
+    def audio_frames(self, *, timeout: float | None = None) -> AudioIterator:
+        """Iterate the service's output audio (live_avatar speaks back) from now on.
+
+        Each item is an :class:`~decart_sync.output_audio.AudioChunk`:
+        ``.samples`` (frames, channels) int16 and ``.sample_rate``. The last
+        few seconds are kept for each reader; one that falls further behind
+        skips ahead (``.dropped``). Ends when the client closes; raises at
+        ``timeout`` between chunks.
+        """
+        return AudioIterator(self._audio_out, timeout)
 
     @property
     def latest_frame(self) -> np.ndarray | None:
@@ -352,14 +387,23 @@ class RealtimeClient:
         return self._session.subscribe_token
 
     @property
-    def stats(self) -> dict[str, float]:
-        """Counters: frames put (``frames_in``), sent, skipped (replaced by a newer
-        one before they could go: the source is faster than the model's fps) and
-        received, reconnects, audio played; and ``seconds_since_last_frame``,
-        which grows when the service's media stalls."""
+    def stats(self) -> dict[str, Any]:
+        """Figures people can read (README "Stats" has the table): counters of
+        frames put (``frames_in``), sent, skipped (replaced by a newer one before
+        they could go: the source is faster than the model's fps), received and
+        dropped by slow consumers; rolling ``fps_in``/``fps_out``;
+        ``seconds_since_last_frame``, which grows when the service's media
+        stalls; and the media library's network figures (None while unknown,
+        e.g. during a reconnect). Waits at most about half a second."""
         last = self._hub.last_frame_time
         return {
             "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
+            "fps_in": round(self._input.rate.rate(), 2) if self._input is not None else 0.0,
+            "fps_out": round(self._hub.rate.rate(), 2),
+            "frames_dropped": self._hub.dropped,
+            "connect_seconds": self._connect_seconds,
+            "audio_chunks_dropped": self._audio_out.dropped,
+            **self._network_stats(),
             "frames_in": self._input.count if self._input is not None else 0,
             "frames_sent": self._input.sent if self._input is not None else 0,
             "frames_skipped": self._input.skipped if self._input is not None else 0,
@@ -368,6 +412,19 @@ class RealtimeClient:
             "audio_chunks_played": self._audio.played_chunks if self._audio else 0,
             "audio_frames_received": self.audio_frames_received,
         }
+
+    def _network_stats(self) -> dict[str, Any]:
+        """The transport's figures; never raises, never waits long (reconnects, closing)."""
+        if self._closed or not self._portal.running or self._portal.in_loop_thread():
+            return NetworkStats().as_dict()
+        try:
+            return self._portal.call(self._session.media_stats(), STATS_TIMEOUT).as_dict()
+        except Exception as exc:  # e.g. a connection torn down under us: unknown for now
+            log.debug("network stats unavailable: %r", exc)
+            return NetworkStats().as_dict()
+
+    def _emit_stats(self) -> None:
+        self._events.emit(signals.STATS, self.stats)
 
     @property
     def source_finished(self) -> bool:
@@ -385,6 +442,7 @@ class RealtimeClient:
 
     def _count_audio(self, frame: Any) -> None:
         self.audio_frames_received += 1
+        self._audio_out.publish(frame)
 
     def _source_failed(self, error: DecartSDKError) -> None:
         self._events.emit(signals.ERROR, error)
@@ -399,6 +457,8 @@ class RealtimeClient:
             self._closed = True
         atexit.unregister(self.close)
         started = time.monotonic()
+        if self._ticker is not None:
+            self._ticker.stop(STATS_TIMEOUT + 0.2)
         if self._feeder is not None:
             self._feeder.stop(0.5)
         if self._audio is not None:
@@ -410,6 +470,7 @@ class RealtimeClient:
                 log.debug("session close did not finish cleanly: %r", exc)
             self._portal.stop(max(0.1, CLOSE_TIMEOUT - (time.monotonic() - started)))
         self._hub.close()
+        self._audio_out.close()
         self._events.stop(0.5)
         self._handlers.clear()
 

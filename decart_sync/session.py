@@ -45,6 +45,7 @@ from .signals import (
     REMOTE_STREAM,
     Event,
 )
+from .stats import NetworkStats
 from .tracks import FrameHub
 from .transports import MediaHooks, MediaSettings, MediaTransport
 
@@ -248,6 +249,13 @@ class Session:
             if attempt.error is not None:
                 raise attempt.error from None
             raise
+
+    async def media_stats(self) -> NetworkStats:
+        """The current connection's network figures; all unknown between connections."""
+        attempt = self._attempt
+        if attempt is None or attempt.media is None or not attempt.established:
+            return NetworkStats()
+        return await attempt.media.stats()
 
     # -- server messages ---------------------------------------------------
 

@@ -31,6 +31,8 @@ generation_tick: NamedSignal = signal("decart-sync.generation-tick")
 remote_stream: NamedSignal = signal("decart-sync.remote-stream")
 #: kwarg ``queue``: ``{"position": int, "queue_size": int}`` while a LiveKit session waits
 queue_position: NamedSignal = signal("decart-sync.queue-position")
+#: kwarg ``stats``: the dict of ``client.stats``, every ``stats_interval`` seconds when asked
+stats: NamedSignal = signal("decart-sync.stats")
 
 
 @attrs.frozen
@@ -53,10 +55,11 @@ ERROR = Event(error, "error", ("error",))
 GENERATION_TICK = Event(generation_tick, "seconds", ("generation_tick", "generationTick"))
 QUEUE_POSITION = Event(queue_position, "queue", ("queue_position", "queuePosition"))
 REMOTE_STREAM = Event(remote_stream, "tracks")
+STATS = Event(stats, "stats", ("stats",))
 
 _BY_NAME = {
     name: event
-    for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK, QUEUE_POSITION)
+    for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK, QUEUE_POSITION, STATS)
     for name in event.names
 }
 
@@ -67,7 +70,8 @@ def named(name: str) -> Event:
         return _BY_NAME[name]
     except KeyError:
         raise InvalidOptionsError(
-            f"unknown event {name!r}; use connection_change, error or generation_tick"
+            f"unknown event {name!r}; use connection_change, error, generation_tick, "
+            "queue_position or stats"
         ) from None
 
 

@@ -32,6 +32,7 @@ from ._portal import wait_until
 from .clock import VIDEO_TIME_BASE, Pacer, Timestamps
 from .errors import DecartSDKError, InvalidInputError, TimeoutError_
 from .models import ModelDefinition
+from .stats import RateMeter
 
 PIXEL_FORMATS = ("rgb24", "bgr24")
 
@@ -77,6 +78,7 @@ class LatestFrame:
         self.count = 0  # frames put
         self.sent = 0  # frames taken by tracks, over every connection
         self.skipped = 0  # frames put but superseded before any track took them
+        self.rate = RateMeter()  # frames put per second, lately
         self.on_put: Callable[[], object] | None = None  # wakes the current track
 
     def put(self, frame: np.ndarray | av.VideoFrame) -> None:
@@ -91,6 +93,7 @@ class LatestFrame:
                 video, format="yuv420p", width=self._model.width, height=self._model.height
             )  # a reference swap: the track reads it without waiting on senders
             self.count += 1  # after the swap: a track that sees the count sees the frame
+        self.rate.tick()
         notify = self.on_put
         if notify is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closing
@@ -154,6 +157,8 @@ class FrameHub:
         self._error: DecartSDKError | None = None
         self.received = 0
         self.last_frame_time: float | None = None  # monotonic, when the newest frame arrived
+        self.rate = RateMeter()  # frames received per second, lately
+        self.dropped = 0  # frames consumers skipped, over all of them
 
     # -- loop side ---------------------------------------------------------
 
@@ -164,6 +169,7 @@ class FrameHub:
             self.received += 1
             self.last_frame_time = time.monotonic()
             self._cond.notify_all()
+        self.rate.tick(self.last_frame_time)
 
     def close(self, error: DecartSDKError | None = None) -> None:
         with self._cond:
@@ -192,6 +198,11 @@ class FrameHub:
                 raise self._error
             return None
 
+    def count_dropped(self, count: int) -> None:
+        if count > 0:
+            with self._cond:
+                self.dropped += count
+
     def latest(self) -> av.VideoFrame | None:
         return self._frame
 
@@ -206,6 +217,11 @@ class FrameHub:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def error(self) -> DecartSDKError | None:
+        """Why the session ended, once it did."""
+        return self._error
 
 
 class FrameIterator(Iterator[np.ndarray]):
@@ -232,6 +248,7 @@ class FrameIterator(Iterator[np.ndarray]):
         seq, frame, arrived = got
         if self._seen:
             self.dropped += seq - self._seen - 1
+            self._hub.count_dropped(seq - self._seen - 1)
         self._seen = seq
         self.delivered += 1
         array = self._hub.to_numpy(frame)

@@ -12,6 +12,9 @@ one connection attempt and thrown away with it:
 4. :meth:`MediaTransport.abort` wakes a ``start`` that can no longer succeed;
 5. :meth:`MediaTransport.close`, bounded, frees everything.
 
+:meth:`MediaTransport.stats` may be asked at any time for the media library's
+network figures.
+
 Decoded frames, media loss and the user's raw tracks go back through
 :class:`MediaHooks`. Transports are imported only when a session asks for
 one, so each may bring its own media library.
@@ -28,6 +31,7 @@ import attrs
 from ..errors import DecartSDKError, InvalidOptionsError
 from ..messages import Message
 from ..models import ModelDefinition
+from ..stats import NetworkStats
 
 if TYPE_CHECKING:
     from ..tracks import LatestFrame
@@ -89,6 +93,10 @@ class MediaTransport(abc.ABC):
     @abc.abstractmethod
     def abort(self, error: DecartSDKError) -> None:
         """The attempt failed elsewhere: a pending :meth:`start` raises ``error``."""
+
+    async def stats(self) -> NetworkStats:
+        """RTT, loss, jitter and bitrates from the media library; None where unknown."""
+        return NetworkStats()
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -22,7 +22,7 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import av
@@ -32,6 +32,7 @@ from livekit import rtc
 from .. import messages
 from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
 from ..messages import Message
+from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
 
@@ -66,6 +67,7 @@ class LiveKitTransport(MediaTransport):
         self._room: rtc.Room | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._rates: ByteRates | None = None  # from the moment the room is joined
 
     # -- before the initial state: the room --------------------------------------
 
@@ -123,6 +125,7 @@ class LiveKitTransport(MediaTransport):
         room.on("track_subscribed", self._on_track)
         room.on("disconnected", self._on_disconnected)
         await room.connect(self._info["livekit_url"], self._info["token"])
+        self._rates = ByteRates()
         if settings.input is not None:
             model = settings.model
             source = rtc.VideoSource(model.width, model.height)
@@ -210,6 +213,13 @@ class LiveKitTransport(MediaTransport):
         if not task.cancelled() and task.exception() is not None:
             log.warning("LiveKit media task failed: %r", task.exception())
 
+    async def stats(self) -> NetworkStats:
+        room, rates = self._room, self._rates
+        if room is None or rates is None or not room.isconnected():
+            return NetworkStats()
+        report = await room.get_rtc_stats()
+        return network_stats([*report.publisher_stats, *report.subscriber_stats], rates)
+
     # -- ending ---------------------------------------------------------------
 
     def abort(self, error: DecartSDKError) -> None:
@@ -230,6 +240,44 @@ class LiveKitTransport(MediaTransport):
             room.off("track_subscribed", self._on_track)
             room.off("disconnected", self._on_disconnected)
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
+    """LiveKit's (libwebrtc's) stats as figures; its times are in seconds.
+
+    The RTT comes from RTCP receiver reports on what we publish, else from the
+    ICE candidate pair (a viewer publishes nothing).
+    """
+    rtts: list[float] = []
+    pair_rtt = None
+    lost_in = lost_out = sent = received = None
+    jitter: dict[str, float] = {}
+    for item in report:
+        which = item.WhichOneof("stats")
+        if which == "remote_inbound_rtp":
+            stat = item.remote_inbound_rtp
+            if stat.remote_inbound.round_trip_time_measurements:
+                rtts.append(stat.remote_inbound.round_trip_time)
+            lost_out = (lost_out or 0) + stat.received.packets_lost
+        elif which == "inbound_rtp":
+            stat = item.inbound_rtp
+            lost_in = (lost_in or 0) + stat.received.packets_lost
+            jitter[stat.stream.kind] = stat.received.jitter
+            received = (received or 0) + stat.inbound.bytes_received
+        elif which == "outbound_rtp":
+            sent = (sent or 0) + item.outbound_rtp.sent.bytes_sent
+        elif which == "candidate_pair" and item.candidate_pair.candidate_pair.nominated:
+            pair_rtt = item.candidate_pair.candidate_pair.current_round_trip_time or pair_rtt
+    out, into = rates.update(sent, received)
+    rtt = sum(rtts) / len(rtts) if rtts else pair_rtt
+    return NetworkStats(
+        rtt_ms=ms(rtt),
+        jitter_ms=ms(jitter.get("video", jitter.get("audio"))),
+        packets_lost_in=lost_in,
+        packets_lost_out=lost_out,
+        bitrate_in_kbps=into,
+        bitrate_out_kbps=out,
+    )
 
 
 def _to_av(frame: rtc.VideoFrame) -> av.VideoFrame:

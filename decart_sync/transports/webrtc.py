@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiortc import (
@@ -34,6 +34,7 @@ from av import VideoFrame
 from .. import messages
 from ..errors import DecartSDKError, InvalidOptionsError, SignalingError
 from ..messages import Message
+from ..stats import ByteRates, NetworkStats, ms
 from ..subscribe import SubscribeToken
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
@@ -54,6 +55,7 @@ class WebRTCTransport(MediaTransport):
         self._candidates: list[RTCIceCandidate] = []  # those that came before the answer
         self._tasks: list[asyncio.Task[None]] = []
         self._relay: MediaRelay | None = None
+        self._rates: ByteRates | None = None  # from the moment media flows
 
     async def start(self) -> None:
         settings = self._settings
@@ -145,6 +147,7 @@ class WebRTCTransport(MediaTransport):
             return
         state = self._pc.connectionState
         if state == "connected":
+            self._rates = self._rates or ByteRates()
             if not self._connected.done():
                 self._connected.set_result(None)
         elif state in ("failed", "closed"):
@@ -171,6 +174,13 @@ class WebRTCTransport(MediaTransport):
         with contextlib.suppress(MediaStreamError):
             while True:
                 self._hooks.audio(await track.recv())
+
+    async def stats(self) -> NetworkStats:
+        pc, rates = self._pc, self._rates
+        if pc is None or rates is None:
+            return NetworkStats()
+        report = await pc.getStats()
+        return network_stats(report.values(), rates)
 
     # -- ending ---------------------------------------------------------------
 
@@ -273,6 +283,41 @@ def candidate_of(payload: Any) -> RTCIceCandidate | None:
     index = payload.get("sdpMLineIndex")
     candidate.sdpMLineIndex = index if isinstance(index, int) else None
     return candidate
+
+
+CLOCK_RATES = {"video": 90_000, "audio": 48_000}  # RTP clocks: aiortc's jitter is in their ticks
+
+
+def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
+    """aiortc's stats report as figures: RTCP receiver reports give the RTT and our
+    losses, our receivers the losses and jitter of what comes in. aiortc's
+    inbound-rtp has no byte count, so bytes in are the transport's."""
+    rtts: list[float] = []
+    lost_in = lost_out = sent = None
+    jitter: dict[str, float] = {}
+    received = None
+    for item in report:
+        kind = item.type
+        if kind == "remote-inbound-rtp":
+            if item.roundTripTime is not None:
+                rtts.append(item.roundTripTime)
+            lost_out = (lost_out or 0) + item.packetsLost
+        elif kind == "inbound-rtp":
+            lost_in = (lost_in or 0) + item.packetsLost
+            jitter[item.kind] = item.jitter / CLOCK_RATES.get(item.kind, 90_000)
+        elif kind == "outbound-rtp":
+            sent = (sent or 0) + item.bytesSent
+        elif kind == "transport":
+            received = item.bytesReceived
+    out, into = rates.update(sent, received)
+    return NetworkStats(
+        rtt_ms=ms(sum(rtts) / len(rtts)) if rtts else None,
+        jitter_ms=ms(jitter.get("video", jitter.get("audio"))),
+        packets_lost_in=lost_in,
+        packets_lost_out=lost_out,
+        bitrate_in_kbps=into,
+        bitrate_out_kbps=out,
+    )
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
