@@ -169,3 +169,26 @@ def test_audio_frames_return_the_avatars_audio(connect) -> None:
     assert client.stats["audio_chunks_dropped"] >= 0
     client.close()
     assert list(chunks) == []  # ends with the client
+
+
+def test_livekit_figures_are_sane() -> None:
+    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    import decart_sync
+    from decart_sync import ModelDefinition
+    from decart_sync.emulator import Emulator
+
+    lk_small = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+    frame = pattern(lk_small)
+    with Emulator(models={lk_small.name: lk_small}) as emu:
+        with decart_sync.connect(
+            repeat(frame), model=lk_small, api_key="k", base_url=emu.url, timeout=20
+        ) as client:
+            assert client.read(timeout=15)[0]
+            wait_until(
+                lambda: all(client.stats[k] is not None for k in NETWORK), 15, "every figure"
+            )
+            wait_until(lambda: client.stats["fps_out"] > 0.8 * lk_small.fps, 15, "fps_out")
+            stats = client.stats
+            assert 0 < stats["rtt_ms"] < 500
+            assert stats["bitrate_in_kbps"] > 0 and stats["bitrate_out_kbps"] > 0
+            assert stats["jitter_ms"] >= 0
