@@ -68,6 +68,7 @@ class ServedSession(Connection):
         self.enhance_prompt: bool | None = None
         self.image: np.ndarray | None = None
         self.frames_in = 0
+        self.last_frame_in: VideoFrame | None = None  # for tests: the newest input received
         self.frames_out = 0
         self.audio_frames_in = 0
         self.audio_frames_out = 0
@@ -259,6 +260,7 @@ class ServedSession(Connection):
                 frame = await track.recv()
                 if isinstance(frame, VideoFrame):
                     self.frames_in += 1
+                    self.last_frame_in = frame
                     latest.put(frame)
                     intake.arrived()
         except MediaStreamError:
