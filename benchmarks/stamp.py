@@ -1,7 +1,7 @@
 """Workload and measurement shared by every benchmark worker (numpy only).
 
 Each input frame carries its index as a 16-bit block code in the top-left
-corner (16 blocks of 16x16 px, white = 1), which survives VP8; the worker
+corner (16 blocks of 16x16 px, white = 1), which survives VP8 and H264; the worker
 reads it back from the output to match frames end to end.
 """
 
@@ -59,6 +59,8 @@ class Recorder:
         self.sent: dict[int, float] = {}
         self.received: dict[int, float] = {}
         self.bridge: list[float] = []
+        self.highest = -1
+        self.misread = 0
         self.connect_time = 0.0
         self.start = 0.0
         self.cpu0 = 0.0
@@ -69,8 +71,14 @@ class Recorder:
 
     def on_output(self, frame: np.ndarray) -> None:
         index = read_stamp(frame)
-        if index in self.sent and index not in self.received:
-            self.received[index] = time.monotonic()
+        if index in self.sent and index >= self.highest:
+            if index not in self.received:
+                self.received[index] = time.monotonic()
+                self.highest = index
+        elif self.highest >= 0:
+            # Video decodes in order: once a measured frame came back, a code that steps
+            # back or was never sent is one the codec damaged.
+            self.misread += 1
 
     def result(self, name: str) -> dict[str, object]:
         elapsed = time.monotonic() - self.start
@@ -84,6 +92,7 @@ class Recorder:
             "sent": len(self.sent),
             "received": len(self.received),
             "lost": lost,
+            "misread": self.misread,
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
             "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
             "cpu_per_s": (cpu() - self.cpu0) / elapsed if elapsed else 0.0,
@@ -116,4 +125,6 @@ def worker_args() -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=704)
     parser.add_argument("--fps", type=float, default=25)
+    parser.add_argument("--model", default="lucy-restyle", help="a model the emulator serves")
+    parser.add_argument("--transport", choices=("webrtc", "livekit"), default="webrtc")
     return parser.parse_args()

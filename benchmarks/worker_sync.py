@@ -1,4 +1,4 @@
-"""decart_sync's public blocking API: connect, send_frame, frames()."""
+"""decart_sync's public blocking API: connect, send_frame, frames(), over either transport."""
 
 from __future__ import annotations
 
@@ -9,8 +9,19 @@ import decart_sync
 from benchmarks.stamp import Pattern, Recorder, emit, worker_args
 
 
-def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
-    model = decart_sync.ModelDefinition("lucy-restyle", fps=fps, width=width, height=height)
+def run(
+    url: str,
+    seconds: float,
+    width: int,
+    height: int,
+    fps: float,
+    warmup: float,
+    model_name: str = "lucy-restyle",
+    transport: str = "webrtc",
+) -> dict:
+    model = decart_sync.ModelDefinition(
+        model_name, fps=fps, width=width, height=height, transport=transport
+    )
     pattern = Pattern(width, height)
     rec = Recorder()
     t0 = time.monotonic()
@@ -42,7 +53,7 @@ def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: f
         rec.bridge.append(frames.last_age)
         if time.monotonic() - rec.start >= seconds:
             break
-    figures = rec.result("decart_sync")
+    figures = rec.result("decart_sync" if transport == "webrtc" else f"decart_sync_{transport}")
     stop.set()
     producer.join(2)
     client.close()
@@ -51,7 +62,18 @@ def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: f
 
 def main() -> None:
     args = worker_args()
-    emit(run(args.url, args.seconds, args.width, args.height, args.fps, args.warmup))
+    emit(
+        run(
+            args.url,
+            args.seconds,
+            args.width,
+            args.height,
+            args.fps,
+            args.warmup,
+            args.model,
+            args.transport,
+        )
+    )
 
 
 if __name__ == "__main__":
