@@ -33,6 +33,7 @@ from .models import ModelDefinition
 if TYPE_CHECKING:
     from .client import InitialState, RealtimeClient, connect, subscribe
     from .decart_client import DecartClient
+    from .opencv import VideoCapture
 
 # The media stack (av, aiortc) loads on first use of these names, not on
 # ``import decart_sync``: see _cv2_first for why the order of imports matters.
@@ -42,6 +43,7 @@ _LAZY = {
     "connect": "client",
     "subscribe": "client",
     "DecartClient": "decart_client",
+    "VideoCapture": "opencv",
 }
 _cv2_first.install()
 
@@ -73,6 +75,7 @@ __all__ = [
     "RealtimeClient",
     "ServerError",
     "SignalingError",
+    "VideoCapture",
     "WebRTCTimeoutError",
     "WebSocketError",
     "__version__",

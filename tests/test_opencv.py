@@ -8,10 +8,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import SMALL, wait_until
+from conftest import SMALL, close_to, wait_until
 
 from benchmarks.stamp import read_stamp, stamp
 
@@ -86,7 +87,7 @@ def test_live_camera_is_drained_as_fast_as_it_produces(connect, emulator) -> Non
                 lags.append(newest - read_stamp(received.to_ndarray(format="rgb24")))
                 seen = received
             time.sleep(0.003)  # polling for the next arrival
-        print(f"frames behind the newest produced: {lags}; left in the buffer: {len(camera.buffer)}")
+        print(f"frames behind the newest produced: {lags}; buffered: {len(camera.buffer)}")
         assert len(lags) >= 20, lags
         assert statistics.median(lags) <= 2, lags
         assert len(camera.buffer) <= 2
@@ -106,3 +107,107 @@ def test_import_decart_sync_loads_no_media_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert out.splitlines() == ["[]", "True True"], out
+
+
+class StillCamera:
+    """What cv2.VideoCapture offers a source: read() -> (ok, frame) in BGR order."""
+
+    def __init__(self, frame: np.ndarray) -> None:
+        self.frame = frame
+        self.released = False
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        return True, self.frame
+
+    def release(self) -> None:
+        self.released = True
+
+
+def channel_means(frame: np.ndarray) -> np.ndarray:
+    return frame.reshape(-1, 3).mean(axis=0)
+
+
+def settles_at(expected: tuple[int, int, int]):
+    """Each channel's mean within 6 of ``expected``: a swap of red and blue fails it."""
+    return lambda frame: bool(np.all(np.abs(channel_means(frame) - expected) < 6))
+
+
+def reads(cap) -> Iterator[np.ndarray]:
+    """cap.read() frames, each one checked to be there."""
+    while True:
+        ok, frame = cap.read()
+        assert ok and frame is not None
+        yield frame
+
+
+def test_video_capture_restyles_bgr_frames(emulator) -> None:
+    from conftest import KEY, wait_for_frame
+
+    import decart_sync
+
+    # Mostly red, in OpenCV's BGR order: blue 30, green 40, red 220.
+    camera = StillCamera(np.full((SMALL.height, SMALL.width, 3), (30, 40, 220), np.uint8))
+    with decart_sync.VideoCapture(
+        camera, model=SMALL, prompt="invert", api_key=KEY, base_url=emulator.url
+    ) as cap:
+        assert cap.isOpened()
+        assert (cap.get(3), cap.get(4), cap.get(5)) == (320.0, 192.0, 25.0)
+        assert cap.get(42) == 0.0 and cap.set(3, 640) is False
+        # The model saw red (RGB 220, 40, 30); its inverse, in BGR: 255 - (30, 40, 220).
+        wait_for_frame(reads(cap), settles_at((225, 215, 35)))
+        served = emulator.session(cap.client.session_id)
+        assert settles_at((220, 40, 30))(served.last_frame_in.to_ndarray(format="rgb24"))
+        assert cap.grab()
+        ok, frame = cap.retrieve()
+        assert ok and settles_at((225, 215, 35))(frame)
+
+        # The rest of the client: BT.601 luma of RGB (220, 40, 30) is 93 (58 if swapped).
+        cap.client.set_prompt("grayscale")
+        wait_for_frame(reads(cap), settles_at((93, 93, 93)))
+    assert not cap.isOpened()
+    assert cap.read() == (False, None) and cap.retrieve() == (False, None)
+    cap.release()  # again: nothing happens
+    assert not camera.released  # the user's capture is the user's to release
+
+
+def test_video_capture_opens_camera_indexes_with_opencv(emulator, monkeypatch) -> None:
+    from conftest import KEY, invert, pattern, wait_for_frame
+
+    import decart_sync
+
+    opened: list[object] = []
+    frame = pattern()
+
+    class FakeCV2:
+        """The one call VideoCapture makes of OpenCV, around a still camera."""
+
+        @staticmethod
+        def VideoCapture(index: object) -> StillCamera:
+            opened.append(index)
+            camera = StillCamera(frame[..., ::-1].copy())
+            camera.isOpened = lambda: True  # type: ignore[attr-defined]
+            return camera
+
+    monkeypatch.setitem(sys.modules, "cv2", FakeCV2)
+    cap = decart_sync.VideoCapture(
+        0, model=SMALL, prompt="invert", api_key=KEY, base_url=emulator.url
+    )
+    try:
+        wait_for_frame(reads(cap), close_to(invert(frame[..., ::-1])))
+    finally:
+        cap.release()
+    assert opened == [0] and cap._owned is None
+
+
+def test_video_capture_without_opencv_says_what_to_install(monkeypatch) -> None:
+    import decart_sync
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    with pytest.raises(decart_sync.InvalidInputError, match="pip install opencv-python") as info:
+        decart_sync.VideoCapture(0, model=SMALL, api_key="k", base_url="ws://127.0.0.1:9")
+    assert info.value.code == "INVALID_INPUT"
+    with pytest.raises(decart_sync.InvalidOptionsError) as options:
+        decart_sync.VideoCapture(
+            None, model=SMALL, prompt="a", initial_state={"prompt": {"text": "b"}}
+        )
+    assert options.value.code == "INVALID_OPTIONS"
