@@ -7,6 +7,11 @@ Routes (one port):
   lists them as JSON, ``health`` answers ``ok``. No API key: it is a local
   test tool.
 - ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
+- ``POST /watch-stream/{room}`` (plain HTTP, key in ``x-api-key``): a LiveKit
+  viewer's credentials, ``{livekit_url, token, room_name, session_id}``; 401
+  for a bad key, 404 for an unknown room. websockets hands any method to
+  ``process_request`` as long as the request has no body, and the clients
+  send none.
 - any other path (WebSocket): the stream endpoint; the model is the one named
   in the ``model`` query parameter. The path is not checked against the
   model's ``url_path``: custom models may use any path.
@@ -23,6 +28,7 @@ import http
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,11 +53,11 @@ log = logging.getLogger(__name__)
 class _RedactKeys(logging.Filter):
     """websockets logs request lines at DEBUG; the key is in their query string."""
 
-    _KEY = re.compile(r"(api_key=)[^&\s]*")
+    _KEY = re.compile(r"(api_key=|x-api-key: )[^&\s]*", re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "api_key=" in message:
+        if "api_key=" in message or "x-api-key" in message.lower():
             record.msg, record.args = self._KEY.sub(r"\1***", message), None
         return True
 
@@ -62,6 +68,7 @@ _websockets_log.addFilter(_RedactKeys())
 ADMIN_PREFIX = "/_emulator/"
 WORKER_PREFIX = "decart-sync-emulator-worker"
 SUBSCRIBE_PREFIX = "/subscribe/"
+WATCH_PREFIX = "/watch-stream/"
 # Reference images travel as base64 in one message.
 MAX_MESSAGE = 64 * 1024 * 1024
 # Bounds on shutdown: a WebSocket closing handshake, every session's own close.
@@ -202,6 +209,9 @@ class EmulatorServer:
             if response is not None:
                 return response
         parts = urlsplit(request.path)
+        if parts.path.startswith(WATCH_PREFIX):
+            room = unquote(parts.path[len(WATCH_PREFIX) :]).strip("/")
+            return self._watch(connection, request, room)
         if not parts.path.startswith(ADMIN_PREFIX):
             return None
         command = parts.path[len(ADMIN_PREFIX) :].strip("/")
@@ -220,6 +230,29 @@ class EmulatorServer:
         if command == "health":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         return connection.respond(http.HTTPStatus.NOT_FOUND, f"no admin command {command!r}\n")
+
+    def _watch(self, connection: ServerConnection, request: Request, name: str) -> Response:
+        """``POST /watch-stream/{room}``: a subscribe-only token for a session's room."""
+        if request.method != "POST":
+            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "use POST\n")
+        if not self._key_ok(request.headers.get("x-api-key")):
+            log.info("refusing a viewer: invalid API key")
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid API key\n")
+        rooms = self.livekit_rooms
+        room = rooms.room(name) if rooms is not None else None
+        if rooms is None or room is None:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no room {name!r}\n")
+        owner = next((s for s in self.sessions if s.room is room), None)
+        host, port = connection.local_address[:2]
+        body = {
+            "livekit_url": f"ws://{f'[{host}]' if ':' in host else host}:{port}",
+            "token": rooms.token(room.name, f"viewer-{secrets.token_hex(4)}", can_publish=False),
+            "room_name": room.name,
+        }
+        if owner is not None:
+            body["session_id"] = owner.session_id
+        log.info("viewer credentials issued for room %s", room.name)
+        return _json_response(json.dumps(body) + "\n")
 
     # -- WebSocket routing ----------------------------------------------------
 

@@ -75,6 +75,7 @@ class ServedSession(Connection):
         self.generating = False
         self.seconds = 0
         self.subscribers: set[Subscriber] = set()
+        self.forked: list[MediaStreamTrack] = []  # LiveKit viewers' copies of the output
         # One source per kind, fanned out to our own peer and to subscribers.
         self.relay = MediaRelay()
         self.video_out = self._video_track()
@@ -182,7 +183,7 @@ class ServedSession(Connection):
         )
         video = self.relay.subscribe(self.video_out, buffered=False)
         audio = None if self.audio_out is None else self.relay.subscribe(self.audio_out)
-        room.publish(video, audio)
+        room.publish(video, audio, fork=self._fork)
         if audio is not None:
             self.spawn(self._render_avatar())
         self.spawn(self._watch_room(room))
@@ -195,6 +196,15 @@ class ServedSession(Connection):
             "session_id": self.session_id,
         }
         await self.send(room_info)
+
+    def _fork(self, track: MediaStreamTrack) -> MediaStreamTrack:
+        """A LiveKit viewer's own copy of an output track, as a seed subscriber gets."""
+        if track.kind == "audio" and self.audio_out is not None:
+            copy = self.relay.subscribe(self.audio_out)
+        else:
+            copy = self.relay.subscribe(self.video_out, buffered=False)
+        self.forked.append(copy)
+        return copy
 
     async def _watch_room(self, room: Room) -> None:
         """A client that leaves the room after its WebSocket went ends the session."""

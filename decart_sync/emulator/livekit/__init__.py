@@ -2,19 +2,22 @@
 
 Decart's service carries media through a LiveKit room (PROTOCOL.md section 11).
 This package plays the LiveKit server for the emulator: one room per session,
-with two participants, the client and an ``inference-server-...`` participant
-whose tracks are ordinary aiortc tracks; the client's published tracks come out
-as aiortc tracks too. Signaling is LiveKit's protobuf protocol over the
-emulator's own WebSocket port (path ``/rtc``); media runs over aiortc peers.
+with the client and an ``inference-server-...`` participant whose tracks are
+ordinary aiortc tracks; the client's published tracks come out as aiortc
+tracks too. Viewers (tokens that cannot publish, as ``/watch-stream`` gives)
+get the inference server's tracks only (see :mod:`.room`). Signaling is
+LiveKit's protobuf protocol over the emulator's own WebSocket port (path
+``/rtc``); media runs over aiortc peers.
 
 Wiring, per control session on ``livekit_join`` (all on the emulator's loop)::
 
     room = rooms.create_room(on_client_track=feed_pipeline)  # the client's camera
-    identity = room.publish(output_video_track)              # inference-server-xxxx
+    identity = room.publish(output_video_track, fork=relay_copy)  # inference-server-xxxx
     send({"type": "livekit_room_info", "livekit_url": "ws://127.0.0.1:<port>",
           "token": rooms.token(room.name, "client"), "room_name": room.name,
           "session_id": ...})
     ...; await room.left.wait()  # the client went; await room.close() at the end
+    viewer_token = rooms.token(room.name, "viewer-1", can_publish=False)
 
 Needs the ``livekit-protocol`` package (the ``emulator`` extra brings it).
 """

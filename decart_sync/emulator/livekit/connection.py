@@ -1,4 +1,4 @@
-"""One client participant's signal WebSocket and its two peer connections.
+"""One participant's signal WebSocket and its two peer connections.
 
 The signal protocol is LiveKit's classic (v0, two-PC) one: binary WebSocket
 frames, each a ``SignalRequest`` from the client or a ``SignalResponse`` from
@@ -17,6 +17,9 @@ room's inference server:
    ``track_subscribed`` and a ``update`` (ParticipantUpdate) with its tracks;
 4. meanwhile ``ping_req`` -> ``pong_resp`` (and legacy ``ping`` -> ``pong``);
    its ``leave`` ends the connection, so does our ``leave``.
+
+A viewer (a token that cannot publish) follows 1, 2 and 4 only: its
+``add_track`` is ignored, as LiveKit ignores a publish without permission.
 """
 
 from __future__ import annotations
@@ -49,17 +52,22 @@ WS_CLOSE_TIMEOUT = 0.5
 
 
 class ClientConnection:
-    """The room's client participant over one signal WebSocket (see the module doc)."""
+    """A participant of the room over one signal WebSocket (see the module doc):
+    the client, or a subscribe-only viewer (``viewer``: its token cannot publish)."""
 
     def __init__(self, room: Room, ws: ServerConnection, grant: Grant, *, loopback: bool) -> None:
         self.room = room
         self.ws = ws
-        self.info = protos.participant(protos.new_sid("PA_"), grant.identity, name=grant.name)
+        self.viewer = not grant.can_publish
+        self.info = protos.participant(
+            protos.new_sid("PA_"), grant.identity, name=grant.name, can_publish=grant.can_publish
+        )
         self.publisher = Link("publisher", loopback=loopback)
         self.subscriber = Link("subscriber", loopback=loopback)
         self.publisher.pc.on("track", self._on_media)
         self._announced: dict[str, lkm.TrackInfo] = {}  # cid -> info, until its media arrives
         self._attached: set[str] = set()  # server track sids on the subscriber PC
+        self._feeds: list[Feed] = []
         self._channels_made = False
         self._offer_id = 0
         self._renegotiate = False
@@ -133,6 +141,8 @@ class ClientConnection:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(), WS_CLOSE_TIMEOUT)
         await asyncio.gather(self.publisher.close(), self.subscriber.close())
+        for feed in self._feeds:  # a sender that never started did not stop its track
+            feed.stop()
         self.room._connection_closed(self)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -207,6 +217,9 @@ class ClientConnection:
         await (self.subscriber if subscriber else self.publisher).add_candidate(candidate)
 
     async def _on_add_track(self, request: lkr.AddTrackRequest) -> None:
+        if self.viewer:
+            log.info("room %s: ignoring a publish by viewer %s", self.room.name, self.identity)
+            return
         kind = "audio" if request.type == lkm.TrackType.AUDIO else "video"
         info = protos.track(
             protos.new_sid("TR_"),
@@ -267,7 +280,11 @@ class ClientConnection:
             for info, source in published:
                 if info.sid in self._attached:
                     continue
-                transceiver = link.pc.addTransceiver(Feed(source), direction="sendonly")
+                feed = self.room.feed(source, viewer=self.viewer)
+                if feed is None:
+                    continue
+                self._feeds.append(feed)
+                transceiver = link.pc.addTransceiver(feed, direction="sendonly")
                 # The a=msid stream id names the owner and the track (no public setter).
                 transceiver.sender._stream_id = f"{owner}|{info.sid}"
                 self._attached.add(info.sid)

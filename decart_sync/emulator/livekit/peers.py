@@ -134,13 +134,20 @@ class Feed(MediaStreamTrack):
 
     aiortc stops a sender's track when the sender ends; the published track
     must outlive one client connection (the client may rejoin), so each
-    subscriber PC sends a Feed, and stopping the Feed leaves the source alone.
+    subscriber PC sends a Feed, and stopping the Feed leaves the source alone,
+    unless the Feed ``owns`` it (a viewer's own copy: it goes with the viewer).
     """
 
-    def __init__(self, source: MediaStreamTrack) -> None:
+    def __init__(self, source: MediaStreamTrack, *, owns: bool = False) -> None:
         super().__init__()
         self.kind = source.kind
         self._source = source
+        self._owns = owns
+
+    def stop(self) -> None:
+        super().stop()
+        if self._owns:
+            self._source.stop()
 
     async def recv(self) -> Any:
         if self.readyState != "live":

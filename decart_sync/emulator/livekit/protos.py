@@ -35,7 +35,7 @@ def now_ms() -> int:
 
 
 def participant(
-    sid: str, identity: str, *, name: str = "", joined_ms: int = 0
+    sid: str, identity: str, *, name: str = "", joined_ms: int = 0, can_publish: bool = True
 ) -> lkm.ParticipantInfo:
     joined_ms = joined_ms or now_ms()
     return lkm.ParticipantInfo(
@@ -46,7 +46,7 @@ def participant(
         joined_at=joined_ms // 1000,
         joined_at_ms=joined_ms,
         permission=lkm.ParticipantPermission(
-            can_subscribe=True, can_publish=True, can_publish_data=True
+            can_subscribe=True, can_publish=can_publish, can_publish_data=can_publish
         ),
         kind=lkm.ParticipantInfo.Kind.STANDARD,
     )

@@ -1,10 +1,17 @@
-"""A room of two participants: the client, and the server side that publishes to it.
+"""A room: the client, the server side that publishes to it, and its viewers.
 
 The server side is one participant (``inference-server-...`` by default, the
 prefix Decart's clients look for) whose tracks are aiortc tracks given to
 :meth:`Room.publish`; it has no connection of its own. The client is whoever
-joins with a token for the room; a second join (a client's full reconnect)
-replaces the first connection, which gets a ``leave``.
+joins with a token that may publish; a second such join (a client's full
+reconnect) replaces the first connection, which gets a ``leave``.
+
+A viewer joins with a token that cannot publish (``/watch-stream``'s): it gets
+the server side's tracks, each through its own copy made by ``publish``'s
+``fork`` (stopped when the viewer goes), and nothing else. Still a test double,
+not an SFU: the client's camera is never forwarded to anyone, participants see
+only the server side (no updates about each other), a viewer replaces only a
+viewer of the same identity.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from websockets.asyncio.server import ServerConnection
 
 from . import protos
 from .connection import ClientConnection
+from .peers import Feed
 from .tokens import Grant
 
 log = logging.getLogger(__name__)
 
 SERVER_IDENTITY_PREFIX = "inference-server-"
 ClientTrackHandler = Callable[[MediaStreamTrack], Any]
+Fork = Callable[[MediaStreamTrack], MediaStreamTrack]
 
 
 class Room:
@@ -53,12 +62,14 @@ class Room:
         self.joined = asyncio.Event()
         self.left = asyncio.Event()
         self.client: ClientConnection | None = None
+        self.viewers: dict[str, ClientConnection] = {}  # by identity
         self.error: str | None = None
         self._loopback = loopback
         self._on_closed = on_closed
         self._created_ms = protos.now_ms()
         self._server: lkm.ParticipantInfo | None = None
         self._published: list[tuple[lkm.TrackInfo, MediaStreamTrack]] = []
+        self._fork: Fork | None = None
         self._client_tracks: dict[str, MediaStreamTrack] = {}
         self._tracks_changed = asyncio.Event()
         self._connections: set[ClientConnection] = set()  # the client's, closing ones included
@@ -71,11 +82,15 @@ class Room:
         video: MediaStreamTrack,
         audio: MediaStreamTrack | None = None,
         identity: str | None = None,
+        *,
+        fork: Fork | None = None,
     ) -> str:
         """Join the server-side participant with these tracks; returns its identity.
 
         Best before the client joins (its first offer then carries them); later
         works too (a ParticipantUpdate and a renegotiation of the subscriber PC).
+        ``fork(track)`` makes a viewer's own copy of a published track (e.g. a
+        ``MediaRelay`` subscription); without it viewers get no media.
         """
         if self._server is not None:
             raise RuntimeError(f"room {self.name!r} already has a server participant")
@@ -87,10 +102,10 @@ class Room:
             info = protos.track(protos.new_sid("TR_"), track.kind)
             self._server.tracks.append(info)
             self._published.append((info, track))
-        if self.client is not None:
-            client = self.client
-            client._spawn(client._send(protos.update(self._server)))
-            client.negotiate_subscriber()
+        self._fork = fork
+        for connection in self._participants():
+            connection._spawn(connection._send(protos.update(self._server)))
+            connection.negotiate_subscriber()
         return identity
 
     def info(self) -> lkm.Room:
@@ -98,7 +113,7 @@ class Room:
             self.sid,
             self.name,
             created_ms=self._created_ms,
-            participants=(self.client is not None) + (self._server is not None),
+            participants=len(self._participants()) + (self._server is not None),
             publishers=1 if self._published else 0,
         )
 
@@ -109,6 +124,18 @@ class Room:
     def published(self) -> tuple[str, list[tuple[lkm.TrackInfo, MediaStreamTrack]]]:
         """The server participant's sid and its tracks."""
         return (self._server.sid if self._server else "", list(self._published))
+
+    def feed(self, track: MediaStreamTrack, *, viewer: bool) -> Feed | None:
+        """What one connection's subscriber PC sends of a published track."""
+        if not viewer:
+            return Feed(track)
+        if self._fork is None:
+            log.warning("room %s: a viewer joined, but no fork was published", self.name)
+            return None
+        return Feed(self._fork(track), owns=True)
+
+    def _participants(self) -> list[ClientConnection]:
+        return [*([self.client] if self.client else []), *self.viewers.values()]
 
     # -- the client -----------------------------------------------------------
 
@@ -127,8 +154,16 @@ class Room:
         if self._closed:
             return
         connection = ClientConnection(self, ws, grant, loopback=self._loopback)
-        previous, self.client = self.client, connection
         self._connections.add(connection)
+        if connection.viewer:
+            previous = self.viewers.get(grant.identity)
+            self.viewers[grant.identity] = connection
+            if previous is not None:
+                await previous.close(lkm.DisconnectReason.DUPLICATE_IDENTITY)
+            log.info("room %s: viewer %s joined", self.name, grant.identity)
+            await connection.serve()
+            return
+        previous, self.client = self.client, connection
         if previous is not None:
             await previous.close(lkm.DisconnectReason.DUPLICATE_IDENTITY)
         self.left.clear()
@@ -149,6 +184,9 @@ class Room:
 
     def _connection_closed(self, connection: ClientConnection) -> None:
         self._connections.discard(connection)
+        if connection.viewer and self.viewers.get(connection.identity) is connection:
+            del self.viewers[connection.identity]
+            log.info("room %s: viewer %s went", self.name, connection.identity)
         if connection is not self.client:
             return
         self.client = None
@@ -162,7 +200,8 @@ class Room:
     # -- lifecycle ------------------------------------------------------------
 
     def resources(self) -> dict[str, int]:
-        """What the room still holds: client connections, open peers, running tasks."""
+        """What the room still holds: connections (the client's, viewers'), open peers,
+        running tasks."""
         return {
             "connections": len(self._connections),
             "peers": sum(c.live_peers for c in self._connections),

@@ -39,7 +39,8 @@ CLOSE_TIMEOUT = 2.0
 
 
 class LiveKitRooms:
-    """Test double of a LiveKit server for this service: rooms of two participants.
+    """Test double of a LiveKit server for this service: rooms of a client, the
+    server side and viewers.
 
     Lives on the emulator's loop and is served by its WebSocket server on the
     same port (:meth:`process_request` for HTTP, :meth:`handle` for ``/rtc``).
@@ -75,9 +76,10 @@ class LiveKitRooms:
         self._rooms[name] = room
         return room
 
-    def token(self, room: str, identity: str = "client") -> str:
-        """A join token for ``identity`` in ``room`` (HS256 JWT, LiveKit's claims)."""
-        return self.tokens.issue(room, identity)
+    def token(self, room: str, identity: str = "client", *, can_publish: bool = True) -> str:
+        """A join token for ``identity`` in ``room`` (HS256 JWT, LiveKit's claims);
+        ``can_publish=False`` makes it a viewer's (see :class:`.Room`)."""
+        return self.tokens.issue(room, identity, can_publish=can_publish)
 
     # -- routes ---------------------------------------------------------------
 

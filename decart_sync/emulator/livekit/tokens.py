@@ -52,7 +52,9 @@ class TokenIssuer:
         self.api_key = api_key
         self._secret = secret if secret is not None else secrets.token_bytes(32)
 
-    def issue(self, room: str, identity: str, *, ttl: float = DEFAULT_TTL) -> str:
+    def issue(
+        self, room: str, identity: str, *, ttl: float = DEFAULT_TTL, can_publish: bool = True
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.api_key,
@@ -60,7 +62,13 @@ class TokenIssuer:
             "name": identity,
             "nbf": now,
             "exp": now + int(ttl),
-            "video": {"room": room, "roomJoin": True, "canPublish": True, "canSubscribe": True},
+            "video": {
+                "room": room,
+                "roomJoin": True,
+                "canPublish": can_publish,
+                "canPublishData": can_publish,
+                "canSubscribe": True,
+            },
         }
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
