@@ -34,7 +34,7 @@ def test_stream_writes_the_restyled_video(tmp_path, monkeypatch, capsys) -> None
         ]
     )
     assert code == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # like ffmpeg: what it says goes to stderr
     assert "embedded emulator" in printed
     model = models.realtime("lucy-restyle")
     with av.open(str(out)) as container:
