@@ -1,0 +1,383 @@
+"""A live view for Jupyter: the restyled video, a prompt box and a stop button.
+
+>>> from decart_sync.notebook import live_view
+>>> view = live_view(camera, model=models.realtime.mirage(), prompt="sepia")
+
+This module sits above the client and uses only its public API. A
+``decart-sync-notebook-frames`` thread pulls output frames, at most
+``max_fps`` a second (newer frames replace ones it had no time for), encodes
+each shown frame to JPEG with av and hands it to an ``ipywidgets.Image``. Work
+that waits on the service (a prompt typed in the box, the stop button) runs on
+the view's ``decart-sync-notebook-worker`` thread, never in a widget callback,
+so the kernel stays responsive.
+
+A view stops (its session closed, its threads joined) on :meth:`LiveView.stop`,
+on the stop button, when the kernel is interrupted (a SIGINT handler, chained
+to the one before it, stops every view), and when the cell that made it runs
+again: a new view stops the earlier ones made by the same cell, or, when the
+front end does not say which cell runs (nbclient, the classic notebook), all
+earlier views. The view's messages and the output of handlers registered with
+:meth:`LiveView.on` go to the view's own ``ipywidgets.Output``, not to
+whichever cell happens to run when they fire.
+"""
+
+from __future__ import annotations
+
+import fractions
+import queue
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+
+from . import _ipython
+from .client import RealtimeClient, connect
+from .errors import DecartSDKError, TimeoutError_, WebSocketError
+
+try:
+    import ipywidgets as widgets
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "decart_sync.notebook needs ipywidgets: pip install 'decart-sync[notebook]'"
+    ) from exc
+
+__all__ = ["LiveView", "RateCap", "live_view"]
+
+MAX_OUTPUTS = 200  # lines kept in the view's Output, so a long session does not grow it forever
+
+
+def live_view(
+    source: Any = None,
+    *,
+    model: Any,
+    prompt: str | None = None,
+    enhance: bool = True,
+    max_fps: float = 12.0,
+    display: bool = True,
+    **connect_options: Any,
+) -> LiveView:
+    """Connect (``decart_sync.connect(source, model=..., **connect_options)``) and show it.
+
+    ``prompt`` is the initial prompt (ignored when ``initial_state`` is given).
+    The view is displayed in the calling cell unless ``display=False``; show it
+    again with ``display(view.widget)``. Earlier views of the same cell are
+    stopped first.
+    """
+    _stop_earlier(_ipython.cell_id())
+    if prompt is not None:
+        connect_options.setdefault(
+            "initial_state", {"prompt": {"text": prompt, "enhance": enhance}}
+        )
+    client = connect(source, model=model, **connect_options)
+    try:
+        view = LiveView(client, prompt=prompt, max_fps=max_fps)
+    except BaseException:
+        client.close()
+        raise
+    if display:
+        _ipython.display(view.widget)
+    return view
+
+
+class RateCap:
+    """At most ``per_second`` shows: how long to wait before the next one may go.
+
+    After a stall the next show may go at once, but no burst follows.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        if not per_second > 0:
+            raise ValueError(f"max_fps must be positive, got {per_second!r}")
+        self.period = 1.0 / per_second
+        self._next = float("-inf")
+
+    def delay(self, now: float) -> float:
+        return max(0.0, self._next - now)
+
+    def shown(self, now: float) -> None:
+        self._next = max(self._next, now) + self.period
+
+
+class LiveView:
+    """One session shown in a notebook. Made by :func:`live_view`."""
+
+    def __init__(self, client: RealtimeClient, *, prompt: str | None, max_fps: float) -> None:
+        self.client = client
+        self.frames_shown = 0
+        self.last_frame: np.ndarray | None = None  # the frame most recently shown
+        self.prompt = prompt
+        self._cap = RateCap(max_fps)
+        self._jpeg = _Jpeg(client.pixel_format)
+        self._frames = client.frames()
+        self._shown = threading.Condition()
+        self._out_lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._error: DecartSDKError | None = None
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._handlers: dict[tuple[str, Callable[[Any], Any]], Callable[[Any], None]] = {}
+        self._cell = _ipython.cell_id()
+
+        self.image = widgets.Image(
+            format="jpeg", layout=widgets.Layout(width=f"{client.model.width}px")
+        )
+        self.prompt_box = widgets.Text(
+            value=prompt or "",
+            description="Prompt",
+            continuous_update=False,
+            placeholder="type a prompt, then Enter",
+        )
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+        self.status = widgets.Label(value=self._status_text())
+        self.output = widgets.Output()
+        self.widget = widgets.VBox(
+            [
+                self.image,
+                widgets.HBox([self.prompt_box, self.stop_button]),
+                self.status,
+                self.output,
+            ]
+        )
+        self.prompt_box.observe(self._prompt_typed, names="value")
+        self.stop_button.on_click(lambda _button: self.stop(wait=False))
+        client.on("connection_change", self._state_changed)
+        client.on("error", self._error_event)
+
+        self._worker = threading.Thread(
+            target=self._work, name="decart-sync-notebook-worker", daemon=True
+        )
+        self._puller = threading.Thread(
+            target=self._pull, name="decart-sync-notebook-frames", daemon=True
+        )
+        _views.add(self)
+        _ipython.on_interrupt(_stop_all_soon)
+        self._worker.start()
+        self._puller.start()
+
+    # -- what a notebook calls -------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    @property
+    def frames_skipped(self) -> int:
+        """Output frames the view had no time to show (the rate cap, a slow kernel)."""
+        return self._frames.dropped
+
+    def set_prompt(self, text: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
+        """Change the prompt and wait for the service's ack; the box follows."""
+        self._apply_prompt(text, enhance, timeout, raise_errors=True)
+
+    def wait_for_frames(self, count: int = 1, timeout: float = 10.0) -> np.ndarray:
+        """Wait until ``count`` more frames were shown; returns the last one shown."""
+        with self._shown:
+            target = self.frames_shown + count
+        return self._wait(lambda: self.frames_shown >= target, timeout, f"{count} new frame(s)")
+
+    def wait_for(
+        self, predicate: Callable[[np.ndarray], bool], timeout: float = 10.0
+    ) -> np.ndarray:
+        """Wait for a newly shown frame for which ``predicate(frame)`` holds; returns it."""
+        with self._shown:
+            checked = self.frames_shown
+
+        def holds() -> bool:
+            nonlocal checked
+            if self.frames_shown == checked or self.last_frame is None:
+                return False
+            checked = self.frames_shown
+            return bool(predicate(self.last_frame))
+
+        return self._wait(holds, timeout, "a matching frame")
+
+    def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> np.ndarray:
+        deadline = time.monotonic() + timeout
+        with self._shown:
+            while not condition():
+                if self._stopping.is_set() or not self._puller.is_alive():
+                    raise self._error or WebSocketError("the live view was stopped")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError_(f"{what} not shown within {timeout} s")
+                self._shown.wait(min(0.1, left))  # short slices: Ctrl-C lands at once
+            assert self.last_frame is not None
+            return self.last_frame
+
+    def on(self, event: str, handler: Callable[[Any], Any]) -> None:
+        """Like ``client.on``, but what the handler prints (or raises) shows in this view."""
+
+        def wrapped(value: Any) -> None:
+            with _ipython.captured() as (out, err):
+                try:
+                    handler(value)
+                except Exception:
+                    traceback.print_exc()
+            self._append("stdout", out.getvalue())
+            self._append("stderr", err.getvalue())
+
+        self._handlers[(event, handler)] = wrapped
+        _ipython.streams.acquire(self)
+        self.client.on(event, wrapped)
+
+    def off(self, event: str, handler: Callable[[Any], Any]) -> None:
+        wrapped = self._handlers.pop((event, handler), None)
+        if wrapped is not None:
+            self.client.off(event, wrapped)
+
+    def stop(self, timeout: float = 5.0, *, wait: bool = True) -> None:
+        """Close the session and join the view's threads; idempotent.
+
+        ``wait=False`` does it on a short-lived thread and returns at once (the
+        stop button and the SIGINT handler do that, so the kernel never waits).
+        """
+        if not wait:
+            if not self._stopping.is_set():
+                threading.Thread(
+                    target=self.stop, args=(timeout,), name="decart-sync-notebook-stop"
+                ).start()
+            return
+        with self._stop_lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+        if not first:
+            self._stopped.wait(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        _views.discard(self)
+        self.client.close()  # ends the frames iterator and any prompt waiting for its ack
+        self._jobs.put(None)
+        for thread in (self._puller, self._worker):
+            if thread is not threading.current_thread() and thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        _ipython.streams.release(self)
+        self.prompt_box.disabled = self.stop_button.disabled = True
+        self._set_status()
+        with self._shown:
+            self._shown.notify_all()
+        self._stopped.set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<LiveView model={self.client.model.name!r} state={self.client.state!r} "
+            f"frames_shown={self.frames_shown}{' stopped' if self.stopped else ''}>"
+        )
+
+    # -- threads ---------------------------------------------------------------
+
+    def _pull(self) -> None:
+        frames = self._frames
+        try:
+            while not self._stopping.wait(self._cap.delay(time.monotonic())):
+                frame = next(frames, None)  # the newest frame; older ones are skipped
+                if frame is None:
+                    return
+                self._cap.shown(time.monotonic())
+                self.image.value = self._jpeg.encode(frame)
+                with self._shown:
+                    self.last_frame = frame
+                    self.frames_shown += 1
+                    self._shown.notify_all()
+        except DecartSDKError as exc:
+            self._error = exc
+            self._append("stderr", f"the session ended: {exc}\n")
+        finally:
+            with self._shown:
+                self._shown.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+
+    # -- callbacks (widgets on the kernel's thread, events on the client's) ----
+
+    def _prompt_typed(self, change: dict[str, Any]) -> None:
+        text = change["new"]
+        if text and text != self.prompt and not self._stopping.is_set():
+            self._jobs.put(lambda: self._apply_prompt(text, True, 15.0, raise_errors=False))
+
+    def _apply_prompt(
+        self, text: str, enhance: bool, timeout: float, *, raise_errors: bool
+    ) -> None:
+        started = time.monotonic()
+        try:
+            self.client.set_prompt(text, enhance=enhance, timeout=timeout)
+        except DecartSDKError as exc:
+            self._append("stderr", f"prompt {text!r} failed: {exc}\n")
+            if raise_errors:
+                raise
+            return
+        self.prompt = text
+        self.prompt_box.value = text  # unchanged or equal to self.prompt: no second request
+        self._append(
+            "stdout", f"prompt {text!r} acknowledged in {time.monotonic() - started:.2f} s\n"
+        )
+        self._set_status()
+
+    def _state_changed(self, state: str) -> None:
+        self._append("stdout", f"state: {state}\n")
+        self._set_status()
+
+    def _error_event(self, error: DecartSDKError) -> None:
+        self._append("stderr", f"error: {error}\n")
+
+    def _append(self, name: str, text: str) -> None:
+        if text:
+            entry = {"output_type": "stream", "name": name, "text": text}
+            with self._out_lock:
+                self.output.outputs = (*self.output.outputs[-(MAX_OUTPUTS - 1) :], entry)
+
+    def _status_text(self) -> str:
+        state = "stopped" if self._stopping.is_set() else self.client.state
+        return f"{self.client.model.name}: {state}, prompt {self.prompt!r}"
+
+    def _set_status(self) -> None:
+        self.status.value = self._status_text()
+
+
+class _Jpeg:
+    """Numpy frames to JPEG bytes with av's mjpeg encoder, one context per frame size."""
+
+    def __init__(self, pixel_format: str) -> None:
+        self._pixel_format = pixel_format
+        self._codec: Any = None
+        self._pts = 0
+
+    def encode(self, frame: np.ndarray) -> bytes:
+        height, width = frame.shape[:2]
+        if self._codec is None or (self._codec.width, self._codec.height) != (width, height):
+            self._codec = av.CodecContext.create("mjpeg", "w")
+            self._codec.width, self._codec.height = width, height
+            self._codec.pix_fmt = "yuvj420p"
+            self._codec.time_base = fractions.Fraction(1, 25)
+        picture = av.VideoFrame.from_ndarray(frame, format=self._pixel_format).reformat(
+            format="yuvj420p"
+        )
+        picture.pts = self._pts  # the encoder refuses frames without one
+        self._pts += 1
+        return b"".join(bytes(packet) for packet in self._codec.encode(picture))
+
+
+# -- the views of this process -------------------------------------------------
+
+_views: weakref.WeakSet[LiveView] = weakref.WeakSet()
+
+
+def _stop_earlier(cell: str | None) -> None:
+    for view in list(_views):
+        if cell is None or view._cell is None or view._cell == cell:
+            view.stop()
+
+
+def _stop_all_soon() -> None:
+    for view in list(_views):
+        view.stop(wait=False)
