@@ -61,18 +61,24 @@ def check_frame(frame: Any, pixel_format: str) -> tuple[np.ndarray, str]:
     return (frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)), layout
 
 
-def black_frame(model: ModelDefinition) -> av.VideoFrame:
+def black_frame(model: ModelDefinition, pixels: str = "yuv420p") -> av.VideoFrame:
     rgb = np.zeros((model.height, model.width, 3), np.uint8)
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pixels)
 
 
 class LatestFrame:
-    """The newest input frame; written by any thread, read by the track."""
+    """The newest input frame; written by any thread, read by the track.
 
-    def __init__(self, model: ModelDefinition, pixel_format: str) -> None:
+    ``pixels``: the format frames are kept in, the one the transport hands on
+    (aiortc's encoder takes yuv420p; LiveKit converts RGB24 itself, with
+    libyuv, at a fifth of swscale's cost for RGB to yuv420p).
+    """
+
+    def __init__(self, model: ModelDefinition, pixel_format: str, pixels: str = "yuv420p") -> None:
         self._model = model
         self._pixel_format = pixel_format
-        self._frame = black_frame(model)
+        self._pixels = pixels
+        self._frame = black_frame(model, pixels)
         self._reformatter = VideoReformatter()  # keeps its swscale context between frames
         self._lock = threading.Lock()  # for the reformatter: senders may be several threads
         self.count = 0  # frames put
@@ -82,7 +88,7 @@ class LatestFrame:
         self.on_put: Callable[[], object] | None = None  # wakes the current track
 
     def put(self, frame: np.ndarray | av.VideoFrame) -> None:
-        """Convert once, in the caller's thread, to yuv420p at the model's size."""
+        """Convert once, in the caller's thread, to the kept format at the model's size."""
         if isinstance(frame, av.VideoFrame):  # decoded from a media file
             video = frame
         else:
@@ -90,7 +96,7 @@ class LatestFrame:
             video = av.VideoFrame.from_ndarray(array, format=layout)
         with self._lock:
             self._frame = self._reformatter.reformat(
-                video, format="yuv420p", width=self._model.width, height=self._model.height
+                video, format=self._pixels, width=self._model.width, height=self._model.height
             )  # a reference swap: the track reads it without waiting on senders
             self.count += 1  # after the swap: a track that sees the count sees the frame
         self.rate.tick()

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 TRANSPORTS = ("webrtc", "livekit")
 CODECS = ("h264", "vp9")  # what the LiveKit transport publishes
+# The pixel format each transport takes input frames in (see tracks.LatestFrame).
+INPUT_PIXELS = {"webrtc": "yuv420p", "livekit": "rgb24"}
 
 
 @attrs.define

@@ -8,10 +8,10 @@ participant whose identity starts with ``inference-server-``. With no
 initial state the passthrough goes after publishing, as the official SDK
 does.
 
-Pixels: the input track hands over yuv420p frames already at the model's
-size (converted once, by av, in the sender's thread), which LiveKit takes as
-I420 as they are; received I420 frames become av frames the output hub
-converts for each consumer. LiveKit's native threads are its own; everything
+Pixels: the input track hands over RGB24 frames already at the model's size
+(a BGR frame is swapped once by av in the sender's thread; swscale's RGB to
+yuv420p costs five times libyuv's, so LiveKit converts); received I420
+frames become av frames the output hub converts for each consumer. LiveKit's native threads are its own; everything
 here runs on the loop.
 """
 
@@ -162,12 +162,13 @@ class LiveKitTransport(MediaTransport):
         track = InputTrack(settings.input, settings.model.fps)  # paced, newest frame wins
         try:
             while True:
-                frame = await track.recv()
-                planes = frame.to_ndarray()  # yuv420p: (height * 3 / 2, width), contiguous
+                frame = await track.recv()  # rgb24 at the model's size (tracks.INPUT_PIXELS)
+                # A flat view: LiveKit copies anything whose buffer is not one flat block.
+                pixels = frame.to_ndarray().reshape(-1)
                 video = rtc.VideoFrame(
-                    frame.width, frame.height, rtc.VideoBufferType.I420, planes.data
+                    frame.width, frame.height, rtc.VideoBufferType.RGB24, pixels.data
                 )
-                source.capture_frame(video)
+                source.capture_frame(video)  # converted to I420 by libyuv
         finally:
             track.stop()
             await source.aclose()
