@@ -40,7 +40,7 @@ from .sources import Feeder, frames_of
 from .stats import NetworkStats, Ticker, check_interval
 from .subscribe import RoomToken, decode_token, watch_credentials
 from .tracks import FrameHub, FrameIterator, LatestFrame
-from .transports import MediaSettings
+from .transports import INPUT_PIXELS, MediaSettings
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,8 @@ class RealtimeClient:
         self._hub = FrameHub(self.model, pixel_format)
         self._audio_out = AudioHub(self._hub)
         takes_video = not (session.subscribe or self.model.is_avatar)
-        self._input = LatestFrame(self.model, pixel_format) if takes_video else None
+        pixels = INPUT_PIXELS[session.transport]
+        self._input = LatestFrame(self.model, pixel_format, pixels) if takes_video else None
         self._audio = AvatarAudio() if self.model.is_avatar and not session.subscribe else None
         session.media.input = self._input
         session.media.audio = self._audio.track if self._audio is not None else None
