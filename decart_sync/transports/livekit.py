@@ -231,15 +231,17 @@ class LiveKitTransport(MediaTransport):
     async def close(self) -> None:
         self._closing = True
         self.abort(WebSocketError("the connection was closed"))
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
+        # The room goes first, then the streams: with streams closed under a live room,
+        # LiveKit's native runtime now and then aborted the process at exit (not seen since).
         room, self._room = self._room, None
         if room is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(room.disconnect(), 1.0)
             room.off("track_subscribed", self._on_track)
             room.off("disconnected", self._on_disconnected)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
