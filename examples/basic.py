@@ -1,34 +1,42 @@
 """Stream a synthetic pattern through a model and count the restyled frames.
 
-    python examples/basic.py            # no DECART_API_KEY: uses a local emulator
-                                        # (pip install 'decart-sync[emulator]')
+    python examples/basic.py            # no DECART_API_KEY: a local emulator
+                                        # (pip install 'decart-sync[emulator]'), or the
+                                        # one at DECART_REALTIME_BASE_URL if set
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 import decart_sync
 from decart_sync import models
 from decart_sync.sources import synthetic
 
 
+def service(stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The service with DECART_API_KEY; without, an emulator (any key works there)."""
+    if os.environ.get("DECART_API_KEY"):
+        return {}
+    url = os.environ.get("DECART_REALTIME_BASE_URL")
+    if not url:
+        from decart_sync.emulator import Emulator
+
+        url = stack.enter_context(Emulator()).url
+    return {"base_url": url, "api_key": "local"}
+
+
 def main() -> None:
     model = models.realtime.mirage()
     with contextlib.ExitStack() as stack:
-        options = {}
-        if not os.environ.get("DECART_API_KEY"):
-            from decart_sync.emulator import Emulator
-
-            emu = stack.enter_context(Emulator())
-            options = {"base_url": emu.url, "api_key": "local"}
         client = stack.enter_context(
             decart_sync.connect(
                 synthetic(model),
                 model=model,
                 initial_state={"prompt": {"text": "Transform into a watercolor painting"}},
-                **options,
+                **service(stack),
             )
         )
         client.on("connection_change", lambda state: print("state:", state))

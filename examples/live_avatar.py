@@ -1,22 +1,43 @@
 """Animate a portrait from an audio file with live_avatar.
 
     python examples/live_avatar.py portrait.png speech.wav
+    # no DECART_API_KEY: a local emulator (pip install 'decart-sync[emulator]'),
+    # or the one at DECART_REALTIME_BASE_URL if set
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import Any
 
 import decart_sync
 from decart_sync import models
 
 
+def service(stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The service with DECART_API_KEY; without, an emulator (any key works there)."""
+    if os.environ.get("DECART_API_KEY"):
+        return {}
+    url = os.environ.get("DECART_REALTIME_BASE_URL")
+    if not url:
+        from decart_sync.emulator import Emulator
+
+        url = stack.enter_context(Emulator()).url
+    return {"base_url": url, "api_key": "local"}
+
+
 def main(image: str, audio: str) -> None:
-    with decart_sync.connect(
-        None,  # live_avatar takes no video: the client sends silence until audio plays
-        model=models.realtime.live_avatar(),
-        initial_state={"image": image, "prompt": {"text": "Friendly greeting expression"}},
-    ) as client:
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(
+            decart_sync.connect(
+                None,  # live_avatar takes no video: the client sends silence until audio plays
+                model=models.realtime.live_avatar(),
+                initial_state={"image": image, "prompt": {"text": "Friendly greeting expression"}},
+                **service(stack),
+            )
+        )
         client.play_audio(audio)  # blocks until played, in real time
         ok, frame = client.read(timeout=5)
         print("avatar frame:", ok and frame.shape)

@@ -1,9 +1,20 @@
-"""Restyle a webcam and show it, the OpenCV way (needs opencv-python and a camera).
+"""Restyle a webcam and show it, the OpenCV way (needs opencv-python).
 
-    DECART_API_KEY=... python examples/opencv_camera.py
+    python examples/opencv_camera.py                        # camera 0
+    python examples/opencv_camera.py --source clip.mp4 --seconds 10
+    # no DECART_API_KEY: a local emulator (pip install 'decart-sync[emulator]'),
+    # or the one at DECART_REALTIME_BASE_URL if set
+
+Keys in the window: q quits, s switches to a sepia prompt.
 """
 
 from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from typing import Any
 
 import cv2
 
@@ -11,25 +22,48 @@ import decart_sync
 from decart_sync import models
 
 
+def service(stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The service with DECART_API_KEY; without, an emulator (any key works there)."""
+    if os.environ.get("DECART_API_KEY"):
+        return {}
+    url = os.environ.get("DECART_REALTIME_BASE_URL")
+    if not url:
+        from decart_sync.emulator import Emulator
+
+        url = stack.enter_context(Emulator()).url
+    return {"base_url": url, "api_key": "local"}
+
+
 def main() -> None:
-    camera = cv2.VideoCapture(0)
-    with decart_sync.connect(
-        camera,  # anything with read() -> (ok, frame)
-        model=models.realtime.mirage(),
-        pixel_format="bgr24",  # OpenCV's channel order, in and out
-        initial_state={"prompt": {"text": "Studio Ghibli style"}},
-    ) as client:
-        while True:
-            ok, frame = client.read(timeout=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--source", default="0", help="camera index, device, stream URL or file")
+    parser.add_argument("--seconds", type=float, help="stop after this long (default: at q)")
+    args = parser.parse_args()
+    source = int(args.source) if args.source.isdigit() else args.source
+    end = None if args.seconds is None else time.monotonic() + args.seconds
+    with contextlib.ExitStack() as stack:
+        # decart_sync.VideoCapture instead of cv2.VideoCapture: the rest is OpenCV as usual.
+        options = service(stack)
+        cap = stack.enter_context(
+            decart_sync.VideoCapture(
+                source, model=models.realtime.mirage(), prompt="Studio Ghibli style", **options
+            )
+        )
+        shown = 0
+        while cap.isOpened() and (end is None or time.monotonic() < end):
+            ok, frame = cap.read()
             if not ok:
                 break
             cv2.imshow("restyled", frame)
+            shown += 1
             key = cv2.waitKey(1) & 0xFF
             if key == ord("q"):
                 break
             if key == ord("s"):
-                client.set_prompt("sepia photograph")
-    camera.release()
+                cap.client.set_prompt("sepia photograph")
+        width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        print(f"shown {shown} restyled frames of {width:.0f}x{height:.0f}")
+    cv2.destroyAllWindows()
 
 
 if __name__ == "__main__":

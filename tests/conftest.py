@@ -144,3 +144,18 @@ def remote_emulator() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def gui() -> Iterator[tuple[str, dict[str, str]]]:
+    """A python with OpenCV's windowed wheel (tests/gui.py) and the env of an Xvfb display."""
+    from gui import Xvfb, opencv_python
+
+    missing = Xvfb.missing()
+    if missing:
+        pytest.skip(missing)
+    python, why = opencv_python()
+    if python is None:
+        pytest.skip(why)
+    with Xvfb() as display:
+        yield python, display.env

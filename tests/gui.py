@@ -67,9 +67,7 @@ class Xvfb:
         finally:
             os.close(write)
         try:
-            # Xvfb writes its display number once it accepts clients.
-            ready, _, _ = select.select([read], [], [], 30)
-            number = os.read(read, 64).decode().strip() if ready else ""
+            number = _read_line(read, 30)
         finally:
             os.close(read)
         if not number.isdigit():
@@ -86,3 +84,16 @@ class Xvfb:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """Xvfb writes its display number, then a newline, once it accepts clients; the
+    pipe must stay open until both came (a failed write of the newline kills it)."""
+    text = b""
+    while not text.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], timeout)
+        chunk = os.read(fd, 64) if ready else b""
+        if not chunk:
+            break
+        text += chunk
+    return text.decode().strip()

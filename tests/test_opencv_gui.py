@@ -2,35 +2,20 @@
 
 PyAV loaded before OpenCV's windowed wheel freezes the first imshow/waitKey at
 100% CPU (see decart_sync/_cv2_first.py). Each order runs in a subprocess of
-the OpenCV venv on an Xvfb display, with a time limit.
+the OpenCV venv (the ``gui`` fixture) on an Xvfb display, with a time limit.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gui import Xvfb, opencv_python
 
 pytestmark = pytest.mark.timeout(600)  # the first run makes the OpenCV venv
 
 PROBE = str(Path(__file__).with_name("opencv_gui_probe.py"))
 LIMIT = 60.0  # seconds; the probe itself needs about 2
-
-
-@pytest.fixture(scope="module")
-def gui() -> Iterator[tuple[str, dict[str, str]]]:
-    """The OpenCV venv's python and the environment of a display."""
-    missing = Xvfb.missing()
-    if missing:
-        pytest.skip(missing)
-    python, why = opencv_python()
-    if python is None:
-        pytest.skip(why)
-    with Xvfb() as display:
-        yield python, display.env
 
 
 def probe(gui: tuple[str, dict[str, str]], order: str, url: str = "", limit: float = LIMIT) -> str:
