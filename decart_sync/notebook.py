@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,7 @@ import numpy as np
 
 from . import _ipython
 from .client import RealtimeClient, connect
-from .errors import DecartSDKError, TimeoutError_, WebSocketError
+from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
 
 try:
     import ipywidgets as widgets
@@ -68,6 +67,7 @@ def live_view(
     again with ``display(view.widget)``. Earlier views of the same cell are
     stopped first.
     """
+    RateCap(max_fps)  # a bad max_fps fails before anything connects
     _stop_earlier(_ipython.cell_id())
     if prompt is not None:
         connect_options.setdefault(
@@ -92,7 +92,7 @@ class RateCap:
 
     def __init__(self, per_second: float) -> None:
         if not per_second > 0:
-            raise ValueError(f"max_fps must be positive, got {per_second!r}")
+            raise InvalidOptionsError(f"max_fps must be a positive number, got {per_second!r}")
         self.period = 1.0 / per_second
         self._next = float("-inf")
 
@@ -155,8 +155,9 @@ class LiveView:
         self._puller = threading.Thread(
             target=self._pull, name="decart-sync-notebook-frames", daemon=True
         )
-        _views.add(self)
-        _ipython.on_interrupt(_stop_all_soon)
+        with _views_lock:
+            _views.add(self)
+        _ipython.on_interrupt(_interrupted)
         self._worker.start()
         self._puller.start()
 
@@ -218,7 +219,7 @@ class LiveView:
                 try:
                     handler(value)
                 except Exception:
-                    traceback.print_exc()
+                    err.write(traceback.format_exc())
             self._append("stdout", out.getvalue())
             self._append("stderr", err.getvalue())
 
@@ -250,7 +251,8 @@ class LiveView:
             self._stopped.wait(timeout)
             return
         deadline = time.monotonic() + timeout
-        _views.discard(self)
+        with _views_lock:
+            _views.discard(self)
         self.client.close()  # ends the frames iterator and any prompt waiting for its ack
         self._jobs.put(None)
         for thread in (self._puller, self._worker):
@@ -287,6 +289,8 @@ class LiveView:
         except DecartSDKError as exc:
             self._error = exc
             self._append("stderr", f"the session ended: {exc}\n")
+        except Exception:
+            self._append("stderr", f"the live view failed:\n{traceback.format_exc()}")
         finally:
             with self._shown:
                 self._shown.notify_all()
@@ -296,7 +300,10 @@ class LiveView:
             job = self._jobs.get()
             if job is None:
                 return
-            job()
+            try:
+                job()
+            except Exception:
+                self._append("stderr", traceback.format_exc())
 
     # -- callbacks (widgets on the kernel's thread, events on the client's) ----
 
@@ -369,15 +376,27 @@ class _Jpeg:
 
 # -- the views of this process -------------------------------------------------
 
-_views: weakref.WeakSet[LiveView] = weakref.WeakSet()
+_views: set[LiveView] = set()  # running views; a view's own threads keep it alive too
+_views_lock = threading.Lock()
+
+
+def _running() -> list[LiveView]:
+    with _views_lock:
+        return list(_views)
 
 
 def _stop_earlier(cell: str | None) -> None:
-    for view in list(_views):
+    for view in _running():
         if cell is None or view._cell is None or view._cell == cell:
             view.stop()
 
 
-def _stop_all_soon() -> None:
-    for view in list(_views):
-        view.stop(wait=False)
+def _interrupted() -> None:
+    """Called inside the SIGINT handler: takes no lock of ours, hands the work to a thread."""
+    if _views:
+        threading.Thread(target=_stop_all, name="decart-sync-notebook-stop").start()
+
+
+def _stop_all() -> None:
+    for view in _running():
+        view.stop(wait=False)  # in parallel: each close may take its full bound

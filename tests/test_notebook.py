@@ -151,8 +151,8 @@ def test_prompt_box_is_applied_on_the_worker_and_reported(view_of: Any) -> None:
         session = emu.sessions[0]
         wait_until(lambda: session.prompt == "grayscale", 10, "the prompt reaching the service")
         view.stop()
-        assert client_threads() == []
         assert view.client.state == "disconnected"
+        assert client_threads() == []
         assert "'grayscale' acknowledged" not in texts(view)
 
 
@@ -183,7 +183,7 @@ def test_stop_button_and_a_new_view_stop_the_session(view_of: Any) -> None:
     wait_until(lambda: second.stopped, 5, "the stop button's stop")
     assert second.client.state == "disconnected"
     assert second.stop_button.disabled and second.prompt_box.disabled
-    assert client_threads() == []
+    wait_until(lambda: client_threads() == [], 5, "the stopping thread's end")
     with pytest.raises(ConnectionError):
         second.wait_for_frames(1)
     second.stop()  # idempotent
@@ -198,7 +198,7 @@ def test_sigint_stops_views_then_runs_the_previous_handler(view_of: Any) -> None
             os.kill(os.getpid(), signal.SIGINT)
             wait_until(lambda: False, 5, "KeyboardInterrupt")
         wait_until(lambda: view.stopped, 5, "the view's stop")
-        assert client_threads() == []
+        wait_until(lambda: client_threads() == [], 5, "the stopping threads' end")
     finally:
         signal.signal(signal.SIGINT, before)
 
@@ -345,7 +345,7 @@ def test_kernel_rerun_interrupt_and_handler_output(kernel_name: str) -> None:
         kernel.run("vb.on('connection_change', lambda state: print('vb says', state))")
         kernel.manager.interrupt_kernel()  # between cells: ipykernel itself ignores it
         out = kernel.run(
-            "wait(lambda: vb.stopped and views_a[-1].stopped)\n"
+            "wait(lambda: vb.stopped and views_a[-1].stopped and not threads())\n"
             "print('stopped:', vb.stopped, views_a[-1].stopped, 'threads:', threads())\n"
             "print('captured:', texts(vb).count('vb says disconnected'))"
         )
@@ -359,7 +359,9 @@ def test_kernel_rerun_interrupt_and_handler_output(kernel_name: str) -> None:
         kernel.finish(msg_id, until="waiting")
         kernel.manager.interrupt_kernel()
         assert "KeyboardInterrupt" in kernel.finish(msg_id)
-        out = kernel.run("wait(lambda: ve.stopped); print('stopped:', ve.stopped, threads())")
+        out = kernel.run(
+            "wait(lambda: ve.stopped and not threads()); print('stopped:', ve.stopped, threads())"
+        )
         assert "stopped: True []" in out, out
         kernel.run("emulator.close()")
     finally:
