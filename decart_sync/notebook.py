@@ -223,9 +223,9 @@ class LiveView:
             self._append("stdout", out.getvalue())
             self._append("stderr", err.getvalue())
 
-        self._handlers[(event, handler)] = wrapped
         _ipython.streams.acquire(self)
-        self.client.on(event, wrapped)
+        self.client.on(event, wrapped)  # an unknown event raises here, before it is kept
+        self._handlers[(event, handler)] = wrapped
 
     def off(self, event: str, handler: Callable[[Any], Any]) -> None:
         wrapped = self._handlers.pop((event, handler), None)

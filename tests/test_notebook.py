@@ -135,6 +135,14 @@ def test_view_shows_jpeg_of_the_output_at_a_capped_rate(view_of: Any) -> None:
     assert view.last_frame is not None and view.last_frame.shape == pattern().shape
 
 
+def test_bgr_views_show_true_colours(view_of: Any) -> None:
+    frame = pattern()[..., ::-1].copy()  # the same picture, in OpenCV's order
+    view = view_of(repeat(frame), prompt="invert", pixel_format="bgr24")
+    view.wait_for(lambda shown: mean_error(shown, invert(frame)) < TOLERANCE)
+    view.wait_for_frames(1)
+    assert mean_error(decode_jpeg(view.image.value), invert(pattern())) < TOLERANCE
+
+
 def test_prompt_box_is_applied_on_the_worker_and_reported(view_of: Any) -> None:
     with Emulator(models=[SMALL]) as emu:
         view = view_of(repeat(pattern()), base_url=emu.url)
