@@ -211,3 +211,25 @@ def test_video_capture_without_opencv_says_what_to_install(monkeypatch) -> None:
             None, model=SMALL, prompt="a", initial_state={"prompt": {"text": "b"}}
         )
     assert options.value.code == "INVALID_OPTIONS"
+
+
+def test_which_captures_are_live() -> None:
+    """Drained: cameras and streams (OpenCV reports no frame count for them, -1 or 0)
+    and objects with read() alone; paced: captures of files (a frame count)."""
+    from decart_sync.sources import _is_live
+
+    class Capture:
+        def __init__(self, count: object) -> None:
+            self.count = count
+
+        def read(self) -> tuple[bool, None]:
+            return False, None
+
+        def get(self, prop: int) -> object:
+            if self.count == "raise":
+                raise ValueError(prop)
+            return self.count if prop == 7 else 640.0
+
+    assert _is_live(StillCamera(grey()))
+    assert _is_live(Capture(-1.0)) and _is_live(Capture(0.0)) and _is_live(Capture("raise"))
+    assert not _is_live(Capture(250.0))
