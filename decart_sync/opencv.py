@@ -9,8 +9,8 @@ An OpenCV loop keeps its shape; only the capture changes::
     cap.release()
 
 It sits above the client (public API only) and needs no OpenCV itself, except
-to open a camera index, a device path or a stream URL, which it hands to
-``cv2.VideoCapture``. Prompts and everything else: ``cap.client``.
+to open a camera index or device path, which it hands to ``cv2.VideoCapture``.
+Prompts and everything else: ``cap.client``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ class VideoCapture:
     """``read()``, ``grab()``/``retrieve()``, ``isOpened()``, ``get()``, ``release()``
     of ``cv2.VideoCapture``, returning the model's output frames.
 
-    ``source`` is anything :func:`decart_sync.connect` takes, or a camera index,
-    device path (``/dev/video0``) or stream URL, opened with OpenCV (needs
-    ``opencv-python``) and released with this capture. ``prompt`` is the initial
+    ``source`` is anything :func:`decart_sync.connect` takes (a stream URL too),
+    or a camera index or device path (``/dev/video0``), opened with OpenCV
+    (needs ``opencv-python``) and released with this capture. ``prompt`` is the initial
     prompt; other keywords go to :func:`decart_sync.connect`. A read that gets
     no frame within ``read_timeout`` seconds returns ``(False, None)``, as
     OpenCV's does when a camera stops.
@@ -143,12 +143,10 @@ class VideoCapture:
 
 
 def _is_device(source: Any) -> bool:
-    """What only OpenCV opens: a camera index, a device path, a stream URL."""
+    """A camera, which OpenCV opens here (with its BGR frames and the camera's own mode)."""
     if isinstance(source, bool):
         return False
-    if isinstance(source, int):
-        return True
-    return isinstance(source, str) and (source.startswith("/dev/") or "://" in source)
+    return isinstance(source, int) or (isinstance(source, str) and source.startswith("/dev/"))
 
 
 def _open_with_opencv(source: int | str) -> Any:
