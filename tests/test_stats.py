@@ -179,16 +179,16 @@ def test_livekit_figures_are_sane() -> None:
 
     lk_small = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
     frame = pattern(lk_small)
-    with Emulator(models={lk_small.name: lk_small}) as emu:
-        with decart_sync.connect(
+    with (
+        Emulator(models={lk_small.name: lk_small}) as emu,
+        decart_sync.connect(
             repeat(frame), model=lk_small, api_key="k", base_url=emu.url, timeout=20
-        ) as client:
-            assert client.read(timeout=15)[0]
-            wait_until(
-                lambda: all(client.stats[k] is not None for k in NETWORK), 15, "every figure"
-            )
-            wait_until(lambda: client.stats["fps_out"] > 0.8 * lk_small.fps, 15, "fps_out")
-            stats = client.stats
-            assert 0 < stats["rtt_ms"] < 500
-            assert stats["bitrate_in_kbps"] > 0 and stats["bitrate_out_kbps"] > 0
-            assert stats["jitter_ms"] >= 0
+        ) as client,
+    ):
+        assert client.read(timeout=15)[0]
+        wait_until(lambda: all(client.stats[k] is not None for k in NETWORK), 15, "every figure")
+        wait_until(lambda: client.stats["fps_out"] > 0.8 * lk_small.fps, 15, "fps_out")
+        stats = client.stats
+        assert 0 < stats["rtt_ms"] < 500
+        assert stats["bitrate_in_kbps"] > 0 and stats["bitrate_out_kbps"] > 0
+        assert stats["jitter_ms"] >= 0
