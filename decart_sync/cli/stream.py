@@ -107,7 +107,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"connected to {model.name} in {stats['connect_seconds']:.2f} s, "
             f"session {client.session_id}; writing {args.out}"
         )
-        recorder = Recorder(args.out, model, audio=model.is_avatar)
+        try:
+            recorder = Recorder(args.out, model, audio=model.is_avatar)
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            raise Refused(f"cannot write {args.out}: {exc}") from None
         preview = Preview(cv2, model) if cv2 is not None else None
         session = _Session(client, recorder, console, args, tap, preview)
         try:
@@ -182,15 +185,18 @@ class _Session:
         helpers = [threading.Thread(target=self._audio_out, name="decart-sync-cli-audio")]
         if self.args.audio:
             helpers.append(threading.Thread(target=self._play, name="decart-sync-cli-play"))
+        main = threading.current_thread() is threading.main_thread()  # signals need it
         previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._on_sigint)
+        if main:
+            signal.signal(signal.SIGINT, self._on_sigint)
         try:
             driver.start()
             for helper in helpers:
                 helper.start()
             self._loop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if main:
+                signal.signal(signal.SIGINT, previous)
             self.ended = time.monotonic()
             self.stop.set()
             driver.stop()
