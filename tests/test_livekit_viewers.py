@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.timeout(120)
 
 LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
 FRAME = pattern(LK_SMALL)
+VIEWER = Path(__file__).resolve().with_name("official_livekit_viewer.py")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,17 @@ def publisher(emu: Emulator) -> Iterator[decart_sync.RealtimeClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def official_livekit_python() -> str:
+    """The official SDK's own virtualenv, made once (as test_official_livekit does)."""
+    from benchmarks.__main__ import OFFICIAL_LIVEKIT, official_python
+
+    python = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
+    if python is None:
+        pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
+    return python
 
 
 def _http(emu: Emulator) -> str:
@@ -240,3 +254,36 @@ def test_watch_stream_takes_post_only(publisher, emu: Emulator) -> None:
     room = _served(emu, publisher).room
     assert room is not None
     assert _watch(emu, room.name, method="GET").status_code == 405
+
+
+@pytest.mark.timeout(720)  # the first run also installs the SDK
+def test_official_sdk_viewer_watches_the_publisher(
+    official_livekit_python: str, publisher, emu: Emulator, tmp_path: Path
+) -> None:
+    """``decart`` 0.2.4's ``RealtimeClient.subscribe``, unchanged, in its own virtualenv."""
+    served = _served(emu, publisher)
+    room = served.room
+    assert room is not None
+    expected = tmp_path / "expected.npy"
+    np.save(expected, invert(FRAME))
+    run = subprocess.run(
+        [
+            official_livekit_python,
+            str(VIEWER),
+            emu.url,
+            KEY,
+            publisher.subscribe_token or "",
+            str(expected),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["error"] is not None and seen["error"] < 12, seen
+    assert seen["state_before_disconnect"] == "connected"
+    assert seen["state_after_disconnect"] == "disconnected"
+    wait_until(lambda: not room.viewers, 10, "the official viewer leaving the room")
+    wait_until(lambda: _held(room) == {"connections": 1, "peers": 2, "tasks": 0}, 10, "cleanup")
+    assert publisher.state == "generating" and publisher.stats["reconnects"] == 0
