@@ -1,0 +1,376 @@
+"""The live session the user holds: :class:`RealtimeClient`.
+
+It sends frames and prompts, hands back numpy frames and audio, reports
+state, stats and events, and closes. Everything asynchronous happens in
+:mod:`.session` on the client's own loop thread; this module only validates,
+converts and waits (always with a deadline, always interruptible).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import images, signals
+from ._ice import allow_loopback_candidates, is_loopback_url
+from ._portal import Deadline, Portal, wait_until
+from .audio import AvatarAudio, decode_audio
+from .errors import (
+    DecartSDKError,
+    InvalidInputError,
+    InvalidOptionsError,
+    TimeoutError_,
+    WebSocketError,
+)
+from .messages import Desired
+from .options import check_prompt
+from .output_audio import AudioHub, AudioIterator
+from .session import CONNECTED, GENERATING, Session, SessionOptions
+from .sources import Feeder
+from .stats import NetworkStats, Ticker
+from .tracks import FrameHub, FrameIterator, LatestFrame
+from .transports import INPUT_PIXELS
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 2.0
+STATS_TIMEOUT = 0.5  # client.stats waits no longer than this for the media library
+
+
+class RealtimeClient:
+    """A live session. Thread-safe; every blocking method takes ``timeout=``."""
+
+    def __init__(
+        self,
+        session: SessionOptions,
+        desired: Desired,
+        pixel_format: str,
+        *,
+        on_remote_stream: Callable[[Any], Any] | None = None,
+        stats_interval: float | None = None,
+    ) -> None:
+        self.model = session.model
+        self.pixel_format = pixel_format
+        self._hub = FrameHub(self.model, pixel_format)
+        self._audio_out = AudioHub(self._hub)
+        takes_video = not (session.subscribe or self.model.is_avatar)
+        pixels = INPUT_PIXELS[session.transport]
+        self._input = LatestFrame(self.model, pixel_format, pixels) if takes_video else None
+        self._audio = AvatarAudio() if self.model.is_avatar and not session.subscribe else None
+        session.media.input = self._input
+        session.media.audio = self._audio.track if self._audio is not None else None
+        self._portal = Portal()
+        self._events = signals.Dispatcher(self)
+        self._handlers = signals.Handlers(self)
+        if on_remote_stream is not None:
+            self._handlers.add(signals.REMOTE_STREAM, on_remote_stream)
+        self._feeder: Feeder | None = None
+        self._read_seen = 0
+        self._connect_seconds: float | None = None
+        self._ticker: Ticker | None = None
+        if stats_interval is not None:
+            self._ticker = Ticker(stats_interval, self._emit_stats, "decart-sync-stats")
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.audio_frames_received = 0
+        self._session = Session(
+            session,
+            hub=self._hub,
+            emit=self._events.emit,  # queued only: user code never runs on the loop
+            desired=desired,
+            on_audio=self._count_audio,
+        )
+
+    def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
+        if is_loopback_url(self._session.options.url or ""):
+            allow_loopback_candidates()
+        self._portal.start()
+        atexit.register(self.close)
+        started = time.monotonic()
+        try:
+            self._portal.call(self._session.connect(deadline), deadline.remaining())
+        except TimeoutError:
+            self.close()
+            raise TimeoutError_(f"could not connect within {deadline.timeout} s") from None
+        except BaseException:
+            self.close()
+            raise
+        self._connect_seconds = round(time.monotonic() - started, 3)
+        if frames is not None and self._input is not None:
+            self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
+            self._feeder.start()
+        self._events.release()  # events of the connect reach handlers registered after it
+        if self._ticker is not None:
+            self._ticker.start()
+
+    # -- sending -----------------------------------------------------------
+
+    def send_frame(self, frame: np.ndarray) -> None:
+        """Queue one input frame (any size, uint8, in ``pixel_format``); never blocks.
+
+        The newest frame wins: the track sends whatever is latest at the model's fps.
+        """
+        if self._input is None:
+            raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
+        self._check_open()
+        self._input.put(frame)
+
+    def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
+        """Change the prompt; returns once the server acknowledged it."""
+        check_prompt(prompt)
+        self._call(self._session.set_prompt(prompt, bool(enhance)), Deadline(timeout), "the prompt")
+
+    def set(
+        self,
+        *,
+        prompt: str | None = None,
+        enhance: bool = True,
+        image: Any = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Set prompt and reference image together; the image is cleared if not given."""
+        if prompt is None and image is None:
+            raise InvalidInputError("set() needs a prompt, an image, or both")
+        self._set_image(image, prompt, enhance, timeout, "the new state")
+
+    def set_image(
+        self,
+        image: Any,
+        *,
+        prompt: str | None = None,
+        enhance: bool | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Set (or, with ``None``, clear) the reference image; the prompt too if given."""
+        self._set_image(image, prompt, enhance, timeout, "the image")
+
+    def _set_image(
+        self, image: Any, prompt: str | None, enhance: bool | None, timeout: float, what: str
+    ) -> None:
+        if prompt is not None:
+            check_prompt(prompt)
+        deadline = Deadline(timeout)  # one timeout for fetching the image and the ack
+        data = None
+        if image is not None:
+            data = images.to_base64(
+                image, pixel_format=self.pixel_format, fetch_timeout=deadline.remaining()
+            )
+        if prompt is None:
+            call = self._session.set_image(data, enhance=enhance)
+        else:
+            call = self._session.set_image(data, prompt, enhance)
+        self._call(call, deadline, what)
+
+    def play_audio(
+        self, audio: Any, *, sample_rate: int | None = None, timeout: float | None = None
+    ) -> None:
+        """live_avatar only: play audio through the avatar; returns when it was played."""
+        if self._audio is None:
+            raise InvalidOptionsError(
+                f"play_audio() is only available for live_avatar clients, not {self.model.name}"
+            )
+        self._check_open()
+        pcm = decode_audio(audio, sample_rate)
+        if timeout is None:
+            timeout = len(pcm) / 48_000 + 30.0
+        done = self._audio.queue(pcm)
+        try:
+            over = lambda: self._closed or self._session.error is not None  # noqa: E731
+            wait_until(lambda: done.is_set() or over(), done.wait, timeout)
+            if not done.is_set():
+                if over():
+                    raise self._session.error or WebSocketError("the client was closed")
+                raise TimeoutError_(f"the audio did not finish playing within {timeout} s")
+        except BaseException:
+            self._audio.cancel()
+            raise
+
+    # -- receiving ---------------------------------------------------------
+
+    def frames(self, *, timeout: float | None = None) -> FrameIterator:
+        """Iterate output frames (height, width, 3) uint8 in ``pixel_format``.
+
+        Each iterator sees every frame it keeps up with; a slow one skips to the
+        newest (``.dropped`` counts the skipped). Ends when the client closes;
+        raises the error if the session dies, or at ``timeout`` between frames.
+        """
+        return FrameIterator(self._hub, timeout)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def read(self, timeout: float | None = None) -> tuple[bool, np.ndarray | None]:
+        """Like ``cv2.VideoCapture.read()``: ``(True, frame)`` or ``(False, None)``."""
+        try:
+            got = self._hub.wait_next(self._read_seen, timeout)
+        except DecartSDKError:
+            return False, None
+        if got is None:
+            return False, None
+        if self._read_seen:
+            self._hub.count_dropped(got[0] - self._read_seen - 1)
+        self._read_seen, frame, _ = got
+        return True, self._hub.to_numpy(frame)
+
+    def audio_frames(self, *, timeout: float | None = None) -> AudioIterator:
+        """Iterate the service's output audio (live_avatar speaks back) from now on.
+
+        Each item is an :class:`~decart_sync.output_audio.AudioChunk`:
+        ``.samples`` (frames, channels) int16 and ``.sample_rate``. The last
+        few seconds are kept for each reader; one that falls further behind
+        skips ahead (``.dropped``). Ends when the client closes; raises at
+        ``timeout`` between chunks.
+        """
+        return AudioIterator(self._audio_out, timeout)
+
+    @property
+    def latest_frame(self) -> np.ndarray | None:
+        frame = self._hub.latest()
+        return None if frame is None else self._hub.to_numpy(frame)
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._session.state
+
+    def get_connection_state(self) -> str:
+        return self._session.state
+
+    def is_connected(self) -> bool:
+        return self._session.state in (CONNECTED, GENERATING)
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session.session_id
+
+    @property
+    def subscribe_token(self) -> str | None:
+        """What a viewer passes to :func:`subscribe` to watch this session's output."""
+        return self._session.subscribe_token
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Figures people can read (README "Stats" has the table): counters of
+        frames put (``frames_in``), sent, skipped (replaced by a newer one before
+        they could go: the source is faster than the model's fps), received and
+        dropped by slow consumers; rolling ``fps_in``/``fps_out``;
+        ``seconds_since_last_frame``, which grows when the service's media
+        stalls; and the media library's network figures (None while unknown,
+        e.g. during a reconnect). Waits at most about half a second."""
+        last = self._hub.last_frame_time
+        return {
+            "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
+            "fps_in": round(self._input.rate.rate(), 2) if self._input is not None else 0.0,
+            "fps_out": round(self._hub.rate.rate(), 2),
+            "frames_dropped": self._hub.dropped,
+            "connect_seconds": self._connect_seconds,
+            "audio_chunks_dropped": self._audio_out.dropped,
+            **self._network_stats(),
+            "frames_in": self._input.count if self._input is not None else 0,
+            "frames_sent": self._input.sent if self._input is not None else 0,
+            "frames_skipped": self._input.skipped if self._input is not None else 0,
+            "frames_received": self._hub.received,
+            "reconnects": self._session.reconnects,
+            "audio_chunks_played": self._audio.played_chunks if self._audio else 0,
+            "audio_frames_received": self.audio_frames_received,
+        }
+
+    def _network_stats(self) -> dict[str, Any]:
+        """The transport's figures; never raises, never waits long (reconnects, closing)."""
+        if self._closed or not self._portal.running or self._portal.in_loop_thread():
+            return NetworkStats().as_dict()
+        try:
+            return self._portal.call(self._session.media_stats(), STATS_TIMEOUT).as_dict()
+        except Exception as exc:  # e.g. a connection torn down under us: unknown for now
+            log.debug("network stats unavailable: %r", exc)
+            return NetworkStats().as_dict()
+
+    def _emit_stats(self) -> None:
+        self._events.emit(signals.STATS, self.stats)
+
+    @property
+    def source_finished(self) -> bool:
+        return self._feeder is not None and self._feeder.finished.is_set()
+
+    # -- events ------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable[[Any], Any]) -> None:
+        """Call ``handler(data)`` on each event: ``connection_change`` (state),
+        ``error`` (DecartSDKError), ``generation_tick`` (seconds); JS spellings too."""
+        self._handlers.add(signals.named(event), handler)
+
+    def off(self, event: str, handler: Callable[[Any], Any]) -> None:
+        self._handlers.remove(signals.named(event), handler)
+
+    def _count_audio(self, frame: Any) -> None:
+        self.audio_frames_received += 1
+        self._audio_out.publish(frame)
+
+    def _source_failed(self, error: DecartSDKError) -> None:
+        self._events.emit(signals.ERROR, error)
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the session; idempotent, returns within about 2 s whatever the server does."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        started = time.monotonic()
+        if self._ticker is not None:
+            self._ticker.stop(STATS_TIMEOUT + 0.2)
+        if self._feeder is not None:
+            self._feeder.stop(0.5)
+        if self._audio is not None:
+            self._audio.cancel()
+        if self._portal.running and not self._portal.in_loop_thread():
+            try:
+                self._portal.call(self._session.close(), CLOSE_TIMEOUT - 0.5)
+            except BaseException as exc:  # closing must finish whatever happened
+                log.debug("session close did not finish cleanly: %r", exc)
+            self._portal.stop(max(0.1, CLOSE_TIMEOUT - (time.monotonic() - started)))
+        self._hub.close()
+        self._audio_out.close()
+        self._events.stop(0.5)
+        self._handlers.clear()
+
+    disconnect = close
+
+    def __enter__(self) -> RealtimeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<RealtimeClient model={self.model.name!r} state={self.state!r} "
+            f"session_id={self.session_id!r}>"
+        )
+
+    # -- helpers -----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WebSocketError("the client is closed")
+
+    def _call(self, coro: Any, deadline: Deadline, what: str) -> Any:
+        """Run ``coro`` in what is left of ``deadline``."""
+        if self._closed:
+            coro.close()
+            raise WebSocketError("the client is closed")
+        try:
+            return self._portal.call(coro, deadline.remaining())
+        except TimeoutError:
+            raise TimeoutError_(
+                f"the server did not acknowledge {what} within {deadline.timeout} s"
+            ) from None
