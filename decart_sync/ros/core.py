@@ -32,6 +32,7 @@ import decart_sync
 
 from . import images
 from .diagnostics import Facts, Rates, assess
+from .relay import OutputRelay
 from .settings import (
     DEFAULTS,
     Log,
@@ -72,7 +73,6 @@ class Core:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        self._publish_image = publish_image
         self._publish_state = publish_state
         self._log = log
         self._env = os.environ if environ is None else environ
@@ -89,17 +89,12 @@ class Core:
         self._permanent: str | None = None  # the permanent error, until a parameter changes
         self._last_error: str | None = None
         self._state = "disconnected"
-        self._header: Any = None
-        self._header_seq = 0
-        self._published_seq = 0
         self._warned_encodings: set[str] = set()
         # counters (the node's own; the library's come from client.stats)
         self.frames_in = 0  # images received on image_in
         self.frames_handed = 0  # handed over to the session
-        self.frames_out = 0  # published on image_out
         self.dropped = 0  # wanted a session, but could not hand the frame over
         self.skipped_encoding = 0
-        self.repeats = 0  # output frames not published: no new input since the last one
         self._library_skipped_base = 0
         self._library_skipped = 0
         self._reconnects = 0
@@ -113,8 +108,7 @@ class Core:
         self._worker = threading.Thread(
             target=self._work, name="decart-sync-ros-worker", daemon=True
         )
-        self._output: threading.Thread | None = None
-        self._output_stop = threading.Event()
+        self._relay = OutputRelay(publish_image, log)
 
     # -- what the adapters call ----------------------------------------------
 
@@ -154,9 +148,7 @@ class Core:
         except decart_sync.DecartSDKError:
             self.dropped += 1
             return
-        with self._lock:
-            self._header = msg.header
-            self._header_seq += 1
+        self._relay.input_sent(msg.header)
         self.frames_handed += 1
 
     def on_params(self, params: Mapping[str, Any]) -> list[str]:
@@ -230,7 +222,7 @@ class Core:
     def status(self) -> Status:
         """Diagnostics for now; fps are since the previous call."""
         stats = self._read_stats(self._client)
-        fps_in, fps_out = self._rates.sample(self.frames_handed, self.frames_out)
+        fps_in, fps_out = self._rates.sample(self.frames_handed, self._relay.frames_out)
         rtt = stats.get("rtt_ms")
         facts = Facts(
             state=self._state,
@@ -241,7 +233,7 @@ class Core:
             fps_out=fps_out,
             frames_in=self.frames_in,
             frames_handed=self.frames_handed,
-            frames_out=self.frames_out,
+            frames_out=self._relay.frames_out,
             drops=self.dropped + self._library_skipped,
             skipped_encoding=self.skipped_encoding,
             rtt_ms=None if rtt is None or rtt < 0 else float(rtt),
@@ -355,11 +347,7 @@ class Core:
             self._last_error = None
             self._library_skipped_base = self._library_skipped
             self._lock.notify_all()
-        self._output_stop.clear()
-        self._output = threading.Thread(
-            target=self._read_output, args=(client,), name="decart-sync-ros-output", daemon=True
-        )
-        self._output.start()
+        self._relay.start(client)
         self._set_state(client.state)
         self._log.info(f"connected: session {client.session_id} ({self.backend})")
 
@@ -405,11 +393,9 @@ class Core:
         stats = self._read_stats(client)
         self._reconnects += int(stats.get("reconnects", 0))
         self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
-        self._output_stop.set()
-        client.close()
-        if self._output is not None:
-            self._output.join(1.0)
-            self._output = None
+        self._relay.stop()
+        client.close()  # also ends a read under way
+        self._relay.join(1.0)
         self._stats_cache = {}
         with self._lock:
             if self._client_dead and self._permanent is None:
@@ -461,28 +447,7 @@ class Core:
             self._state = state
         self._publish_state(state)
 
-    # -- output --------------------------------------------------------------------
-
-    def _read_output(self, client: decart_sync.RealtimeClient) -> None:
-        while not self._output_stop.is_set():
-            ok, frame = client.read(timeout=0.5)
-            if not ok or frame is None:
-                if client.state == "disconnected":
-                    return
-                continue
-            with self._lock:
-                header, seq = self._header, self._header_seq
-            if seq == self._published_seq:
-                self.repeats += 1  # nothing new came in: do not publish the same stamp twice
-                continue
-            self._published_seq = seq
-            try:
-                self._publish_image(frame, header)
-            except Exception as exc:  # a publisher torn down during shutdown
-                if not self._output_stop.is_set():
-                    self._log.warning(f"could not publish image_out: {exc!r}")
-                continue
-            self.frames_out += 1
+    # -- stats ---------------------------------------------------------------------
 
     def _read_stats(self, client: decart_sync.RealtimeClient | None) -> dict[str, float]:
         if client is None:
