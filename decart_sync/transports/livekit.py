@@ -34,9 +34,10 @@ from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import InputTrack
-from . import MediaHooks, MediaSettings, MediaTransport
+from . import MediaHooks, MediaSettings, MediaTransport, livekit_exit
 
 log = logging.getLogger(__name__)
+livekit_exit.install()  # before this module makes any livekit object: see livekit_exit
 
 INFERENCE_PREFIX = "inference-server-"
 JOIN_TIMEOUT = 15.0  # for livekit_room_info; every queue_position starts it again
