@@ -11,8 +11,8 @@ does.
 Pixels: the input track hands over RGB24 frames already at the model's size
 (a BGR frame is swapped once by av in the sender's thread; swscale's RGB to
 yuv420p costs five times libyuv's, so LiveKit converts); received I420
-frames become av frames the output hub converts for each consumer. LiveKit's native threads are its own; everything
-here runs on the loop.
+frames become av frames the output hub converts for each consumer.
+LiveKit's native threads are its own; everything here runs on the loop.
 """
 
 from __future__ import annotations
