@@ -47,14 +47,6 @@ _LAZY = {
 }
 _cv2_first.install()
 
-# Importing a submodule binds its name on the package: once anything imported
-# ``decart_sync.subscribe`` (the tokens module, which client imports), the lazy
-# ``subscribe`` function below was shadowed by it. Loaded now (it needs no av)
-# and unbound, the module can never shadow the function again.
-from . import subscribe as _tokens  # noqa: E402, F401
-
-del globals()["subscribe"]
-
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)

@@ -22,7 +22,7 @@ from .realtime_client import RealtimeClient
 from .session import SessionOptions
 from .sources import frames_of
 from .stats import check_interval
-from .subscribe import RoomToken, decode_token, watch_credentials
+from .tokens import RoomToken, decode_token, watch_credentials
 from .transports import MediaSettings
 
 __all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]

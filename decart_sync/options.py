@@ -19,7 +19,7 @@ from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
 from .messages import Desired
 from .models import ModelDefinition
-from .subscribe import SubscribeToken
+from .tokens import SubscribeToken
 from .tracks import PIXEL_FORMATS
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_live_camera_is_drained_as_fast_as_it_produces(connect, emulator) -> Non
             received = served.last_frame_in
             if received is not None and received is not seen:
                 newest = camera.produced - 1  # read after: a lag can only look larger
-                lags.append(newest - read_stamp(received.to_ndarray(format="rgb24")))
+                lags.append(newest - read_stamp(as_rgb(received)))
                 seen = received
             time.sleep(0.003)  # polling for the next arrival
         print(f"frames behind the newest produced: {lags}; buffered: {len(camera.buffer)}")
@@ -127,6 +128,14 @@ def channel_means(frame: np.ndarray) -> np.ndarray:
     return frame.reshape(-1, 3).mean(axis=0)
 
 
+def as_rgb(frame: Any) -> np.ndarray:
+    """An emulator frame as RGB, with a converter of our own: the emulator's worker may
+    be converting the same frame, and a frame's own converter is not thread-safe."""
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter().reformat(frame, format="rgb24").to_ndarray()
+
+
 def settles_at(expected: tuple[int, int, int]):
     """Each channel's mean within 6 of ``expected``: a swap of red and blue fails it."""
     return lambda frame: bool(np.all(np.abs(channel_means(frame) - expected) < 6))
@@ -156,7 +165,7 @@ def test_video_capture_restyles_bgr_frames(emulator) -> None:
         # The model saw red (RGB 220, 40, 30); its inverse, in BGR: 255 - (30, 40, 220).
         wait_for_frame(reads(cap), settles_at((225, 215, 35)))
         served = emulator.session(cap.client.session_id)
-        assert settles_at((220, 40, 30))(served.last_frame_in.to_ndarray(format="rgb24"))
+        assert settles_at((220, 40, 30))(as_rgb(served.last_frame_in))
         assert cap.grab()
         ok, frame = cap.retrieve()
         assert ok and settles_at((225, 215, 35))(frame)

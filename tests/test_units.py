@@ -17,7 +17,7 @@ from decart_sync.clock import Pacer
 from decart_sync.messages import parse
 from decart_sync.options import check_prompt, user_agent
 from decart_sync.signaling import redact
-from decart_sync.subscribe import SubscribeToken, decode_token
+from decart_sync.tokens import SubscribeToken, decode_token
 from decart_sync.tracks import InputTrack, LatestFrame
 from decart_sync.transports import webrtc
 

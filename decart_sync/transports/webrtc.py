@@ -35,7 +35,7 @@ from .. import messages
 from ..errors import DecartSDKError, InvalidOptionsError, SignalingError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
-from ..subscribe import SubscribeToken
+from ..tokens import SubscribeToken
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
 
