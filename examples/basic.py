@@ -8,24 +8,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
-from typing import Any
 
 import decart_sync
 from decart_sync import models
+from decart_sync.local import service
 from decart_sync.sources import synthetic
-
-
-def service(stack: contextlib.ExitStack) -> dict[str, Any]:
-    """The service with DECART_API_KEY; without, an emulator (any key works there)."""
-    if os.environ.get("DECART_API_KEY"):
-        return {}
-    url = os.environ.get("DECART_REALTIME_BASE_URL")
-    if not url:
-        from decart_sync.emulator import Emulator
-
-        url = stack.enter_context(Emulator()).url
-    return {"base_url": url, "api_key": "local"}
 
 
 def main() -> None:
