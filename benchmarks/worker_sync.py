@@ -25,10 +25,10 @@ def run(
     )
     pattern = Pattern(width, height)
     rec = Recorder()
-    if transport == "livekit":
-        # A session imports its transport on first use; the other workers import their
-        # media library before the clock starts, and so does this one (0.3 s for livekit).
-        importlib.import_module("decart_sync.transports.livekit")
+    # The media stack loads on first use (``import decart_sync`` loads no av); the other
+    # workers import theirs before the clock starts, so this one does too.
+    importlib.import_module("decart_sync.client")
+    importlib.import_module(f"decart_sync.transports.{transport}")
     t0 = time.monotonic()
     client = decart_sync.connect(None, model=model, api_key="bench", base_url=url)
     rec.connect_time = time.monotonic() - t0
