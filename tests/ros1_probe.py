@@ -173,10 +173,19 @@ class Probe:
         ok = self._wait(lambda: self.state == state, timeout)
         return {"ok": ok, "state": self.state}
 
-    def wait_diag(self, level: int, contains: str = "", timeout: float = 20.0) -> dict[str, Any]:
+    def wait_diag(
+        self, level: int, contains: str = "", timeout: float = 20.0, flowing: bool = False
+    ) -> dict[str, Any]:
+        """The newest diagnostics once they match; ``flowing``: frames in and out too
+        (a report covers the second before it, which on a loaded machine may have had
+        no new output)."""
+
         def seen() -> bool:
             d = self.diag
-            return d is not None and d.level == level and contains in d.message
+            if d is None or d.level != level or contains not in d.message:
+                return False
+            values = {kv.key: kv.value for kv in d.values}
+            return not flowing or (float(values["fps in"]) > 0 and float(values["fps out"]) > 0)
 
         ok = self._wait(seen, timeout)
         d = self.diag

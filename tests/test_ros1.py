@@ -237,7 +237,7 @@ def test_restyles_a_topic_end_to_end(graph: Graph, emulator: Emulator) -> None:
     probe.must("wait_image", style="invert")
     assert emulator.sessions[-1].prompt == "invert"
 
-    diag = probe.must("wait_diag", level=OK, contains="generating")
+    diag = probe.must("wait_diag", level=OK, contains="generating", flowing=True)
     assert float(diag["values"]["fps in"]) > 0 and float(diag["values"]["fps out"]) > 0, diag
     assert diag["values"]["rtt ms"]  # a number once the library reports one, else "unknown"
     probe.must("wait_state", state="generating")
