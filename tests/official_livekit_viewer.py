@@ -19,6 +19,7 @@ import numpy as np
 from decart.realtime.client import RealtimeClient
 from decart.realtime.subscribe import SubscribeOptions
 from livekit import rtc
+from official_livekit_client import exit_now  # same folder, same virtualenv
 
 TOLERANCE = 12.0
 
@@ -65,3 +66,4 @@ if __name__ == "__main__":
     url, key, token, expected_path = sys.argv[1:5]
     seen = asyncio.run(main(url, key, token, np.load(expected_path)))
     print(json.dumps(seen), flush=True)
+    exit_now()

@@ -141,6 +141,15 @@ def settles_at(expected: tuple[int, int, int]):
     return lambda frame: bool(np.all(np.abs(channel_means(frame) - expected) < 6))
 
 
+def grabbed(cap) -> Iterator[np.ndarray]:
+    """Frames by cap.grab() then cap.retrieve(), each step checked."""
+    while True:
+        assert cap.grab()
+        ok, frame = cap.retrieve()
+        assert ok and frame is not None
+        yield frame
+
+
 def reads(cap) -> Iterator[np.ndarray]:
     """cap.read() frames, each one checked to be there."""
     while True:
@@ -171,9 +180,7 @@ def test_video_capture_restyles_bgr_frames(emulator) -> None:
             10,
             "the emulator's input settling at the camera's red",
         )
-        assert cap.grab()
-        ok, frame = cap.retrieve()
-        assert ok and settles_at((225, 215, 35))(frame)
+        wait_for_frame(grabbed(cap), settles_at((225, 215, 35)))  # grab() + retrieve()
 
         # The rest of the client: BT.601 luma of RGB (220, 40, 30) is 93 (58 if swapped).
         cap.client.set_prompt("grayscale")
