@@ -159,3 +159,14 @@ def gui() -> Iterator[tuple[str, dict[str, str]]]:
         pytest.skip(why)
     with Xvfb() as display:
         yield python, display.env
+
+
+@pytest.fixture(scope="session")
+def official_livekit_python() -> str:
+    """A virtualenv holding today's official SDK (decart 0.2.4), made once under .bench/."""
+    from benchmarks.__main__ import OFFICIAL_LIVEKIT, official_python
+
+    python = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
+    if python is None:
+        pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
+    return python

@@ -60,17 +60,6 @@ def publisher(emu: Emulator) -> Iterator[decart_sync.RealtimeClient]:
         client.close()
 
 
-@pytest.fixture(scope="module")
-def official_livekit_python() -> str:
-    """The official SDK's own virtualenv, made once (as test_official_livekit does)."""
-    from benchmarks.__main__ import OFFICIAL_LIVEKIT, official_python
-
-    python = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
-    if python is None:
-        pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
-    return python
-
-
 def _http(emu: Emulator) -> str:
     return emu.url.replace("ws://", "http://", 1)
 

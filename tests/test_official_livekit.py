@@ -27,16 +27,6 @@ VERSION = "0.2.4"
 API_KEY = "official-livekit-test-key"
 
 
-@pytest.fixture(scope="session")
-def official_livekit_python() -> str:
-    from benchmarks.__main__ import OFFICIAL_LIVEKIT, official_python
-
-    python = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
-    if python is None:
-        pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
-    return python
-
-
 def test_official_sdk_over_livekit(official_livekit_python: str) -> None:
     with Emulator(api_keys=API_KEY) as emu:
         run = subprocess.run(
