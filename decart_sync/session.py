@@ -409,10 +409,12 @@ class Session:
         if attempt is None:
             return
         attempt.fail(WebSocketError("the connection was closed"))
-        if attempt.media is not None:
-            await attempt.media.close()
+        # The WebSocket first: its close is quick and joins our threads, while a media
+        # close can be slow (LiveKit's disconnect) and be cut short by close()'s bound.
         if attempt.signaling is not None:
             await asyncio.to_thread(attempt.signaling.close)
+        if attempt.media is not None:
+            await attempt.media.close()
         attempt.media = attempt.signaling = None
         await hand_back_freed_memory()
 
