@@ -162,6 +162,10 @@ class Probe:
         self.prompt.publish(String(data=text))
         return {"ok": True}
 
+    def param(self, text: str) -> dict[str, Any]:
+        rospy.set_param(NODE + "/prompt", text)  # as `rosparam set /decart_sync/prompt ...`
+        return {"ok": True}
+
     def service(self, text: str, timeout: float = 20.0) -> dict[str, Any]:
         service = NODE + "/set_prompt"
         rospy.wait_for_service(service, timeout)

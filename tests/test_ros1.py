@@ -237,6 +237,14 @@ def test_restyles_a_topic_end_to_end(graph: Graph, emulator: Emulator) -> None:
     probe.must("wait_image", style="invert")
     assert emulator.sessions[-1].prompt == "invert"
 
+    probe.must("param", text="grayscale")  # `rosparam set` at run time
+    probe.must("wait_image", style="grayscale")
+    # Each prompt reached the service once, in order (the first is the start-up
+    # ~prompt): the parameter poll, every 0.25 s all along, never put that one
+    # back over the topic's.
+    sent = [m["prompt"] for m in emulator.sessions[-1].messages if m.get("type") == "prompt"]
+    assert sent == ["invert", "grayscale", "invert", "grayscale"], sent
+
     diag = probe.must("wait_diag", level=OK, contains="generating", flowing=True)
     assert float(diag["values"]["fps in"]) > 0 and float(diag["values"]["fps out"]) > 0, diag
     assert diag["values"]["rtt ms"]  # a number once the library reports one, else "unknown"

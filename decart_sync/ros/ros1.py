@@ -87,10 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok, message = core.set_prompt(request.prompt, request.enhance, wait=SERVICE_WAIT)
         return SetPrompt._response_class(success=ok, message=message)
 
+    # Only parameters that changed since the last poll are forwarded: an unchanged
+    # ~prompt must not undo a prompt that arrived since on the topic or the service.
+    seen = {name: params[name] for name in RUNTIME if name in params}
+
     def poll(_: Any) -> None:
         core.on_subscribers(image_out.get_num_connections())
         private = rospy.get_param("~", {})
-        core.on_params({name: private[name] for name in RUNTIME if name in private})
+        now = {name: private[name] for name in RUNTIME if name in private}
+        changed = {name: value for name, value in now.items() if seen.get(name) != value}
+        seen.update(now)
+        if changed:
+            core.on_params(changed)
 
     def report(_: Any) -> None:
         status: Status = core.status()
