@@ -39,7 +39,9 @@ def run(
         while not stop.is_set():
             frame = pattern.frame(index)
             rec.sent[index] = time.monotonic()
-            client.send_frame(frame)
+            # A fresh array each frame, never written again: it may be kept as it is
+            # (the official SDK keeps nothing; decart_sync keeps the latest for repeats).
+            client.send_frame(frame, copy=False)
             index += 1
             due += 1 / fps
             stop.wait(max(0.0, due - time.monotonic()))

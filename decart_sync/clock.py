@@ -32,6 +32,35 @@ class Timestamps:
         return self._last
 
 
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved: holds a long-run rate while
+    absorbing a producer's jitter. Arithmetic only; callers serialise access."""
+
+    def __init__(self, rate: float, burst: float = 2.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._refilled: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._refilled is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+
+    def take(self, now: float) -> bool:
+        """Spends a token if one is there."""
+        self._refill(now)
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there."""
+        self._refill(now)
+        return max(0.0, (1 - self._tokens) / self.rate)
+
+
 class Pacer:
     """When the next frame of a live track goes out.
 
@@ -52,13 +81,12 @@ class Pacer:
 
     def __init__(self, fps: float, burst: float | None = 2.0) -> None:
         self.fps = fps
-        # Tokens absorb a producer's jitter and never raise its average rate.
         self.burst = float("inf") if burst is None else burst
         self.period = 1.0 / fps
         self.fresh = False
         self._arrived = asyncio.Event()
-        self._tokens = self.burst
-        self._refilled: float | None = None
+        self._bucket = TokenBucket(fps, self.burst)
+        self._started = False
         self._repeat_at = 0.0
 
     def arrived(self) -> None:
@@ -69,15 +97,13 @@ class Pacer:
     async def wait(self) -> float:
         """Until the next frame should go; returns when (``time.monotonic()``)."""
         now = time.monotonic()
-        if self._refilled is None:
-            self._refilled = now  # the first frame goes at once
+        if not self._started:
+            self._started = True  # the first frame goes at once
         else:
             while True:
                 now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.fps)
-                self._refilled = now
-                if self._tokens < 1:
-                    await asyncio.sleep((1 - self._tokens) / self.fps)
+                if self._bucket.wait(now) > 0:
+                    await asyncio.sleep(self._bucket.wait(now))
                     continue
                 repeat_in = self._repeat_at - now
                 if self.fresh or repeat_in <= 0:
@@ -85,7 +111,7 @@ class Pacer:
                 self._arrived.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), repeat_in)
-        self._tokens -= 1
+        self._bucket.take(now)
         self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
         self.fresh = False
         return now

@@ -37,6 +37,7 @@ import numpy as np
 from . import _ipython
 from .client import RealtimeClient, connect
 from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
+from .tracks import SCALER_THREADS
 
 try:
     import ipywidgets as widgets
@@ -367,7 +368,7 @@ class _Jpeg:
             self._codec.pix_fmt = "yuvj420p"
             self._codec.time_base = fractions.Fraction(1, 25)
         picture = av.VideoFrame.from_ndarray(frame, format=self._pixel_format).reformat(
-            format="yuvj420p"
+            format="yuvj420p", threads=SCALER_THREADS
         )
         picture.pts = self._pts  # the encoder refuses frames without one
         self._pts += 1

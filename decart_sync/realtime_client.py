@@ -111,15 +111,19 @@ class RealtimeClient:
 
     # -- sending -----------------------------------------------------------
 
-    def send_frame(self, frame: np.ndarray) -> None:
+    def send_frame(self, frame: np.ndarray, *, copy: bool = True) -> None:
         """Queue one input frame (any size, uint8, in ``pixel_format``); never blocks.
 
         The newest frame wins: the track sends whatever is latest at the model's fps.
+        The latest frame is kept (for repeats while no new one comes, and for a
+        reconnect). A frame that needs no scaling or conversion is kept as a copy;
+        ``copy=False`` keeps the array itself, for a caller that never writes to
+        an array once sent (e.g. a fresh array per frame): one copy fewer.
         """
         if self._input is None:
             raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
         self._check_open()
-        self._input.put(frame)
+        self._input.put(frame, copy=copy)
 
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
         """Change the prompt; returns once the server acknowledged it."""

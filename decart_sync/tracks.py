@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,12 +30,17 @@ from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
 from ._portal import wait_until
-from .clock import VIDEO_TIME_BASE, Pacer, Timestamps
+from .clock import REPEAT_DELAY, VIDEO_TIME_BASE, Pacer, Timestamps, TokenBucket
 from .errors import DecartSDKError, InvalidInputError, TimeoutError_
 from .models import ModelDefinition
 from .stats import RateMeter
 
+log = logging.getLogger(__name__)
+
 PIXEL_FORMATS = ("rgb24", "bgr24")
+#: swscale's own slice threads (its default) cost about a third more CPU than one
+#: thread for the same frame at these sizes; the caller's thread is the parallelism.
+SCALER_THREADS = 1
 
 
 def check_frame(frame: Any, pixel_format: str) -> tuple[np.ndarray, str]:
@@ -67,11 +73,19 @@ def black_frame(model: ModelDefinition, pixels: str = "yuv420p") -> av.VideoFram
 
 
 class LatestFrame:
-    """The newest input frame; written by any thread, read by the track.
+    """The newest input frame; written by any thread, read by the transport.
 
     ``pixels``: the format frames are kept in, the one the transport hands on
     (aiortc's encoder takes yuv420p; LiveKit converts RGB24 itself, with
     libyuv, at a fifth of swscale's cost for RGB to yuv420p).
+
+    Two ways out. aiortc pulls: :class:`InputTrack` reads the newest frame on
+    the loop. A media library that copies a frame the moment it is handed one
+    (LiveKit) attaches a sink instead (:func:`feed`): ``put`` hands each frame
+    over in the caller's thread, while its pixels are still in that core's
+    cache; read later on the loop thread, the same hand-over cost half as much
+    again (``python -m benchmarks``). A token bucket holds those hand-overs to
+    the model's fps; the loop sends what it held back, and repeats.
     """
 
     def __init__(self, model: ModelDefinition, pixel_format: str, pixels: str = "yuv420p") -> None:
@@ -80,24 +94,49 @@ class LatestFrame:
         self._pixels = pixels
         self._frame = black_frame(model, pixels)
         self._reformatter = VideoReformatter()  # keeps its swscale context between frames
-        self._lock = threading.Lock()  # for the reformatter: senders may be several threads
+        # Senders may be several threads; the sink is called under it too, so that a
+        # detached sink is never called again.
+        self._lock = threading.Lock()
         self.count = 0  # frames put
-        self.sent = 0  # frames taken by tracks, over every connection
-        self.skipped = 0  # frames put but superseded before any track took them
+        self.sent = 0  # frames handed on, over every connection
+        self.skipped = 0  # frames put but superseded before they could go
         self.rate = RateMeter()  # frames put per second, lately
         self.on_put: Callable[[], object] | None = None  # wakes the current track
+        self._sink: Callable[[av.VideoFrame], None] | None = None
+        self._bucket = TokenBucket(model.fps)
+        self._pending = False  # the kept frame has not gone to the sink yet
+        self._repeat_at = 0.0
+        self._sinks_only = False
+        self._buffer: np.ndarray | None = None
+        self._buffer_frame = self._frame
 
-    def put(self, frame: np.ndarray | av.VideoFrame) -> None:
-        """Convert once, in the caller's thread, to the kept format at the model's size."""
+    def put(self, frame: np.ndarray | av.VideoFrame, copy: bool = True) -> None:
+        """Convert once, in the caller's thread, to the kept format at the model's size.
+        ``copy=False``: the caller never writes to the array again, so it may be kept."""
         if isinstance(frame, av.VideoFrame):  # decoded from a media file
             video = frame
         else:
             array, layout = check_frame(frame, self._pixel_format)
-            video = av.VideoFrame.from_ndarray(array, format=layout)
+            # A view of the caller's array: the conversion below writes the kept copy.
+            video = av.VideoFrame.from_numpy_buffer(array, format=layout)
         with self._lock:
-            self._frame = self._reformatter.reformat(
-                video, format=self._pixels, width=self._model.width, height=self._model.height
-            )  # a reference swap: the track reads it without waiting on senders
+            kept = self._reformatter.reformat(
+                video,
+                format=self._pixels,
+                width=self._model.width,
+                height=self._model.height,
+                threads=SCALER_THREADS,
+            )
+            if self._sink is not None:
+                if self._pending:
+                    self.skipped += 1
+                self._pending = True
+                self._send_if_due(kept, time.monotonic())
+            if kept is video and copy and not isinstance(frame, av.VideoFrame):
+                # Already in the kept format and size: av returned the view itself, and
+                # the caller may reuse its array. numpy copies at memory speed.
+                kept = self._copy(array, layout)
+            self._frame = kept  # a reference swap: the track reads it without waiting on senders
             self.count += 1  # after the swap: a track that sees the count sees the frame
         self.rate.tick()
         notify = self.on_put
@@ -106,7 +145,75 @@ class LatestFrame:
                 notify()
 
     def get(self) -> av.VideoFrame:
+        """The newest frame, for a track (never once a sink was attached)."""
         return self._frame
+
+    def _copy(self, array: np.ndarray, layout: str) -> av.VideoFrame:
+        if not self._sinks_only:
+            return av.VideoFrame.from_numpy_buffer(array.copy(), format=layout)
+        # Only sinks read kept frames, under the lock: one buffer serves every frame
+        # (a fresh 2.7 MB one per 720p frame costs as much again in page faults).
+        if self._buffer is None or self._buffer.shape != array.shape:
+            self._buffer = np.empty_like(array)
+            self._buffer_frame = av.VideoFrame.from_numpy_buffer(self._buffer, format=layout)
+        np.copyto(self._buffer, array)
+        return self._buffer_frame
+
+    # -- the sink (see the class docstring); under the lock --------------------------
+
+    def _send_if_due(self, frame: av.VideoFrame, now: float) -> float:
+        """Hands ``frame`` on if it is new or a repeat is due, and the rate allows;
+        returns the seconds until it is worth looking again."""
+        period = 1.0 / self._model.fps
+        if not self._pending and now < self._repeat_at:
+            return min(period, self._repeat_at - now)
+        if not self._bucket.take(now):
+            return max(self._bucket.wait(now), 0.001)
+        assert self._sink is not None
+        try:
+            self._sink(frame)
+        except Exception as exc:  # the media is going away: the session hears it from there
+            log.debug("an input frame could not be handed on: %r", exc)
+        self.sent += 1
+        self._repeat_at = now + period * (REPEAT_DELAY if self._pending else 1.0)
+        self._pending = False
+        return period
+
+    def attach(self, sink: Callable[[av.VideoFrame], None]) -> None:
+        with self._lock:
+            self._sink = sink
+            self._sinks_only = True  # a client keeps its transport: no track reads us now
+            self._pending = True  # the newest frame (black before any) goes at once
+
+    def detach(self, sink: Callable[[av.VideoFrame], None]) -> None:
+        """After this returns, ``sink`` is not called again."""
+        with self._lock:
+            if self._sink is sink:
+                self._sink = None
+
+    def send_due(self) -> float:
+        """Loop side: sends the frame the rate held back, or a repeat, if one is due;
+        the seconds until the next look. Never waits for a sender's hand-over."""
+        if not self._lock.acquire(blocking=False):
+            return 0.002  # a sender is handing a frame over right now
+        try:
+            if self._sink is None:
+                return 1.0 / self._model.fps
+            return self._send_if_due(self._frame, time.monotonic())
+        finally:
+            self._lock.release()
+
+
+async def feed(source: LatestFrame, sink: Callable[[av.VideoFrame], None]) -> None:
+    """Hands ``source``'s frames to ``sink``: new ones in the sender's thread, and
+    from here, on the loop, those the rate held back and the repeats. Runs until
+    cancelled."""
+    source.attach(sink)
+    try:
+        while True:
+            await asyncio.sleep(source.send_due())
+    finally:
+        source.detach(sink)
 
 
 class InputTrack(MediaStreamTrack):
@@ -216,7 +323,11 @@ class FrameHub:
         """One conversion, one array: the consumer's own, writable."""
         with self._convert_lock:
             converted = self._reformatter.reformat(
-                frame, format=self.pixel_format, width=self.model.width, height=self.model.height
+                frame,
+                format=self.pixel_format,
+                width=self.model.width,
+                height=self.model.height,
+                threads=SCALER_THREADS,
             )
         return converted.to_ndarray()
 

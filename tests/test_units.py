@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 import time
 import warnings
+from collections.abc import Callable
 
+import av
 import numpy as np
 import pytest
 
@@ -18,7 +21,7 @@ from decart_sync.messages import parse
 from decart_sync.options import check_prompt, user_agent
 from decart_sync.signaling import redact
 from decart_sync.tokens import SubscribeToken, decode_token
-from decart_sync.tracks import InputTrack, LatestFrame
+from decart_sync.tracks import InputTrack, LatestFrame, feed
 from decart_sync.transports import webrtc
 
 
@@ -224,6 +227,65 @@ def test_pacer_sends_new_frames_at_once_caps_the_rate_and_repeats_when_idle() ->
         assert sent <= 2.0 * 1.25 + pacer.burst
 
     asyncio.run(scenario())
+
+
+def test_a_sink_gets_new_frames_in_the_senders_thread_held_to_the_rate_with_repeats() -> None:
+    model = models.ModelDefinition("sink-test", fps=2.0, width=64, height=48)  # 0.5 s periods
+    holder = LatestFrame(model, "rgb24", "rgb24")
+    got: list[tuple[int, int, float]] = []  # (thread, red of the first pixel, when)
+
+    def sink(frame: av.VideoFrame) -> None:
+        got.append((threading.get_ident(), int(frame.to_ndarray()[0, 0, 0]), time.monotonic()))
+
+    def picture(red: int) -> np.ndarray:
+        return np.full((48, 64, 3), red, np.uint8)
+
+    async def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 5
+        while not condition():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        loop_thread = threading.get_ident()
+        task = asyncio.ensure_future(feed(holder, sink))
+        await until(lambda: len(got) == 1, "the black frame at once")
+        assert got[0][:2] == (loop_thread, 0)
+
+        def send(*reds: int) -> int:
+            for red in reds:
+                array = picture(red)
+                holder.put(array)
+                array[:] = 99  # the caller reuses its array: what was kept must not change
+            return threading.get_ident()
+
+        sender = await asyncio.to_thread(send, 10)  # a token is there: handed over at once
+        assert got[1][:2] == (sender, 10)
+        await asyncio.to_thread(send, 20, 30)  # no token: 20 is superseded, 30 waits
+        await until(lambda: len(got) == 3, "the held-back frame")
+        assert got[2][:2] == (loop_thread, 30) and holder.skipped == 1
+        await until(lambda: len(got) == 4, "a repeat")
+        assert got[3][1] == 30 and got[3][2] - got[2][2] >= 0.74  # 1.5 periods
+        assert holder.sent == 4 and holder.count == 3
+
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        before = len(got)
+        await asyncio.to_thread(send, 40)
+        assert len(got) == before  # detached: never called again
+
+    asyncio.run(scenario())
+
+
+def test_put_keeps_a_copy_unless_told_the_array_is_never_written_again() -> None:
+    model = models.ModelDefinition("copy-test", fps=30.0, width=64, height=48)
+    holder = LatestFrame(model, "rgb24", "rgb24")
+    array = np.full((48, 64, 3), 7, np.uint8)
+    holder.put(array)
+    array[:] = 1
+    assert int(holder.get().to_ndarray()[0, 0, 0]) == 7
+    holder.put(array, copy=False)
+    assert np.shares_memory(holder.get().to_ndarray(), array)
 
 
 def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> None:

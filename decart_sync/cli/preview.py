@@ -8,6 +8,7 @@ import av
 import numpy as np
 
 from ..models import ModelDefinition
+from ..tracks import SCALER_THREADS
 
 WINDOW = "decart-sync: input | output (q to stop)"
 INSTALL = "--preview needs OpenCV, which is not installed: pip install opencv-python"
@@ -38,7 +39,9 @@ class Preview:
         """The newest input (an av frame, or an rgb24/grey array) at the model's size."""
         width, height = self._model.width, self._model.height
         if isinstance(source, av.VideoFrame):
-            return source.to_ndarray(format="bgr24", width=width, height=height)
+            return source.to_ndarray(
+                format="bgr24", width=width, height=height, threads=SCALER_THREADS
+            )
         if isinstance(source, np.ndarray) and source.ndim in (2, 3):
             bgr = (
                 self._cv2.cvtColor(source, self._cv2.COLOR_GRAY2BGR)

@@ -218,12 +218,13 @@ def camera_planes(
 ) -> np.ndarray:
     """One received camera frame, scaled to the model and transformed, as yuv420p planes.
 
-    Blocking (swscale and numpy release the GIL): run it in a worker thread.
+    Blocking (swscale and numpy release the GIL): run it in a worker thread. swscale
+    runs on that one thread: its slice threads cost more CPU than they save time.
     """
     if prompt is None and image is None:
         # Passthrough skips the RGB round trip: cheaper, and no extra rounding.
-        return frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
-    rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        return frame.reformat(width=width, height=height, format="yuv420p", threads=1).to_ndarray()
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, threads=1)
     return rgb_planes(transforms.apply(rgb, prompt, image))
 
 
@@ -234,7 +235,7 @@ def avatar_planes(image: np.ndarray, steps: int) -> np.ndarray:
 
 def rgb_planes(rgb: np.ndarray) -> np.ndarray:
     frame = VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(format="yuv420p").to_ndarray()
+    return frame.reformat(format="yuv420p", threads=1).to_ndarray()
 
 
 async def drain(track: MediaStreamTrack) -> None:

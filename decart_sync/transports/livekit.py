@@ -8,11 +8,13 @@ participant whose identity starts with ``inference-server-``. With no
 initial state the passthrough goes after publishing, as the official SDK
 does.
 
-Pixels: the input track hands over RGB24 frames already at the model's size
+Pixels: input frames are handed over as RGB24 already at the model's size
 (a BGR frame is swapped once by av in the sender's thread; swscale's RGB to
 yuv420p costs five times libyuv's, so LiveKit converts); received I420
 frames become av frames the output hub converts for each consumer.
-LiveKit's native threads are its own; everything here runs on the loop.
+LiveKit's native threads are its own; everything here runs on the loop,
+except ``capture_frame`` for a new input frame, which runs in the sender's
+thread (:func:`~decart_sync.tracks.feed` says why).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .. import messages
 from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
-from ..tracks import InputTrack
+from ..tracks import feed
 from . import MediaHooks, MediaSettings, MediaTransport, livekit_exit
 
 log = logging.getLogger(__name__)
@@ -158,20 +160,18 @@ class LiveKitTransport(MediaTransport):
             self._hooks.lost(f"the LiveKit room disconnected ({reason})", None)
 
     async def _send_video(self, source: rtc.VideoSource) -> None:
-        settings = self._settings
-        assert settings.input is not None
-        track = InputTrack(settings.input, settings.model.fps)  # paced, newest frame wins
+        assert self._settings.input is not None
+        rgb24 = rtc.VideoBufferType.RGB24
+
+        def capture(frame: av.VideoFrame) -> None:  # in a sender's thread, or on the loop
+            # rgb24 at the model's size (INPUT_PIXELS), as one flat block: LiveKit copies
+            # it as it converts it to I420 (libyuv), before capture_frame returns.
+            pixels = frame.to_ndarray().reshape(-1)
+            source.capture_frame(rtc.VideoFrame(frame.width, frame.height, rgb24, pixels.data))
+
         try:
-            while True:
-                frame = await track.recv()  # rgb24 at the model's size (tracks.INPUT_PIXELS)
-                # A flat view: LiveKit copies anything whose buffer is not one flat block.
-                pixels = frame.to_ndarray().reshape(-1)
-                video = rtc.VideoFrame(
-                    frame.width, frame.height, rtc.VideoBufferType.RGB24, pixels.data
-                )
-                source.capture_frame(video)  # converted to I420 by libyuv
+            await feed(self._settings.input, capture)  # paced, newest frame wins
         finally:
-            track.stop()
             await source.aclose()
 
     async def _send_audio(self, source: rtc.AudioSource) -> None:
@@ -285,11 +285,12 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
 
 
 def _to_av(frame: rtc.VideoFrame) -> av.VideoFrame:
-    """A received frame as an av frame (one copy); I420 of even size maps onto yuv420p."""
+    """A received frame as an av frame over the same memory (LiveKit hands each frame
+    its own Python buffer); I420 of even size maps onto yuv420p."""
     width, height = frame.width, frame.height
     if width % 2 or height % 2:
         rgb = frame.convert(rtc.VideoBufferType.RGB24)
         array = np.frombuffer(rgb.data, np.uint8).reshape(height, width, 3)
-        return av.VideoFrame.from_ndarray(array, format="rgb24")
+        return av.VideoFrame.from_numpy_buffer(array, format="rgb24")
     planes = np.frombuffer(frame.data, np.uint8).reshape(height * 3 // 2, width)
-    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    return av.VideoFrame.from_numpy_buffer(planes, format="yuv420p")
