@@ -1,11 +1,12 @@
 """Media tracks: the input video track and the output frame hub.
 
 Input: user threads convert each frame once (av does scaling and pixel
-conversion) and drop it into :class:`LatestFrame`; the aiortc track sends
-each new frame as it arrives, paced by :class:`~.clock.Pacer` to the model's fps, so
-a fast source is dropped down to that rate and a slow one repeats its last
-frame. The holder outlives peer connections: after a reconnect a fresh track
-reads the same holder.
+conversion) and drop it into :class:`LatestFrame`. Each new frame goes as it
+arrives, held to the model's fps, so a fast source is dropped down to that
+rate and a slow one repeats its last frame: the aiortc track pulls it, paced
+by :class:`~.clock.Pacer`; LiveKit is handed it in the sender's thread
+(:func:`feed`). The holder outlives connections: after a reconnect the new
+transport reads the same holder.
 
 Output: :class:`FrameHub` keeps only the newest decoded frame. Each consumer
 converts it to numpy on its own thread when it asks, so the event loop never
