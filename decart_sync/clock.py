@@ -61,8 +61,8 @@ class TokenBucket:
         return max(0.0, (1 - self._tokens) / self.rate)
 
 
-class Pacer:
-    """When the next frame of a live track goes out.
+class Cadence:
+    """When the next picture of a live stream goes: the arithmetic behind :class:`Pacer`.
 
     A frame goes as soon as a new picture is in, rather than on a fixed clock:
     a producer on its own clock (a camera, a paced loop) would otherwise lose
@@ -70,8 +70,31 @@ class Pacer:
     token bucket holds the long-run rate to ``fps`` (a faster producer is
     dropped down to it), and with nothing new for a period the last picture
     goes again, so the stream never stalls; the first repeat waits half a
-    period longer, so a producer a little late is not sent twice. Used on the
-    event loop only.
+    period longer, so a producer a little late is not sent twice. The first
+    frame goes at once. Callers serialise access.
+    """
+
+    def __init__(self, fps: float, burst: float = 2.0) -> None:
+        self.period = 1.0 / fps
+        self.fresh = False  # a new picture is in and has not gone
+        self._bucket = TokenBucket(fps, burst)
+        self._repeat_at = 0.0
+
+    def due_in(self, now: float) -> float:
+        """0 when a frame should go now, else the seconds until one may."""
+        if not self.fresh and now < self._repeat_at:
+            return self._repeat_at - now
+        return self._bucket.wait(now)
+
+    def sent(self, now: float) -> None:
+        self._bucket.take(now)
+        self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
+        self.fresh = False
+
+
+class Pacer:
+    """:class:`Cadence` on the event loop: ``wait`` returns when the next frame of a
+    live track should go, woken early by ``arrived``.
 
     ``burst=None`` drops the token bucket, for a producer already held to the
     rate: repeats then never make a new picture wait (with a bucket, a repeat
@@ -80,38 +103,27 @@ class Pacer:
     """
 
     def __init__(self, fps: float, burst: float | None = 2.0) -> None:
-        self.fps = fps
         self.burst = float("inf") if burst is None else burst
-        self.period = 1.0 / fps
-        self.fresh = False
+        self._cadence = Cadence(fps, self.burst)
         self._arrived = asyncio.Event()
-        self._bucket = TokenBucket(fps, self.burst)
-        self._started = False
-        self._repeat_at = 0.0
 
     def arrived(self) -> None:
         """A new picture is in (also how a stopping track wakes a waiting ``wait``)."""
-        self.fresh = True
+        self._cadence.fresh = True
         self._arrived.set()
 
     async def wait(self) -> float:
         """Until the next frame should go; returns when (``time.monotonic()``)."""
-        now = time.monotonic()
-        if not self._started:
-            self._started = True  # the first frame goes at once
-        else:
-            while True:
-                now = time.monotonic()
-                if self._bucket.wait(now) > 0:
-                    await asyncio.sleep(self._bucket.wait(now))
-                    continue
-                repeat_in = self._repeat_at - now
-                if self.fresh or repeat_in <= 0:
-                    break
-                self._arrived.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), repeat_in)
-        self._bucket.take(now)
-        self._repeat_at = now + self.period * (REPEAT_DELAY if self.fresh else 1.0)
-        self.fresh = False
+        while True:
+            now = time.monotonic()
+            delay = self._cadence.due_in(now)
+            if delay <= 0:
+                break
+            if self._cadence.fresh:  # only a token is missing: a new picture changes nothing
+                await asyncio.sleep(delay)
+                continue
+            self._arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), delay)
+        self._cadence.sent(now)
         return now
