@@ -24,15 +24,19 @@ from decart_sync import DecartSDKError, ModelDefinition, models
 from decart_sync.emulator import Emulator, Faults
 
 pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+from livekit.protocol import models as lkm
+
 pytestmark = pytest.mark.timeout(120)
 
 LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
 FRAME = pattern(LK_SMALL)
+# Large enough that LiveKit's default publish would be simulcast (two or more layers).
+LK_VGA = ModelDefinition("test-vga-lk", fps=15, width=640, height=360, transport="livekit")
 
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with Emulator(models={LK_SMALL.name: LK_SMALL}) as emulator:
+    with Emulator(models={m.name: m for m in (LK_SMALL, LK_VGA)}) as emulator:
         yield emulator
 
 
@@ -90,6 +94,17 @@ def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
     ours = {t.name for t in threading.enumerate()} - before
     ours = {name for name in ours if name.startswith("decart-sync") and "emulator" not in name}
     assert not ours
+
+
+def test_the_camera_is_published_as_one_layer(connect, emu: Emulator) -> None:
+    # LiveKit's default, simulcast, would also encode smaller copies of every frame,
+    # which the model (the track's only subscriber) never asks for.
+    client = connect(repeat(pattern(LK_VGA)), model=LK_VGA)
+    served = emu.wait_for_session(session_id=client.session_id)
+    next(client.frames(timeout=10))
+    assert served.room is not None and served.room.client is not None
+    published = [t for t in served.room.client.info.tracks if t.type == lkm.TrackType.VIDEO]
+    assert [(t.simulcast, len(t.layers)) for t in published] == [(False, 1)]
 
 
 def test_passthrough_goes_after_publishing(connect, emu: Emulator) -> None:

@@ -133,8 +133,14 @@ class LiveKitTransport(MediaTransport):
             model = settings.model
             source = rtc.VideoSource(model.width, model.height)
             track = rtc.LocalVideoTrack.create_video_track("camera", source)
+            # One layer: the track has one subscriber, the model, which wants the full
+            # picture. LiveKit's default (simulcast) would also encode a half- and a
+            # quarter-size copy of every frame for a real SFU (the emulator, like aiortc,
+            # answers for one layer either way).
             options = rtc.TrackPublishOptions(
-                video_codec=CODECS[settings.codec], source=rtc.TrackSource.SOURCE_CAMERA
+                video_codec=CODECS[settings.codec],
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                simulcast=False,
             )
             await room.local_participant.publish_track(track, options)
             self._spawn(self._send_video(source))
