@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_worker(cmd, args.seconds * 3 + 60)
                 print(f"rep {rep + 1} {transport} {variant}: {result}", flush=True)
                 if result:
-                    runs[transport, variant].append(result)
+                    runs[transport, variant].append({**result, "rep": rep})
         multi = []
         for n in [int(x) for x in args.concurrency.split(",") if x]:
             cmd = [sys.executable, "-m", "benchmarks.worker_multi", "--url", url, "--sessions"]
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if "webrtc" in transports:
             print_targets(seed, args.fps)
         if "livekit" in transports:
-            print_livekit_targets(livekit, args.livekit_fps)
+            print_livekit_targets(livekit, args.livekit_fps, tables["livekit"]["runs"])
     Path(args.json).write_text(
         json.dumps(
             {
@@ -290,7 +291,23 @@ def print_targets(summary: dict, fps: float) -> None:
         print(f"  [{'met' if met else 'MISSED'}] {label}")
 
 
-def print_livekit_targets(summary: dict, fps: float) -> None:
+def paired_ratios(runs: dict[str, list[dict]], key: str = "cpu_per_s") -> list[float]:
+    """decart_sync's figure over the official SDK's, one per repetition: the two ran
+    back to back, so what the machine was doing then weighs on both."""
+    theirs = {r["rep"]: r[key] for r in runs.get("official_livekit", []) if r.get(key)}
+    return [
+        r[key] / theirs[r["rep"]]
+        for r in runs.get("decart_sync", [])
+        if r.get(key) and r["rep"] in theirs
+    ]
+
+
+def sign_test(lower: int, n: int) -> float:
+    """One-sided: the chance of ``lower`` or more of ``n`` pairs going one way by luck."""
+    return sum(math.comb(n, k) for k in range(lower, n + 1)) / 2**n
+
+
+def print_livekit_targets(summary: dict, fps: float, runs: dict[str, list[dict]]) -> None:
     ours, official = (summary.get(v, {}) for v in LIVEKIT_VARIANTS)
 
     def med(s: dict, key: str) -> float | None:
@@ -316,6 +333,15 @@ def print_livekit_targets(summary: dict, fps: float) -> None:
                 f"{1000 * cpu / rate:.1f} vs {1000 * their_cpu / their_rate:.1f} ms per frame)",
                 cpu <= their_cpu,
             )
+        )
+    ratios = paired_ratios(runs)
+    if ratios:
+        lower = sum(r < 1 for r in ratios)
+        print(
+            f"\nLiveKit CPU/s, decart_sync / official per repetition: median "
+            f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]; "
+            f"decart_sync lower in {lower} of {len(ratios)} "
+            f"(sign test p = {sign_test(lower, len(ratios)):.2f})"
         )
     print("\nLiveKit targets:")
     for label, met in checks:

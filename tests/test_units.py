@@ -300,3 +300,17 @@ def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> Non
         assert holder.on_put is None
 
     asyncio.run(scenario())
+
+
+def test_benchmark_pairs_each_repetition_with_its_own() -> None:
+    from benchmarks.__main__ import paired_ratios, sign_test
+
+    runs = {
+        "decart_sync": [{"rep": 0, "cpu_per_s": 0.9}, {"rep": 1, "cpu_per_s": 1.2}, {"rep": 2}],
+        "official_livekit": [{"rep": 0, "cpu_per_s": 1.0}, {"rep": 2, "cpu_per_s": 1.0}],
+    }
+    # Rep 1 has no official run and rep 2 no figure of ours: neither is paired.
+    assert paired_ratios(runs) == [pytest.approx(0.9)]
+    assert sign_test(3, 3) == 1 / 8
+    assert sign_test(0, 4) == 1.0
+    assert sign_test(9, 10) == pytest.approx(11 / 1024)
