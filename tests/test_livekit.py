@@ -7,9 +7,11 @@ the same control WebSocket as the seed's path.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import queue
+import subprocess
 import sys
 import threading
 import time
@@ -204,3 +206,40 @@ def test_livekit_without_the_package_says_what_to_install(emu, monkeypatch) -> N
         decart_sync.InvalidOptionsError, match=r"pip install 'decart-sync\[livekit\]'"
     ):
         decart_sync.connect(None, model=LK_SMALL, api_key=KEY, base_url=emu.url, timeout=5)
+
+
+# Runs in its own process: what it guards against is LiveKit aborting the process.
+STATS_OF_RANDOM_VIDEO = """
+import sys, time
+import numpy as np
+import decart_sync
+
+model = decart_sync.ModelDefinition(
+    "test-vga-lk", fps=15, width=640, height=360, transport="livekit"
+)
+noise = np.random.default_rng(0).integers(0, 256, (4, 360, 640, 3), np.uint8)
+with decart_sync.connect(None, model=model, api_key="k", base_url=sys.argv[1]) as client:
+    frames = client.frames(timeout=10)
+    seen = []
+    for i in range(45):  # 3 s
+        client.send_frame(noise[i % 4])
+        next(frames)
+        if i % 5 == 4:
+            seen.append(client.stats)
+print(repr(seen[-1]))
+"""
+
+
+def test_stats_of_random_video_do_not_abort_the_process(emu: Emulator, tmp_path) -> None:
+    # libwebrtc's receiver stats of the emulator's output of random pixels hold a
+    # number LiveKit cannot parse, and it aborts (SIGABRT) instead of raising.
+    script = tmp_path / "stats_of_noise.py"
+    script.write_text(STATS_OF_RANDOM_VIDEO)
+    done = subprocess.run(
+        [sys.executable, str(script), emu.url], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert stats["rtt_ms"] is not None and stats["bitrate_out_kbps"] > 0
+    assert stats["packets_lost_out"] is not None
+    assert stats["bitrate_in_kbps"] is None and stats["jitter_ms"] is None  # never asked for

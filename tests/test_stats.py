@@ -186,9 +186,11 @@ def test_livekit_figures_are_sane() -> None:
         ) as client,
     ):
         assert client.read(timeout=15)[0]
-        wait_until(lambda: all(client.stats[k] is not None for k in NETWORK), 15, "every figure")
+        sending = ("rtt_ms", "packets_lost_out", "bitrate_out_kbps")
+        wait_until(lambda: all(client.stats[k] is not None for k in sending), 15, "the figures")
         wait_until(lambda: client.stats["fps_out"] > 0.8 * lk_small.fps, 15, "fps_out")
         stats = client.stats
         assert 0 < stats["rtt_ms"] < 500
-        assert stats["bitrate_in_kbps"] > 0 and stats["bitrate_out_kbps"] > 0
-        assert stats["jitter_ms"] >= 0
+        assert stats["bitrate_out_kbps"] > 0 and stats["packets_lost_out"] >= 0
+        # Receiver stats can abort the process (test_livekit.py says when): never read.
+        assert all(stats[k] is None for k in set(NETWORK) - set(sending))
