@@ -7,7 +7,9 @@ ordinary aiortc tracks; the client's published tracks come out as aiortc
 tracks too. Viewers (tokens that cannot publish, as ``/watch-stream`` gives)
 get the inference server's tracks only (see :mod:`.room`). Signaling is
 LiveKit's protobuf protocol over the emulator's own WebSocket port (path
-``/rtc``); media runs over aiortc peers.
+``/rtc``); media runs over aiortc peers. Like a LiveKit server, it answers
+a publisher for transport-wide congestion feedback and sends it (:mod:`.twcc`),
+so the client's bandwidth estimate is what a real server would let it have.
 
 Wiring, per control session on ``livekit_join`` (all on the emulator's loop)::
 

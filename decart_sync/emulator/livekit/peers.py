@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
+from . import twcc
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Link:
         self._loopback = loopback
         self._pending: list[RTCIceCandidate | None] = []
         self._closing: asyncio.Future[None] | None = None
+        self._feedback: asyncio.Task[None] | None = None  # publisher: see twcc
 
     @property
     def closed(self) -> bool:
@@ -93,7 +95,12 @@ class Link:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self._flush()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self._local_sdp()
+        transceiver = next(iter(self.pc.getTransceivers()), None)
+        if self._feedback is None and transceiver is not None:
+            self._feedback = twcc.install(transceiver.receiver.transport, offer_sdp)
+        if self._feedback is None:
+            return self._local_sdp()
+        return twcc.answer_with_feedback(offer_sdp, self._local_sdp())
 
     async def offer(self) -> str:
         """Our offer of everything attached so far (subscriber PC)."""
@@ -123,6 +130,8 @@ class Link:
 
     async def close(self) -> None:
         """Idempotent and bounded; concurrent callers share one close."""
+        if self._feedback is not None:
+            self._feedback.cancel()
         if self._closing is None:
             self._closing = asyncio.ensure_future(self.pc.close())
         with contextlib.suppress(asyncio.TimeoutError, Exception):
