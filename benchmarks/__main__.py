@@ -55,13 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--livekit-width", type=int, default=1280)
     parser.add_argument("--livekit-height", type=int, default=720)
     parser.add_argument("--livekit-fps", type=float, default=30.0)
+    parser.add_argument(
+        "--livekit-warmup",
+        type=float,
+        default=20.0,
+        help="the official SDK's camera starts at 320x180 and steps up to full size in ~16 s",
+    )
     parser.add_argument("--livekit-variants", default=",".join(LIVEKIT_VARIANTS))
     parser.add_argument("--concurrency", default="1,2,4,8", help="sessions per process, '' = skip")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--smoke", action="store_true", help="a few seconds, ours only, no targets")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.seconds, args.warmup, args.reps = 3.0, 1.0, 1
+        args.seconds, args.warmup, args.livekit_warmup, args.reps = 3.0, 1.0, 1.0, 1
         args.variants, args.concurrency = "decart_sync,bare_aiortc", "2"
         args.livekit_variants = "decart_sync"
     transports = [t for t in args.transports.split(",") if t]
@@ -88,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "webrtc": (args.width, args.height, args.fps, "lucy-restyle"),
         "livekit": (args.livekit_width, args.livekit_height, args.livekit_fps, LIVEKIT_MODEL),
     }
+    warmups = {"webrtc": args.warmup, "livekit": args.livekit_warmup}
 
     extra = [
         f"bench-small:{args.fps:g}:640x352",
@@ -102,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 width, height, fps, model = sizes[transport]
                 cmd = [python[transport, variant], "-m", *WORKERS[transport, variant]]
                 cmd += ["--url", url, "--model", model]
-                cmd += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+                cmd += ["--seconds", str(args.seconds), "--warmup", str(warmups[transport])]
                 cmd += ["--width", str(width), "--height", str(height), "--fps", str(fps)]
-                result = run_worker(cmd, args.seconds * 3 + 60)
+                result = run_worker(cmd, args.seconds * 3 + warmups[transport] + 60)
                 print(f"rep {rep + 1} {transport} {variant}: {result}", flush=True)
                 if result:
                     runs[transport, variant].append({**result, "rep": rep})

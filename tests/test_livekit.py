@@ -34,11 +34,12 @@ LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, trans
 FRAME = pattern(LK_SMALL)
 # Large enough that LiveKit's default publish would be simulcast (two or more layers).
 LK_VGA = ModelDefinition("test-vga-lk", fps=15, width=640, height=360, transport="livekit")
+LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
 
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (LK_SMALL, LK_VGA)}) as emulator:
+    with Emulator(models={m.name: m for m in (LK_SMALL, LK_VGA, LK_HD)}) as emulator:
         yield emulator
 
 
@@ -107,6 +108,20 @@ def test_the_camera_is_published_as_one_layer(connect, emu: Emulator) -> None:
     assert served.room is not None and served.room.client is not None
     published = [t for t in served.room.client.info.tracks if t.type == lkm.TrackType.VIDEO]
     assert [(t.simulcast, len(t.layers)) for t in published] == [(False, 1)]
+
+
+def test_the_camera_keeps_its_size_from_the_start(connect, emu: Emulator) -> None:
+    # libwebrtc's default started a 1280x720 camera at 320x180 and took some 16 s
+    # to step back up to full size: the model would restyle an upscaled thumbnail.
+    client = connect(repeat(pattern(LK_HD)), model=LK_HD)
+    served = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=10)
+    sizes = set()
+    for _ in range(30):  # the first second
+        next(frames)
+        if served.last_frame_in is not None:
+            sizes.add((served.last_frame_in.width, served.last_frame_in.height))
+    assert sizes == {(1280, 720)}
 
 
 def test_passthrough_goes_after_publishing(connect, emu: Emulator) -> None:

@@ -136,11 +136,17 @@ class LiveKitTransport(MediaTransport):
             # One layer: the track has one subscriber, the model, which wants the full
             # picture. LiveKit's default (simulcast) would also encode a half- and a
             # quarter-size copy of every frame for a real SFU (the emulator, like aiortc,
-            # answers for one layer either way).
+            # answers for one layer either way). And the picture keeps its size: by
+            # default libwebrtc starts a 1280x720 camera at 320x180 while its bandwidth
+            # estimate is young and steps back up over some 16 s; a restyled picture
+            # upscaled from that is what the user would see. Short of bandwidth, the
+            # frame rate and the quantizer give way instead.
             options = rtc.TrackPublishOptions(
                 video_codec=CODECS[settings.codec],
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 simulcast=False,
+                # The package's own IntEnum for this protobuf enum; its stubs know only the latter.
+                degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,  # type: ignore[arg-type]
             )
             await room.local_participant.publish_track(track, options)
             self._spawn(self._send_video(source))
