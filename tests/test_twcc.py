@@ -95,9 +95,11 @@ def test_feedback_reports_arrivals_and_losses() -> None:
     relative = [t - got[0] for t in got]
     assert relative == pytest.approx(want, abs=0.0003)
     assert feedback.build() is None  # nothing new
-    feedback.record(rtp(5), start + 0.25)
+    feedback.record(rtp(2), start + 0.21)  # too late: reported lost already
+    assert feedback.build() is None
+    feedback.record(rtp(6), start + 0.25)
     base, times = decode(feedback.build() or b"")
-    assert base == 5 and len(times) == 1  # the next one starts after the last reported
+    assert base == 5 and times[0] is None and times[1] is not None  # 5 never came
 
 
 def test_reported_arrival_is_the_send_time_when_the_packet_has_one() -> None:

@@ -157,11 +157,10 @@ class Feedback:
         if first is None:
             return None
         last = max(arrivals)
-        base = first if self._next is None else max(self._next, last - MOST + 1)
-        base = min(base, last)
-        received = sorted((s, t) for s, t in arrivals.items() if s >= base)
-        if not received:
+        if self._next is not None and last < self._next:
             return None  # only late packets: they were reported lost already
+        base = max(first if self._next is None else self._next, last - MOST + 1)
+        received = sorted((s, t) for s, t in arrivals.items() if s >= base)
         self._next = last + 1
         reference = int(received[0][1] / REFERENCE)
         clock = reference * REFERENCE  # the receiver rebuilds times from the deltas
