@@ -124,6 +124,39 @@ def test_the_camera_keeps_its_size_from_the_start(connect, emu: Emulator) -> Non
     assert sizes == {(1280, 720)}
 
 
+def test_simulcast_is_accepted_and_its_full_layer_reaches_the_model(
+    connect, emu: Emulator, monkeypatch
+) -> None:
+    # What LiveKit clients do by default, the official SDK among them. A LiveKit server
+    # takes every layer; the emulator must too, or the client encodes something else
+    # than it would for the service.
+    import decart_sync.transports.livekit as lk
+
+    options = lk.rtc.TrackPublishOptions
+    monkeypatch.setattr(
+        lk.rtc, "TrackPublishOptions", lambda **kw: options(**{**kw, "simulcast": True})
+    )
+    client = connect(repeat(pattern(LK_HD)), model=LK_HD)
+    served = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=10)
+
+    def layers_sent() -> list[tuple[int, int]]:
+        next(frames)
+        room = client._session._attempt.media._room  # the client's own account of it
+        track = next(iter(room.local_participant.track_publications.values())).track
+        stats = client._portal.call(track.get_stats(), 5)
+        sent = [s.outbound_rtp.outbound for s in stats if s.HasField("outbound_rtp")]
+        return sorted((o.frame_width, o.frame_height) for o in sent)
+
+    wait_until(lambda: len(layers_sent()) == 3, 10, "three layers encoded and sent")
+    assert layers_sent()[-1] == (1280, 720)
+    wait_until(
+        lambda: (served.last_frame_in.width, served.last_frame_in.height) == (1280, 720),
+        10,
+        "the full layer at the emulator",
+    )
+
+
 def test_passthrough_goes_after_publishing(connect, emu: Emulator) -> None:
     client = connect(repeat(FRAME))
     served = emu.wait_for_session(session_id=client.session_id)

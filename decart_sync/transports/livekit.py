@@ -135,8 +135,7 @@ class LiveKitTransport(MediaTransport):
             track = rtc.LocalVideoTrack.create_video_track("camera", source)
             # One layer: the track has one subscriber, the model, which wants the full
             # picture. LiveKit's default (simulcast) would also encode a half- and a
-            # quarter-size copy of every frame for a real SFU (the emulator, like aiortc,
-            # answers for one layer either way). And the picture keeps its size: by
+            # quarter-size copy of every frame. And the picture keeps its size: by
             # default libwebrtc starts a 1280x720 camera at 320x180 while its bandwidth
             # estimate is young and steps back up over some 16 s; a restyled picture
             # upscaled from that is what the user would see. Short of bandwidth, the

@@ -9,7 +9,9 @@ get the inference server's tracks only (see :mod:`.room`). Signaling is
 LiveKit's protobuf protocol over the emulator's own WebSocket port (path
 ``/rtc``); media runs over aiortc peers. Like a LiveKit server, it answers
 a publisher for transport-wide congestion feedback and sends it (:mod:`.twcc`),
-so the client's bandwidth estimate is what a real server would let it have.
+so the client's bandwidth estimate is what a real server would let it have,
+and accepts a publisher's simulcast, passing on its best layer
+(:mod:`.simulcast`), so the client encodes what it would for the service.
 
 Wiring, per control session on ``livekit_join`` (all on the emulator's loop)::
 

@@ -29,7 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
-from . import twcc
+from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,13 @@ class Link:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         transceiver = next(iter(self.pc.getTransceivers()), None)
         if self._feedback is None and transceiver is not None:
-            self._feedback = twcc.install(transceiver.receiver.transport, offer_sdp)
+            layers = simulcast.Layers(offer_sdp)
+            transport = transceiver.receiver.transport
+            self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
         if self._feedback is None:
             return self._local_sdp()
-        return twcc.answer_with_feedback(offer_sdp, self._local_sdp())
+        answer = twcc.answer_with_feedback(offer_sdp, self._local_sdp())
+        return simulcast.accept(offer_sdp, answer)
 
     async def offer(self) -> str:
         """Our offer of everything attached so far (subscriber PC)."""

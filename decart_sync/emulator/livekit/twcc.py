@@ -22,6 +22,7 @@ import logging
 import re
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -197,10 +198,13 @@ class Feedback:
         return struct.pack("!BBH", flags, 205, (len(body) + 4) // 4 - 1) + bytes(body)
 
 
-def install(transport: Any, offer: str) -> asyncio.Task[None] | None:
+def install(
+    transport: Any, offer: str, keep: Callable[[bytes], bool] | None = None
+) -> asyncio.Task[None] | None:
     """Records arrivals on ``transport`` (aiortc's RTCDtlsTransport) and sends feedback
     every :data:`INTERVAL` until the returned task is cancelled; None when ``offer``
-    has no transport-wide sequence numbers."""
+    has no transport-wide sequence numbers. ``keep``: which packets, once counted,
+    go on to aiortc."""
     ext_id = extension_id(offer)
     if ext_id is None:
         return None
@@ -209,7 +213,8 @@ def install(transport: Any, offer: str) -> asyncio.Task[None] | None:
 
     async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
         feedback.record(data, time.monotonic())
-        await receive(data, arrival_time_ms)
+        if keep is None or keep(data):
+            await receive(data, arrival_time_ms)
 
     transport._handle_rtp_data = handle_rtp_data
     transmit = transport._send_rtp
