@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from . import sdp
 from .twcc import extension_id, header_extensions
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
@@ -24,16 +25,11 @@ BEST_FIRST = ("f", "h", "q")  # LiveKit's names: full, half, quarter
 
 def offered(offer: str) -> dict[str, list[str]]:
     """The rids each m-section (by mid) offers to send as simulcast."""
-    found: dict[str, list[str]] = {}
-    mid = None
-    for line in offer.splitlines():
-        if line.startswith("m="):
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[6:].strip()
-        elif line.startswith("a=simulcast:send ") and mid is not None:
-            found[mid] = [r.lstrip("~") for r in re.split("[;,]", line.split()[1])]
-    return found
+    return {
+        key: [rid.lstrip("~") for rid in re.split("[;,]", lines[0].split()[1])]
+        for key, lines in sdp.attributes(offer, "simulcast").items()
+        if lines and lines[0].startswith("send ")
+    }
 
 
 def accept(offer: str, answer: str) -> str:
@@ -42,19 +38,14 @@ def accept(offer: str, answer: str) -> str:
     if not layers:
         return answer
     ids = [(extension_id(offer, uri), uri) for uri in (RID_URI, REPAIRED_URI)]
-    out: list[str] = []
-    section: list[str] = []
-    for line in [*answer.splitlines(), "m="]:
-        if line.startswith("m="):
-            mid = next((x[6:].strip() for x in section if x.startswith("a=mid:")), None)
-            if mid in layers and section and section[0].split()[1] != "0":
-                section += [f"a=extmap:{i} {uri}" for i, uri in ids if i is not None]
-                section += [f"a=rid:{rid} recv" for rid in layers[mid]]
-                section.append(f"a=simulcast:recv {';'.join(layers[mid])}")
-            out += section
-            section = []
-        section.append(line)
-    return "\r\n".join(out) + "\r\n"
+    parts = sdp.sections(answer)
+    for section in parts[1:]:
+        rids = layers.get(sdp.mid(section) or "")
+        if rids and sdp.receives_rtp(section):
+            section += [f"a=extmap:{i} {uri}" for i, uri in ids if i is not None]
+            section += [f"a=rid:{rid} recv" for rid in rids]
+            section.append(f"a=simulcast:recv {';'.join(rids)}")
+    return sdp.join(parts)
 
 
 class Layers:

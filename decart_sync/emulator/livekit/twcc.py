@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import sdp
+
 log = logging.getLogger(__name__)
 
 URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
@@ -39,30 +41,21 @@ def answer_with_feedback(offer: str, answer: str) -> str:
     """``answer`` asking for transport feedback wherever ``offer`` offered the extension:
     its ``extmap`` line and ``transport-cc`` for each payload type of that m-section,
     instead of REMB."""
-    ids = {}  # mid -> extension id, from the offer
-    mid = None
-    for line in offer.splitlines():
-        if line.startswith("m="):
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[6:].strip()
-        elif line.startswith("a=extmap:") and line.split()[-1] == URI and mid is not None:
-            ids[mid] = int(re.split(r"[:/ ]", line)[1])
-    sections: list[list[str]] = [[]]
-    for line in answer.splitlines():
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    out = sections[0]
-    for section in sections[1:]:
-        mid = next((x[6:].strip() for x in section if x.startswith("a=mid:")), None)
-        media = section[0].split()
-        if mid in ids and media[1] != "0" and "RTP/" in media[2]:
+    ids = {
+        key: int(re.split(r"[ /]", line)[0])
+        for key, lines in sdp.attributes(offer, "extmap").items()
+        for line in lines
+        if line.split()[-1] == URI
+    }
+    parts = sdp.sections(answer)
+    for i, section in enumerate(parts[1:], 1):
+        key = sdp.mid(section)
+        if key in ids and sdp.receives_rtp(section):
             section = [x for x in section if not x.endswith(" goog-remb")]  # see install
-            section.append(f"a=extmap:{ids[mid]} {URI}")
-            section.extend(f"a=rtcp-fb:{pt} transport-cc" for pt in media[3:])
-        out.extend(section)
-    return "\r\n".join(out) + "\r\n"
+            section.append(f"a=extmap:{ids[key]} {URI}")
+            section.extend(f"a=rtcp-fb:{pt} transport-cc" for pt in section[0].split()[3:])
+            parts[i] = section
+    return sdp.join(parts)
 
 
 def extension_id(offer: str, uri: str = URI) -> int | None:
