@@ -348,7 +348,7 @@ def print_livekit_targets(summary: dict, fps: float, runs: dict[str, list[dict]]
             f"\nLiveKit CPU/s, decart_sync / official per repetition: median "
             f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]; "
             f"decart_sync lower in {lower} of {len(ratios)} "
-            f"(sign test p = {sign_test(lower, len(ratios)):.2f})"
+            f"(sign test p = {sign_test(lower, len(ratios)):.3f})"
         )
     print("\nLiveKit targets:")
     for label, met in checks:
