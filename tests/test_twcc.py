@@ -110,6 +110,12 @@ def test_reported_arrival_is_the_send_time_when_the_packet_has_one() -> None:
         feedback.record(rtp(seq, send_time=sent), start + 0.030)
     _, times = decode(feedback.build() or b"")
     assert [t - times[0] for t in times] == pytest.approx([0, 0.010, 0.020], abs=0.0003)
+    # One without a send time (audio, here) keeps its arrival, on the same clock: read
+    # 5 ms after the next one, sent 10 ms after it and read with no delay.
+    feedback.record(rtp(13), start + 0.035)
+    feedback.record(rtp(14, send_time=7864), start + 0.040)
+    _, later = decode(feedback.build() or b"")
+    assert later[1] - later[0] == pytest.approx(0.005, abs=0.0003)
 
 
 def test_the_answer_asks_for_feedback_where_the_offer_offered_it() -> None:
