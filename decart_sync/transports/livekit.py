@@ -265,16 +265,13 @@ class LiveKitTransport(MediaTransport):
 
 
 def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
-    """LiveKit's (libwebrtc's) stats as figures; its times are in seconds.
-
-    The RTT comes from RTCP receiver reports on what we publish, else from the
-    ICE candidate pair. Figures of what we receive stay None when the report
-    has no receiver's stats (:meth:`LiveKitTransport.stats` asks for none).
-    """
+    """The figures of what we send, from a published track's stats (libwebrtc's; its
+    times are in seconds). The RTT comes from RTCP receiver reports, else from the
+    ICE candidate pair. No figure of what we receive: :meth:`LiveKitTransport.stats`
+    says why."""
     rtts: list[float] = []
     pair_rtt = None
-    lost_in = lost_out = sent = received = None
-    jitter: dict[str, float] = {}
+    lost_out = sent = None
     for item in report:
         which = item.WhichOneof("stats")
         if which == "remote_inbound_rtp":
@@ -282,25 +279,13 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
             if stat.remote_inbound.round_trip_time_measurements:
                 rtts.append(stat.remote_inbound.round_trip_time)
             lost_out = (lost_out or 0) + stat.received.packets_lost
-        elif which == "inbound_rtp":
-            stat = item.inbound_rtp
-            lost_in = (lost_in or 0) + stat.received.packets_lost
-            jitter[stat.stream.kind] = stat.received.jitter
-            received = (received or 0) + stat.inbound.bytes_received
         elif which == "outbound_rtp":
             sent = (sent or 0) + item.outbound_rtp.sent.bytes_sent
         elif which == "candidate_pair" and item.candidate_pair.candidate_pair.nominated:
             pair_rtt = item.candidate_pair.candidate_pair.current_round_trip_time or pair_rtt
-    out, into = rates.update(sent, received)
+    out, _ = rates.update(sent, None)
     rtt = sum(rtts) / len(rtts) if rtts else pair_rtt
-    return NetworkStats(
-        rtt_ms=ms(rtt),
-        jitter_ms=ms(jitter.get("video", jitter.get("audio"))),
-        packets_lost_in=lost_in,
-        packets_lost_out=lost_out,
-        bitrate_in_kbps=into,
-        bitrate_out_kbps=out,
-    )
+    return NetworkStats(rtt_ms=ms(rtt), packets_lost_out=lost_out, bitrate_out_kbps=out)
 
 
 def _to_av(frame: rtc.VideoFrame) -> av.VideoFrame:
