@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,3 +171,11 @@ def official_livekit_python() -> str:
     if python is None:
         pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
     return python
+
+
+def published_stats(client: Any) -> list[Any]:
+    """LiveKit's own stats of what a LiveKit client publishes (its camera track): the
+    client's account of what it sends, which the public figures do not carry."""
+    room = client._session._attempt.media._room
+    track = next(iter(room.local_participant.track_publications.values())).track
+    return list(client._portal.call(track.get_stats(), 5))

@@ -19,7 +19,17 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import KEY, close_to, grayscale, invert, pattern, repeat, wait_for_frame, wait_until
+from conftest import (
+    KEY,
+    close_to,
+    grayscale,
+    invert,
+    pattern,
+    published_stats,
+    repeat,
+    wait_for_frame,
+    wait_until,
+)
 
 import decart_sync
 from decart_sync import DecartSDKError, ModelDefinition, models
@@ -142,9 +152,7 @@ def test_simulcast_is_accepted_and_its_full_layer_reaches_the_model(
 
     def layers_sent() -> list[tuple[int, int]]:
         next(frames)
-        room = client._session._attempt.media._room  # the client's own account of it
-        track = next(iter(room.local_participant.track_publications.values())).track
-        stats = client._portal.call(track.get_stats(), 5)
+        stats = published_stats(client)
         sent = [s.outbound_rtp.outbound for s in stats if s.HasField("outbound_rtp")]
         return sorted((o.frame_width, o.frame_height) for o in sent)
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import wait_until
+from conftest import published_stats, wait_until
 
 from decart_sync.emulator.livekit import twcc
 
@@ -173,9 +173,7 @@ def test_a_livekit_client_gets_the_bandwidth_a_server_would_give() -> None:
         def estimate() -> float:
             client.send_frame(frame)
             next(frames)
-            room = client._session._attempt.media._room  # LiveKit's own figure
-            track = next(iter(room.local_participant.track_publications.values())).track
-            stats = client._portal.call(track.get_stats(), 5)
+            stats = published_stats(client)  # LiveKit's own estimate
             pairs = [s.candidate_pair.candidate_pair for s in stats if s.HasField("candidate_pair")]
             return max((p.available_outgoing_bitrate for p in pairs), default=0.0)
 
