@@ -28,12 +28,15 @@ def main() -> None:
         )
         client.on("connection_change", lambda state: print("state:", state))
         client.on("generation_tick", lambda seconds: print("generating for", seconds, "s"))
+        summary = "fewer than 100 frames came"
         for count, frame in enumerate(client.frames(timeout=10), start=1):
             if count == 50:
                 client.set_prompt("sepia")
             if count == 100:
-                print("frame", frame.shape, frame.dtype, "session", client.session_id)
+                summary = f"frame {frame.shape} {frame.dtype} session {client.session_id}"
                 break
+    # Printed after close: until then the handlers above print from another thread.
+    print(summary)
 
 
 if __name__ == "__main__":
