@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _cv2_first, models, signals
+from . import _process, models, signals
 from ._version import __version__
 from .errors import (
     DecartSDKError,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .opencv import VideoCapture
 
 # The media stack (av, aiortc) loads on first use of these names, not on
-# ``import decart_sync``: see _cv2_first for why the order of imports matters.
+# ``import decart_sync``: see _process for why the order of imports matters.
 _LAZY = {
     "InitialState": "client",
     "RealtimeClient": "client",
@@ -45,7 +45,7 @@ _LAZY = {
     "DecartClient": "decart_client",
     "VideoCapture": "opencv",
 }
-_cv2_first.install()
+_process.load_opencv_before_av()
 
 
 def __getattr__(name: str) -> Any:

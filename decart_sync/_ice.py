@@ -1,40 +1,18 @@
-"""Loopback ICE candidates for sessions that never leave the machine.
+"""Loopback helpers for sessions that never leave the machine.
 
-aioice leaves 127.0.0.1 out of its host candidates, so two aiortc peers on
-one machine would talk over the machine's external address, or not at all on
-a machine with only ``lo``. When either end is on loopback (the emulator, or
-a client pointed at it) we add 127.0.0.1 to the candidates: media then stays
-on 127.0.0.0/8 like the signaling does. Adding (not replacing) keeps every
-other candidate, so other peers in the same process are unaffected.
+Which hosts and URLs are on loopback, and an SDP cut down to its loopback
+candidates. The process-wide half, adding 127.0.0.1 to aioice's host
+candidates, is :func:`decart_sync._process.allow_loopback_candidates`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import threading
 from urllib.parse import urlsplit
 
-import aioice.ice
+from ._process import allow_loopback_candidates  # still imported from here by benchmarks
 
-_lock = threading.Lock()
-_installed = False
-
-
-def allow_loopback_candidates() -> None:
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        original = aioice.ice.get_host_addresses
-
-        def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-            addresses = original(use_ipv4, use_ipv6)
-            if use_ipv4 and "127.0.0.1" not in addresses:
-                addresses.insert(0, "127.0.0.1")
-            return addresses
-
-        aioice.ice.get_host_addresses = with_loopback
-        _installed = True
+__all__ = ["allow_loopback_candidates", "is_loopback_host", "is_loopback_url", "loopback_only_sdp"]
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -34,7 +34,7 @@ from typing import Any
 import av
 import numpy as np
 
-from . import _ipython
+from . import _ipython, _process
 from .client import RealtimeClient, connect
 from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
 from .tracks import SCALER_THREADS
@@ -158,7 +158,7 @@ class LiveView:
         )
         with _views_lock:
             _views.add(self)
-        _ipython.on_interrupt(_interrupted)
+        _process.chain_sigint(_interrupted)
         self._worker.start()
         self._puller.start()
 
@@ -216,7 +216,7 @@ class LiveView:
         """Like ``client.on``, but what the handler prints (or raises) shows in this view."""
 
         def wrapped(value: Any) -> None:
-            with _ipython.captured() as (out, err):
+            with _process.captured() as (out, err):
                 try:
                     handler(value)
                 except Exception:
@@ -224,7 +224,7 @@ class LiveView:
             self._append("stdout", out.getvalue())
             self._append("stderr", err.getvalue())
 
-        _ipython.streams.acquire(self)
+        _process.route_thread_output(self)
         self.client.on(event, wrapped)  # an unknown event raises here, before it is kept
         self._handlers[(event, handler)] = wrapped
 
@@ -259,7 +259,7 @@ class LiveView:
         for thread in (self._puller, self._worker):
             if thread is not threading.current_thread() and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
-        _ipython.streams.release(self)
+        _process.unroute_thread_output(self)
         self.prompt_box.disabled = self.stop_button.disabled = True
         self._set_status()
         with self._shown:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import images, signals
-from ._ice import allow_loopback_candidates, is_loopback_url
+from . import _process, images, signals
+from ._ice import is_loopback_url
 from ._portal import Deadline, Portal, wait_until
 from .audio import AvatarAudio, decode_audio
 from .errors import (
@@ -89,7 +89,7 @@ class RealtimeClient:
 
     def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
         if is_loopback_url(self._session.options.url or ""):
-            allow_loopback_candidates()
+            _process.allow_loopback_candidates()
         self._portal.start()
         atexit.register(self.close)
         started = time.monotonic()

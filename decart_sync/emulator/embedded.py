@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from .._ice import allow_loopback_candidates
+from .. import _process
 from .._portal import Portal, wait_until
 from ..models import ModelDefinition
 from .faults import Faults
@@ -60,7 +60,7 @@ class Emulator:
                 return self
             if self._state == "closed":
                 raise RuntimeError("a closed Emulator cannot be restarted; make a new one")
-            allow_loopback_candidates()  # before any peer: aioice omits 127.0.0.1 otherwise
+            _process.allow_loopback_candidates()  # before any peer: aioice omits 127.0.0.1
             self._portal.start()
             try:
                 self._portal.call(self._server.start(), START_TIMEOUT)

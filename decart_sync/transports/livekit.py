@@ -31,15 +31,15 @@ import av
 import numpy as np
 from livekit import rtc
 
-from .. import messages
+from .. import _process, messages
 from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import feed
-from . import MediaHooks, MediaSettings, MediaTransport, livekit_exit
+from . import MediaHooks, MediaSettings, MediaTransport
 
 log = logging.getLogger(__name__)
-livekit_exit.install()  # before this module makes any livekit object: see livekit_exit
+_process.settle_livekit_at_exit()  # before this module makes any livekit object
 
 INFERENCE_PREFIX = "inference-server-"
 JOIN_TIMEOUT = 15.0  # for livekit_room_info; every queue_position starts it again
