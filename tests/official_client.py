@@ -16,7 +16,7 @@ Two things about the machine, none about the SDK, are adjusted here:
 
 - aioice leaves 127.0.0.1 out of its host candidates, and the emulator answers
   with loopback candidates only: 127.0.0.1 is added to the candidates (what
-  ``decart_sync/_ice.py`` does for decart_sync itself).
+  ``decart_sync/_process.py`` does for decart_sync itself).
 - the SDK hardcodes the STUN server ``stun:stun.l.google.com:19302``; nothing
   here may leave 127.0.0.0/8, so the peer connection is built without ICE
   servers. The URL the SDK asked for is reported as ``stun_requested``.

@@ -1,7 +1,7 @@
 """cv2.imshow works whatever the order of ``import decart_sync`` and ``import cv2``.
 
 PyAV loaded before OpenCV's windowed wheel freezes the first imshow/waitKey at
-100% CPU (see decart_sync/_cv2_first.py). Each order runs in a subprocess of
+100% CPU (see decart_sync/_process.py). Each order runs in a subprocess of
 the OpenCV venv (the ``gui`` fixture) on an Xvfb display, with a time limit.
 """
 
