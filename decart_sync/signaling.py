@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import ssl
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -167,6 +168,11 @@ class Signaling:
         with contextlib.suppress(Exception):
             if self._ws.connected:
                 self._ws.send_close()
+        with contextlib.suppress(Exception):
+            # Wakes the reader, which a socket closed under its recv() does not (a server
+            # that stopped answering). ws.abort() would not: send_close() marks it closed.
+            if self._ws.sock is not None:
+                self._ws.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(Exception):
             self._ws.shutdown()
         for worker in (self._sender, self._reader):
