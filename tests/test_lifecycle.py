@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from conftest import KEY, SMALL, pattern
+from conftest import KEY, SMALL, pattern, wait_until
 
 import decart_sync
 from decart_sync.realtime_client import CLOSE_TIMEOUT
@@ -116,6 +116,7 @@ def test_close_holds_its_bound_in_the_worst_case(transport: str) -> None:
     within CLOSE_TIMEOUT, leaving behind only the threads stuck in user code."""
     if transport == "livekit":
         pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    before = _threads()
     release = threading.Event()
     camera = _StuckCamera(release)
     with _frozen_later() as (url, freeze):
@@ -136,6 +137,7 @@ def test_close_holds_its_bound_in_the_worst_case(transport: str) -> None:
             started = time.monotonic()
             client.close()
             took = time.monotonic() - started
+            running = {t.name for t in threading.enumerate()}  # the service still frozen
         finally:
             release.set()
             client.close()
@@ -143,4 +145,7 @@ def test_close_holds_its_bound_in_the_worst_case(transport: str) -> None:
     assert took < CLOSE_TIMEOUT + 0.25, f"close() took {took:.2f} s"
     assert client.state == "disconnected"
     ours = {"decart-sync-loop", "decart-sync-signaling", "decart-sync-signaling-send"}
-    assert not ours & {t.name for t in threading.enumerate()}
+    assert not ours & running
+    # Once the user's code returns, the threads it held end too.
+    left = lambda: [t.name for t in threading.enumerate() if t.ident not in before]  # noqa: E731
+    wait_until(lambda: not [n for n in left() if n.startswith("decart-sync")], 5, "threads ending")
