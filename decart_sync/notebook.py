@@ -35,6 +35,7 @@ import av
 import numpy as np
 
 from . import _ipython, _process
+from ._threads import Worker
 from .client import RealtimeClient, connect
 from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
 from .tracks import SCALER_THREADS
@@ -150,12 +151,10 @@ class LiveView:
         client.on("connection_change", self._state_changed)
         client.on("error", self._error_event)
 
-        self._worker = threading.Thread(
-            target=self._work, name="decart-sync-notebook-worker", daemon=True
+        self._worker = Worker(
+            self._work, "decart-sync-notebook-worker", wake=lambda: self._jobs.put(None)
         )
-        self._puller = threading.Thread(
-            target=self._pull, name="decart-sync-notebook-frames", daemon=True
-        )
+        self._puller = Worker(self._pull, "decart-sync-notebook-frames", stopping=self._stopping)
         with _views_lock:
             _views.add(self)
         _process.chain_sigint(_interrupted)
@@ -255,10 +254,10 @@ class LiveView:
         with _views_lock:
             _views.discard(self)
         self.client.close()  # ends the frames iterator and any prompt waiting for its ack
-        self._jobs.put(None)
-        for thread in (self._puller, self._worker):
-            if thread is not threading.current_thread() and thread.ident is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        for worker in (self._puller, self._worker):
+            worker.signal()
+        for worker in (self._puller, self._worker):
+            worker.join(deadline - time.monotonic())
         _process.unroute_thread_output(self)
         self.prompt_box.disabled = self.stop_button.disabled = True
         self._set_status()

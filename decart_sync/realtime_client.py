@@ -39,7 +39,10 @@ from .transports import INPUT_PIXELS
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 2.0  # close() returns within this (README: "about 2 s"), whatever happens
+# Of it, kept back from the session's close for stopping the loop (which cancels
+# what is left on it) and joining the client's threads.
+CLOSE_RESERVE = 0.5
 STATS_TIMEOUT = 0.5  # client.stats waits no longer than this for the media library
 
 
@@ -323,28 +326,38 @@ class RealtimeClient:
     # -- closing -----------------------------------------------------------
 
     def close(self) -> None:
-        """Close the session; idempotent, returns within about 2 s whatever the server does."""
+        """Close the session; idempotent, returns within about 2 s whatever the server does.
+
+        One deadline (:data:`CLOSE_TIMEOUT`) covers every step, each taking
+        what is left of it; a thread stuck in user code (a source's ``read()``,
+        an event handler) is left behind rather than waited for past it.
+        """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
         atexit.unregister(self.close)
-        started = time.monotonic()
-        if self._ticker is not None:
-            self._ticker.stop(STATS_TIMEOUT + 0.2)
-        if self._feeder is not None:
-            self._feeder.stop(0.5)
+        deadline = Deadline(CLOSE_TIMEOUT)
+        left = lambda: deadline.remaining() or 0.0  # noqa: E731
+        # Asked to stop now, joined at the end: they end while the session closes.
+        for worker in (self._ticker, self._feeder):
+            if worker is not None:
+                worker.stop(0.0)
         if self._audio is not None:
             self._audio.cancel()
         if self._portal.running and not self._portal.in_loop_thread():
             try:
-                self._portal.call(self._session.close(), CLOSE_TIMEOUT - 0.5)
+                self._portal.call(self._session.close(), max(0.0, left() - CLOSE_RESERVE))
             except BaseException as exc:  # closing must finish whatever happened
                 log.debug("session close did not finish cleanly: %r", exc)
-            self._portal.stop(max(0.1, CLOSE_TIMEOUT - (time.monotonic() - started)))
+            self._portal.stop(left())
         self._hub.close()
         self._audio_out.close()
-        self._events.stop(0.5)
+        if self._ticker is not None:
+            self._ticker.stop(left())  # before the events end: its last stats are delivered
+        self._events.stop(left())
+        if self._feeder is not None:
+            self._feeder.stop(left())  # last: only a read() stuck in user code takes long
         self._handlers.clear()
 
     disconnect = close

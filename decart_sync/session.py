@@ -5,10 +5,10 @@ Pure asyncio; it knows nothing of threads. The control WebSocket
 (:mod:`.transports`). The session reports to its owner through one
 ``emit(event, value)`` callable with the events of :mod:`.signals`.
 
-One :class:`_Attempt` holds what a single connection owns (the WebSocket and
-the media transport); a reconnect throws it away and builds another, while
-the session's own state (latest prompt and image, pending acks, the output
-hub) carries over.
+One :class:`~.attempt.Attempt` holds what a single connection owns (the
+WebSocket and the media transport); a reconnect throws it away and builds
+another, while the session's own state (latest prompt and image, pending
+acks, the output hub) carries over.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import attrs
 
 from . import messages, transports
-from ._memory import hand_back_freed_memory
 from ._portal import Deadline
 from .acks import Acks
+from .attempt import Attempt
 from .errors import (
     DecartSDKError,
     ICEError,
@@ -36,7 +36,6 @@ from .errors import (
 )
 from .messages import UNSET, Desired, Message
 from .models import ModelDefinition
-from .signaling import Signaling
 from .signals import (
     CONNECTION_CHANGE,
     ERROR,
@@ -47,7 +46,7 @@ from .signals import (
 )
 from .stats import NetworkStats
 from .tracks import FrameHub
-from .transports import MediaHooks, MediaSettings, MediaTransport
+from .transports import MediaHooks, MediaSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +74,6 @@ class SessionOptions:
     reconnect: bool = True
 
 
-class _Attempt:
-    """Everything one connection owns."""
-
-    def __init__(self) -> None:
-        self.signaling: Signaling | None = None
-        self.media: MediaTransport | None = None
-        self.established = False
-        self.generating = False
-        self.error: DecartSDKError | None = None  # the first reason this attempt failed
-
-    def fail(self, error: DecartSDKError) -> None:
-        if self.error is None:
-            self.error = error
-        if self.media is not None:
-            self.media.abort(error)
-
-
 class Session:
     def __init__(
         self,
@@ -113,7 +95,7 @@ class Session:
         self.subscribe_token: str | None = None
         self.reconnects = 0
         self.error: DecartSDKError | None = None
-        self._attempt: _Attempt | None = None
+        self._attempt: Attempt | None = None
         self._acks = Acks()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._state_changed = asyncio.Event()
@@ -171,10 +153,10 @@ class Session:
         self._set_state(GENERATING if attempt.generating else CONNECTED)
 
     async def _run_attempt(self, deadline: Deadline) -> None:
-        attempt = self._attempt = _Attempt()
+        attempt = self._attempt = Attempt()
         options = self.options
         hooks = MediaHooks(
-            send=functools.partial(self._send, attempt),
+            send=attempt.send,
             video=self.hub.publish,
             audio=self._on_audio,
             lost=functools.partial(self._on_lost, attempt, ICEError),
@@ -185,7 +167,7 @@ class Session:
         )
         media = attempt.media = transports.create(options.transport, options.media, hooks)
         if options.url is not None:
-            attempt.signaling = Signaling(
+            await attempt.open_signaling(
                 options.url,
                 on_message=functools.partial(self._on_message, attempt),
                 on_closed=functools.partial(
@@ -193,8 +175,8 @@ class Session:
                 ),
                 verify_tls=options.verify_tls,
                 secret=options.secret,
+                timeout=deadline.remaining(),
             )
-            await attempt.signaling.open(deadline.remaining())
         initial = None if options.subscribe else messages.initial(self.desired)
         passthrough = not options.subscribe and initial is None
         await media.join(passthrough)
@@ -225,41 +207,25 @@ class Session:
             self.desired.prompt = prompt
             self.desired.enhance = message["enhance_prompt"]
 
-    async def _request(self, attempt: _Attempt | None, message: Message) -> None:
+    async def _request(self, attempt: Attempt | None, message: Message) -> None:
         """Send ``message`` and wait for its ack."""
         if attempt is None or attempt.signaling is None:
             raise WebSocketError("the session is not connected")
         fut = self._acks.expect(message)
         try:
-            await self._send(attempt, message)
+            await attempt.send(message)
             await fut
         finally:
             self._acks.forget(message, fut)
 
-    async def _send(self, attempt: _Attempt, message: Message) -> None:
-        assert attempt.signaling is not None
-        if attempt.error is not None:  # e.g. the server refused us before we said a word
-            raise attempt.error
-        try:
-            await attempt.signaling.send(message)
-        except WebSocketError:
-            # A server that says why and then hangs up: its reason, not the closed socket.
-            # The reason may still be on its way from the reader thread.
-            await attempt.signaling.drained(1.0)
-            if attempt.error is not None:
-                raise attempt.error from None
-            raise
-
     async def media_stats(self) -> NetworkStats:
         """The current connection's network figures; all unknown between connections."""
         attempt = self._attempt
-        if attempt is None or attempt.media is None or not attempt.established:
-            return NetworkStats()
-        return await attempt.media.stats()
+        return NetworkStats() if attempt is None else await attempt.stats()
 
     # -- server messages ---------------------------------------------------
 
-    def _on_message(self, attempt: _Attempt, message: Message) -> None:
+    def _on_message(self, attempt: Attempt, message: Message) -> None:
         if attempt is not self._attempt or self._closing:
             return
         kind = message["type"]
@@ -282,29 +248,29 @@ class Session:
             self._warned.add(key)
             log.warning(text, *args)
 
-    def _msg_prompt_ack(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_prompt_ack(self, attempt: Attempt, message: Message) -> None:
         self._acks.settle(message)
 
     _msg_set_image_ack = _msg_prompt_ack
 
-    def _msg_generation_started(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_generation_started(self, attempt: Attempt, message: Message) -> None:
         attempt.generating = True
         if attempt.established:
             self._set_state(GENERATING)
 
-    def _msg_generation_tick(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_generation_tick(self, attempt: Attempt, message: Message) -> None:
         seconds = message["seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise TypeError("seconds is not a number")
         self._emit(GENERATION_TICK, int(seconds))
 
-    def _msg_generation_ended(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_generation_ended(self, attempt: Attempt, message: Message) -> None:
         log.debug("generation ended: %s", message.get("reason"))
 
-    def _msg_ready(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_ready(self, attempt: Attempt, message: Message) -> None:
         log.debug("server ready")
 
-    def _msg_error(self, attempt: _Attempt, message: Message) -> None:
+    def _msg_error(self, attempt: Attempt, message: Message) -> None:
         text = message.get("error")
         error = server_error(text if isinstance(text, str) and text else "unknown server error")
         self._acks.fail_all(error)
@@ -320,13 +286,13 @@ class Session:
     def _identify(self, session_id: str | None, subscribe_token: str | None) -> None:
         self.session_id, self.subscribe_token = session_id, subscribe_token
 
-    def _queued(self, attempt: _Attempt, position: int, size: int) -> None:
+    def _queued(self, attempt: Attempt, position: int, size: int) -> None:
         if attempt is not self._attempt or attempt.established:
             return
         self._set_state(QUEUED)
         self._emit(QUEUE_POSITION, {"position": position, "queue_size": size})
 
-    def _ended(self, attempt: _Attempt, error: DecartSDKError) -> None:
+    def _ended(self, attempt: Attempt, error: DecartSDKError) -> None:
         """The service ended the session for good (e.g. out of credits): no reconnect."""
         if attempt is not self._attempt or self._closing or self.error is not None:
             return
@@ -341,7 +307,7 @@ class Session:
 
     def _on_lost(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         kind: type[DecartSDKError],
         what: str,
         exc: BaseException | None,
@@ -400,23 +366,10 @@ class Session:
         during connect) cannot leave it half done behind close()'s back.
         """
         attempt, self._attempt = self._attempt, None
-        task = asyncio.ensure_future(self._tear_down(attempt))
+        task = asyncio.ensure_future(_tear_down(attempt))
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
         return asyncio.shield(task)
-
-    async def _tear_down(self, attempt: _Attempt | None) -> None:
-        if attempt is None:
-            return
-        attempt.fail(WebSocketError("the connection was closed"))
-        # The WebSocket first: its close is quick and joins our threads, while a media
-        # close can be slow (LiveKit's disconnect) and be cut short by close()'s bound.
-        if attempt.signaling is not None:
-            await asyncio.to_thread(attempt.signaling.close)
-        if attempt.media is not None:
-            await attempt.media.close()
-        attempt.media = attempt.signaling = None
-        await hand_back_freed_memory()
 
     async def close(self) -> None:
         if self._closing:
@@ -431,3 +384,8 @@ class Session:
         await asyncio.gather(*self._teardowns, return_exceptions=True)
         self.hub.close()
         self._set_state(DISCONNECTED)
+
+
+async def _tear_down(attempt: Attempt | None) -> None:
+    if attempt is not None:
+        await attempt.tear_down()

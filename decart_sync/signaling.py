@@ -14,13 +14,14 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import ssl
-import threading
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websocket
 
+from ._threads import Worker
 from .errors import WebSocketError
 from .messages import Message, parse
 
@@ -52,12 +53,12 @@ class Signaling:
         self._secret = secret
         self._sslopt = {} if verify_tls else {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
         self._ws = websocket.WebSocket(sslopt=self._sslopt, enable_multithread=True)
-        self._thread: threading.Thread | None = None
+        self._reader: Worker | None = None
         # Our own thread rather than an executor: close() must be able to join it.
         self._outbox: queue.SimpleQueue[tuple[str, asyncio.Future[None]] | None] = (
             queue.SimpleQueue()
         )
-        self._sender: threading.Thread | None = None
+        self._sender: Worker | None = None
         self._closing = False
         self._warned: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,14 +67,10 @@ class Signaling:
         """Connect; raises :class:`WebSocketError` (a refused or rejected socket)."""
         self._loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, args=(opened, timeout), name="decart-sync-signaling", daemon=True
-        )
-        self._thread.start()
-        self._sender = threading.Thread(
-            target=self._send_all, name="decart-sync-signaling-send", daemon=True
-        )
-        self._sender.start()
+        self._reader = Worker(lambda: self._run(opened, timeout), "decart-sync-signaling").start()
+        self._sender = Worker(
+            self._send_all, "decart-sync-signaling-send", wake=lambda: self._outbox.put(None)
+        ).start()
         await opened
 
     def _run(self, opened: asyncio.Future[None], timeout: float | None) -> None:
@@ -160,8 +157,8 @@ class Signaling:
 
     async def drained(self, timeout: float) -> None:
         """Until the reader has handed over every message it read (it ends on close)."""
-        if self._thread is not None and self._thread is not threading.current_thread():
-            await asyncio.to_thread(self._thread.join, timeout)
+        if self._reader is not None and not self._reader.in_thread():
+            await asyncio.to_thread(self._reader.join, timeout)
 
     def close(self) -> None:
         """Close without waiting on the peer; never raises, returns quickly."""
@@ -172,11 +169,15 @@ class Signaling:
             if self._ws.connected:
                 self._ws.send_close()
         with contextlib.suppress(Exception):
+            # Wakes the reader, which a socket closed under its recv() does not (a server
+            # that stopped answering). ws.abort() would not: send_close() marks it closed.
+            if self._ws.sock is not None:
+                self._ws.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
             self._ws.shutdown()
-        self._outbox.put(None)
-        for thread in (self._sender, self._thread):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(1.0)
+        for worker in (self._sender, self._reader):
+            if worker is not None:  # the reader ends with the socket's shutdown
+                worker.stop(1.0)
         # The owner's callbacks hold its connection state; a closed socket lets go of it.
         self._on_message = self._on_closed = _ignore
 

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from blinker import NamedSignal, signal
 
+from ._threads import Worker
 from .errors import InvalidOptionsError
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ class Dispatcher:
         self._sender = sender
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._released = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="decart-sync-events", daemon=True)
-        self._thread.start()
+        self._worker = Worker(self._run, "decart-sync-events", wake=self._wake).start()
 
     def emit(self, event: Event, value: Any) -> None:
         """Thread-safe and non-blocking: callable from the loop."""
@@ -120,11 +120,13 @@ class Dispatcher:
     def release(self) -> None:
         self._released.set()
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float | None = 1.0) -> None:
+        """Deliver what is queued, then end; a handler may call this (it does not wait)."""
+        self._worker.stop(timeout)
+
+    def _wake(self) -> None:
         self._queue.put(_STOP)
         self._released.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         self._released.wait()

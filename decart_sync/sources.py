@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import av
 import numpy as np
 
+from ._threads import Worker
 from .errors import DecartSDKError, InvalidInputError
 from .models import ModelDefinition
 
@@ -190,17 +191,15 @@ class Feeder:
         self._push = push
         self._period = 1.0 / fps
         self._on_error = on_error
-        self._stop = threading.Event()
         self.finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="decart-sync-source", daemon=True)
+        self._worker = Worker(self._run, "decart-sync-source")
+        self._stop = self._worker.stopping
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
-    def stop(self, timeout: float = 1.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+    def stop(self, timeout: float | None = 1.0) -> None:
+        self._worker.stop(timeout)
 
     def _run(self) -> None:
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from ._threads import Worker
 from .errors import InvalidOptionsError
 
 log = logging.getLogger(__name__)
@@ -115,19 +116,16 @@ class Ticker:
     def __init__(self, interval: float, tick: Callable[[], object], name: str) -> None:
         self._interval = interval
         self._tick = tick
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._worker = Worker(self._run, name)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
-    def stop(self, timeout: float = 1.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+    def stop(self, timeout: float | None = 1.0) -> None:
+        self._worker.stop(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._worker.stopping.wait(self._interval):
             try:
                 self._tick()
             except Exception:

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from .._portal import Deadline
+from .._threads import Worker
 from ..errors import DecartSDKError
 
 POLL = 0.2  # seconds between checks for stop
@@ -46,21 +48,25 @@ class Prompts:
         self._say = say
         self._schedule = list(schedule)
         self._every = every
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # one for both threads
         self._queue: queue.Queue[str] = queue.Queue()
-        self._threads = [threading.Thread(target=self._work, name="decart-sync-cli-prompts")]
+        self._workers = [self._worker(self._work, "decart-sync-cli-prompts")]
         if read_stdin and sys.platform != "win32":  # select() on pipes is POSIX only
-            self._threads.append(threading.Thread(target=self._read, name="decart-sync-cli-stdin"))
+            self._workers.append(self._worker(self._read, "decart-sync-cli-stdin"))
+
+    def _worker(self, target: Callable[[], None], name: str) -> Worker:
+        # Not daemons: the run's exit waits for a prompt in flight, as it always did.
+        return Worker(target, name, stopping=self._stop, daemon=False)
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        for worker in self._workers:
+            worker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        deadline = Deadline(timeout)
         self._stop.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout)
+        for worker in self._workers:
+            worker.join(deadline.remaining())
 
     def _work(self) -> None:
         index = 0

@@ -17,12 +17,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
 
 from .. import models
+from .._threads import Worker
 from ..client import RealtimeClient, connect
 from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_
 from ..models import ModelDefinition
@@ -182,9 +183,9 @@ class _Session:
             every=self.args.every,
             read_stdin=stdin_is_interactive(),
         )
-        helpers = [threading.Thread(target=self._audio_out, name="decart-sync-cli-audio")]
+        helpers = [self._helper(self._audio_out, "decart-sync-cli-audio")]
         if self.args.audio:
-            helpers.append(threading.Thread(target=self._play, name="decart-sync-cli-play"))
+            helpers.append(self._helper(self._play, "decart-sync-cli-play"))
         main = threading.current_thread() is threading.main_thread()  # signals need it
         previous = signal.getsignal(signal.SIGINT)
         if main:
@@ -201,8 +202,12 @@ class _Session:
             self.stop.set()
             driver.stop()
             for helper in helpers:
-                helper.join(2.0)
+                helper.stop(2.0)
             self.console.end_status()
+
+    def _helper(self, target: Callable[[], None], name: str) -> Worker:
+        # Not daemons, like the prompts' threads; all of them end on the run's stop.
+        return Worker(target, name, stopping=self.stop, daemon=False)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.stop.is_set():

@@ -16,6 +16,7 @@ import numpy as np
 
 import decart_sync
 
+from .._threads import Worker
 from .settings import Log
 
 
@@ -29,8 +30,7 @@ class OutputRelay:
         self._header: Any = None
         self._header_seq = 0
         self._published_seq = 0
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._worker: Worker | None = None
         self.frames_out = 0  # published on image_out
         self.repeats = 0  # output frames not published: no new input since the last one
 
@@ -41,23 +41,21 @@ class OutputRelay:
             self._header_seq += 1
 
     def start(self, client: decart_sync.RealtimeClient) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(client,), name="decart-sync-ros-output", daemon=True
-        )
-        self._thread.start()
+        worker = Worker(lambda: self._run(client, worker.stopping), "decart-sync-ros-output")
+        self._worker = worker.start()
 
     def stop(self) -> None:
         """Ask the thread to end; it does within its next read."""
-        self._stop.set()
+        if self._worker is not None:
+            self._worker.signal()
 
     def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
 
-    def _run(self, client: decart_sync.RealtimeClient) -> None:
-        while not self._stop.is_set():
+    def _run(self, client: decart_sync.RealtimeClient, stop: threading.Event) -> None:
+        while not stop.is_set():
             ok, frame = client.read(timeout=0.5)
             if not ok or frame is None:
                 if client.state == "disconnected":
@@ -72,7 +70,7 @@ class OutputRelay:
             try:
                 self._publish(frame, header)
             except Exception as exc:  # a publisher torn down during shutdown
-                if not self._stop.is_set():
+                if not stop.is_set():
                     self._log.warning(f"could not publish image_out: {exc!r}")
                 continue
             self.frames_out += 1

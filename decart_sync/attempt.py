@@ -1,0 +1,83 @@
+"""One connection of a session: what it owns, how it sends, how it is taken down.
+
+An :class:`Attempt` holds the control WebSocket and the media transport of a
+single connection, and the first reason it failed. The session
+(:mod:`.session`) builds one per connect or reconnect and throws it away on
+loss; what must outlive a connection (the latest prompt and image, pending
+acks, the output hub) is the session's, never the attempt's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ._memory import hand_back_freed_memory
+from .errors import DecartSDKError, WebSocketError
+from .messages import Message
+from .signaling import Signaling
+from .stats import NetworkStats
+from .transports import MediaTransport
+
+
+class Attempt:
+    """Everything one connection owns."""
+
+    def __init__(self) -> None:
+        self.signaling: Signaling | None = None
+        self.media: MediaTransport | None = None
+        self.established = False
+        self.generating = False
+        self.error: DecartSDKError | None = None  # the first reason this attempt failed
+
+    def fail(self, error: DecartSDKError) -> None:
+        if self.error is None:
+            self.error = error
+        if self.media is not None:
+            self.media.abort(error)
+
+    async def open_signaling(
+        self,
+        url: str,
+        *,
+        on_message: Callable[[Message], None],
+        on_closed: Callable[[BaseException | None], None],
+        verify_tls: bool,
+        secret: str | None,
+        timeout: float | None,
+    ) -> None:
+        self.signaling = Signaling(
+            url, on_message=on_message, on_closed=on_closed, verify_tls=verify_tls, secret=secret
+        )
+        await self.signaling.open(timeout)
+
+    async def send(self, message: Message) -> None:
+        assert self.signaling is not None
+        if self.error is not None:  # e.g. the server refused us before we said a word
+            raise self.error
+        try:
+            await self.signaling.send(message)
+        except WebSocketError:
+            # A server that says why and then hangs up: its reason, not the closed socket.
+            # The reason may still be on its way from the reader thread.
+            await self.signaling.drained(1.0)
+            if self.error is not None:
+                raise self.error from None
+            raise
+
+    async def stats(self) -> NetworkStats:
+        """The network figures of a connection made; all unknown before."""
+        if self.media is None or not self.established:
+            return NetworkStats()
+        return await self.media.stats()
+
+    async def tear_down(self) -> None:
+        self.fail(WebSocketError("the connection was closed"))
+        # The WebSocket first: its close is quick and joins our threads, while a media
+        # close can be slow (LiveKit's disconnect) and be cut short by close()'s bound.
+        if self.signaling is not None:
+            await asyncio.to_thread(self.signaling.close)
+        if self.media is not None:
+            await self.media.close()
+        self.media = self.signaling = None
+        await hand_back_freed_memory()
