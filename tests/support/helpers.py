@@ -92,6 +92,4 @@ def close_to(expected: np.ndarray, tolerance: float = TOLERANCE) -> Callable[[np
 def published_stats(client: Any) -> list[Any]:
     """LiveKit's own stats of what a LiveKit client publishes (its camera track): the
     client's account of what it sends, which the public figures do not carry."""
-    room = client._session._attempt.media._room
-    track = next(iter(room.local_participant.track_publications.values())).track
-    return list(client._portal.call(track.get_stats(), 5))
+    return client.media_report(timeout=5)
