@@ -220,20 +220,6 @@ def test_video_capture_opens_camera_indexes_with_opencv(emulator, monkeypatch) -
     assert opened == [0] and cap._owned is None
 
 
-def test_video_capture_without_opencv_says_what_to_install(monkeypatch) -> None:
-    import decart_sync
-
-    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
-    with pytest.raises(decart_sync.InvalidInputError, match="pip install opencv-python") as info:
-        decart_sync.VideoCapture(0, model=SMALL, api_key="k", base_url="ws://127.0.0.1:9")
-    assert info.value.code == "INVALID_INPUT"
-    with pytest.raises(decart_sync.InvalidOptionsError) as options:
-        decart_sync.VideoCapture(
-            None, model=SMALL, prompt="a", initial_state={"prompt": {"text": "b"}}
-        )
-    assert options.value.code == "INVALID_OPTIONS"
-
-
 def test_which_captures_are_live() -> None:
     """Drained: cameras and streams (OpenCV reports no frame count for them, -1 or 0)
     and objects with read() alone; paced: captures of files (a frame count)."""
