@@ -1,4 +1,9 @@
-"""Shared fixtures: a loopback emulator, the connect() factory, other processes' pythons."""
+"""Shared fixtures: a loopback emulator, the connect() factory, other processes' pythons.
+
+The layout: unit/ is pure logic (no session), e2e/ runs real sessions against the
+emulator, drivers/ holds programs those tests run as subprocesses (some in other
+virtualenvs), support/ the helpers tests import (on the path: ``from helpers import``).
+"""
 
 from __future__ import annotations
 
