@@ -1,6 +1,6 @@
 """Today's official SDK (decart[realtime]==0.2.4, over LiveKit), run in its own virtualenv.
 
-Driven as its own documentation and ``tests/official_livekit_client.py`` do:
+Driven as its own documentation and ``tests/drivers/official_livekit_client.py`` do:
 frames in through an ``rtc.VideoSource`` published as the local track, frames
 out through ``rtc.VideoStream(..., format=RGB24)``. The pattern goes in as the
 same RGB24 numpy array decart_sync's worker hands to ``send_frame``, and comes

@@ -299,6 +299,15 @@ class RealtimeClient:
             log.debug("network stats unavailable: %r", exc)
             return NetworkStats().as_dict()
 
+    def media_report(self, timeout: float = 5.0) -> list[Any]:
+        """The media library's own stats of what this client sends, as it gives them:
+        LiveKit's ``RtcStats`` of the published tracks, or aiortc's ``getStats()``
+        values. [] while not connected. Not figures to rely on (see :attr:`stats`):
+        for tests and diagnosis. Raises TimeoutError after ``timeout`` seconds."""
+        if self._closed or not self._portal.running:
+            return []
+        return self._portal.call(self._session.media_report(), timeout)
+
     def _emit_stats(self) -> None:
         self._events.emit(signals.STATS, self.stats)
 

@@ -223,6 +223,13 @@ class Session:
         attempt = self._attempt
         return NetworkStats() if attempt is None else await attempt.stats()
 
+    async def media_report(self) -> list[Any]:
+        """The current connection's media-library stats of what it sends; [] between."""
+        attempt = self._attempt
+        if attempt is None or attempt.media is None or not attempt.established:
+            return []
+        return await attempt.media.sent_report()
+
     # -- server messages ---------------------------------------------------
 
     def _on_message(self, attempt: Attempt, message: Message) -> None:

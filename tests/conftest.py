@@ -1,24 +1,23 @@
-"""Shared fixtures: a loopback emulator, a small fast model, synthetic frames."""
+"""Shared fixtures: a loopback emulator, the connect() factory, other processes' pythons.
+
+The layout: unit/ is pure logic (no session), e2e/ runs real sessions against the
+emulator, drivers/ holds programs those tests run as subprocesses (some in other
+virtualenvs), support/ the helpers tests import (on the path: ``from helpers import``).
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import numpy as np
 import pytest
+from helpers import KEY, SMALL
 
 import decart_sync
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
-
-# A small model keeps VP8 cheap on a 2-core CI machine; full-size runs are tested too.
-SMALL = ModelDefinition("test-small", fps=25, width=320, height=192)
-KEY = "test-key"
 
 
 @pytest.fixture(scope="session")
@@ -30,75 +29,6 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def small() -> ModelDefinition:
     return SMALL
-
-
-def pattern(model: ModelDefinition = SMALL) -> np.ndarray:
-    """Smooth gradients in every channel: they survive VP8 well at small bitrates."""
-    h, w = model.height, model.width
-    ys, xs = np.mgrid[0:h, 0:w]
-    r = 40 + xs * 170 // w
-    g = 40 + ys * 170 // h
-    b = 200 - (xs + ys) * 150 // (w + h)
-    return np.stack([r, g, b], axis=-1).astype(np.uint8)
-
-
-def repeat(frame: np.ndarray) -> Iterator[np.ndarray]:
-    """An endless source of one frame."""
-    while True:
-        yield frame
-
-
-def invert(x: np.ndarray) -> np.ndarray:
-    return 255 - x
-
-
-def grayscale(x: np.ndarray) -> np.ndarray:
-    y = np.round(x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)
-    return np.repeat(y[..., None], 3, axis=-1).astype(np.uint8)
-
-
-def mean_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-
-
-# VP8 at aiortc's default bitrate, on smooth content: well under this once settled.
-TOLERANCE = 10.0
-
-
-def wait_for_frame(
-    frames: Iterator[np.ndarray],
-    predicate: Callable[[np.ndarray], bool],
-    timeout: float = 15.0,
-) -> np.ndarray:
-    """The first frame that satisfies ``predicate``; fails with the last error seen."""
-    deadline = time.monotonic() + timeout
-    last = None
-    for frame in frames:
-        last = frame
-        if predicate(frame):
-            return frame
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"no matching frame within {timeout} s (last frame: {_describe(last)})")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` did not happen in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.01)
-
-
-def _describe(frame: np.ndarray | None) -> str:
-    if frame is None:
-        return "none"
-    return f"shape {frame.shape}, mean {frame.reshape(-1, 3).mean(axis=0).round(1).tolist()}"
-
-
-def close_to(expected: np.ndarray, tolerance: float = TOLERANCE) -> Callable[[np.ndarray], bool]:
-    return lambda frame: frame.shape == expected.shape and mean_error(frame, expected) < tolerance
 
 
 @pytest.fixture
@@ -149,7 +79,8 @@ def remote_emulator() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def gui() -> Iterator[tuple[str, dict[str, str]]]:
-    """A python with OpenCV's windowed wheel (tests/gui.py) and the env of an Xvfb display."""
+    """A python with OpenCV's windowed wheel (tests/support/gui.py) and the env of an Xvfb
+    display."""
     from gui import Xvfb, opencv_python
 
     missing = Xvfb.missing()
@@ -171,11 +102,3 @@ def official_livekit_python() -> str:
     if python is None:
         pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
     return python
-
-
-def published_stats(client: Any) -> list[Any]:
-    """LiveKit's own stats of what a LiveKit client publishes (its camera track): the
-    client's account of what it sends, which the public figures do not carry."""
-    room = client._session._attempt.media._room
-    track = next(iter(room.local_participant.track_publications.values())).track
-    return list(client._portal.call(track.get_stats(), 5))

@@ -1,7 +1,7 @@
 """The emulator's stand-in for a model: exact, vectorised per-frame arithmetic.
 
 Pure numpy, no I/O: the package docstring is the specification, this module is
-its implementation, and ``tests/test_emulator_raw.py`` checks it bit for bit.
+its implementation, and ``tests/unit/test_emulator_transforms.py`` checks it bit for bit.
 Integer arithmetic throughout (products need up to 18 bits, so uint32 where
 weights are involved, uint16 for sums of two bytes), so results are exact and
 the same on every machine.

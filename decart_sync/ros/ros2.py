@@ -6,7 +6,7 @@ Parameter changes (``ros2 param set /decart_sync prompt sepia``, the standard
 ``~/set_parameters`` service) are checked and queued at once; the service's
 acknowledgement follows on the core's worker thread (see ``~/state``, the log
 and ``/diagnostics``). Tested here against a fake of the few rclpy calls used
-below (``tests/test_ros2_fake.py``): keep this file to those calls.
+below (``tests/e2e/test_ros2_fake.py``): keep this file to those calls.
 """
 
 from __future__ import annotations

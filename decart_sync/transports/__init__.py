@@ -100,6 +100,11 @@ class MediaTransport(abc.ABC):
         """RTT, loss, jitter and bitrates from the media library; None where unknown."""
         return NetworkStats()
 
+    async def sent_report(self) -> list[Any]:
+        """The media library's own stats objects for what this client sends; [] without
+        media. For tests and diagnosis: their types are the library's, not ours."""
+        return []
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Free everything; bounded in time, never raises."""

@@ -230,6 +230,13 @@ class LiveKitTransport(MediaTransport):
         room, rates = self._room, self._rates
         if room is None or rates is None or not room.isconnected():
             return NetworkStats()
+        return network_stats(await self.sent_report(), rates)
+
+    async def sent_report(self) -> list[Any]:
+        """The published tracks' ``get_stats()`` (LiveKit's ``RtcStats``)."""
+        room = self._room
+        if room is None or not room.isconnected():
+            return []
         # What we send only. LiveKit (1.2.1) aborts the whole process, a Rust panic no
         # Python code can catch, when libwebrtc's receiver stats hold a number JSON
         # cannot spell (random-pixel video does it: np.random frames through the
@@ -238,7 +245,7 @@ class LiveKitTransport(MediaTransport):
         for publication in list(room.local_participant.track_publications.values()):
             if publication.track is not None:
                 report.extend(await publication.track.get_stats())
-        return network_stats(report, rates)
+        return report
 
     # -- ending ---------------------------------------------------------------
 

@@ -182,6 +182,11 @@ class WebRTCTransport(MediaTransport):
         report = await pc.getStats()
         return network_stats(report.values(), rates)
 
+    async def sent_report(self) -> list[Any]:
+        """aiortc's ``getStats()`` values (its ``RTCStats`` objects, both directions)."""
+        pc = self._pc
+        return [] if pc is None else list((await pc.getStats()).values())
+
     # -- ending ---------------------------------------------------------------
 
     def abort(self, error: DecartSDKError) -> None:
