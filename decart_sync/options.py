@@ -49,7 +49,7 @@ class Option:
     annotation: str  # as written in connect()'s signature
     default: Any
     doc: str
-    check: Callable[[Any], None] | None = None  # a value check that needs nothing else
+    check: Callable[[Any], object] | None = None  # a value check that needs nothing else
     account: bool = False  # the account's (DecartClient supplies it), not a session's
 
 
