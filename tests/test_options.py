@@ -115,3 +115,11 @@ def test_the_ros_node_connects_with_its_wanted_state() -> None:
     changed, problems = merge(wanted, {"prompt": "b", "encoding": "bgr8"}, settings)
     assert changed == Wanted("b", True, "", generation=1)
     assert problems == ["encoding is read at start only; restart the node"]
+
+
+def test_subscribe_options_are_subscribes_keywords() -> None:
+    params = list(inspect.signature(decart_sync.subscribe).parameters)[1:]
+    account = {o.name for o in CONNECT_OPTIONS if o.account}
+    assert list(options.SubscribeOptions.__annotations__) == [
+        p for p in params if p not in account
+    ]
