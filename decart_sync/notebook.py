@@ -68,9 +68,9 @@ def live_view(
     again with ``display(view.widget)``. Earlier views of the same cell are
     stopped first.
     """
-    RateCap(max_fps)  # a bad max_fps fails before anything connects
+    RateCap(max_fps)  # a bad max_fps or keyword fails before anything connects or stops
+    forwarded(connect_options, "live_view", own=("prompt", "enhance", "max_fps", "display"))
     _stop_earlier(_ipython.cell_id())
-    forwarded(connect_options, "live_view")
     connect_options = with_prompt(connect_options, prompt, enhance=enhance, both="initial_state")
     client = connect(source, model=model, **connect_options)
     try:

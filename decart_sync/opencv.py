@@ -55,7 +55,7 @@ class VideoCapture:
         read_timeout: float = 10.0,
         **connect_options: Any,
     ) -> None:
-        forwarded(connect_options, "VideoCapture")
+        forwarded(connect_options, "VideoCapture", own=("prompt", "read_timeout"))
         connect_options = with_prompt(connect_options, prompt)
         self.read_timeout = read_timeout
         self._owned = _open_with_opencv(source) if _is_device(source) else None

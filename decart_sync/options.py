@@ -119,13 +119,16 @@ else:
     )
 
 
-def forwarded(keywords: dict[str, Any], to: str, *, account: bool = True) -> dict[str, Any]:
+def forwarded(
+    keywords: dict[str, Any], to: str, *, account: bool = True, own: Sequence[str] = ()
+) -> dict[str, Any]:
     """``keywords`` that ``to`` hands on to connect(), checked now: an unknown name or a bad
-    value fails before anything opens. ``account=False``: the account's are not taken."""
+    value fails before anything opens. ``account=False``: the account's are not taken;
+    ``own``: ``to``'s own keywords, named in the message too."""
     for name, value in keywords.items():
         option = CONNECT_KEYWORDS.get(name)
         if option is None or (option.account and not account):
-            known = [o.name for o in CONNECT_OPTIONS if account or not o.account]
+            known = [*own, *(o.name for o in CONNECT_OPTIONS if account or not o.account)]
             near = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {near[0]}? " if near else ""
             raise InvalidOptionsError(

@@ -123,3 +123,11 @@ def test_subscribe_options_are_subscribes_keywords() -> None:
     assert list(options.SubscribeOptions.__annotations__) == [
         p for p in params if p not in account
     ]
+
+
+def test_live_view_refuses_unknown_keywords_before_connecting() -> None:
+    pytest.importorskip("ipywidgets")
+    from decart_sync.notebook import live_view
+
+    with pytest.raises(InvalidOptionsError, match="unknown keyword 'promt'; did you mean prompt"):
+        live_view(None, model="lucy-restyle", promt="sepia", display=False, **NOWHERE)
