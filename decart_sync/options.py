@@ -20,6 +20,7 @@ from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
 from .messages import Desired
 from .models import ModelDefinition
+from .stats import check_interval
 from .tokens import SubscribeToken
 from .tracks import PIXEL_FORMATS
 
@@ -53,12 +54,6 @@ class Option:
     account: bool = False  # the account's (DecartClient supplies it), not a session's
 
 
-def _check_interval(seconds: Any) -> None:
-    from .stats import check_interval  # stats imports only the errors; kept lazy all the same
-
-    check_interval(seconds)
-
-
 #: connect()'s keywords besides ``source``, in its order; connect() keeps them as
 #: explicit parameters for IDEs and type checkers, and a unit test holds the two together.
 CONNECT_OPTIONS: tuple[Option, ...] = (
@@ -83,7 +78,7 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
     Option("video_codec", "str", "h264", "LiveKit's codec", lambda v: video_codec(v)),
     Option("resolution", "str | None", None, "LiveKit sessions: '720p' or '1080p'"),
     Option("speed", "str | None", None, "LiveKit sessions: 'fast'"),
-    Option("stats_interval", "float | None", None, "seconds between stats events", _check_interval),
+    Option("stats_interval", "float | None", None, "seconds between stats events", check_interval),
 )
 CONNECT_KEYWORDS = {option.name: option for option in CONNECT_OPTIONS}
 
