@@ -28,6 +28,8 @@ from .transports import MediaSettings
 __all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]
 
 
+# The keywords are defined once, in options.CONNECT_OPTIONS; they stay spelled out here for
+# IDEs and type checkers, and tests/test_options.py fails when the two differ.
 def connect(
     source: Any = None,
     *,

@@ -43,6 +43,7 @@ class RealtimeSessions:
 
     def connect(self, source: Any = None, **kwargs: Unpack[ConnectOptions]) -> RealtimeClient:
         owner = self._owner
+        options.forwarded(dict(kwargs), "DecartClient.realtime.connect", account=False)
         return connect(
             source,
             api_key=owner._api_key,

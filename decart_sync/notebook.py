@@ -23,7 +23,6 @@ whichever cell happens to run when they fire.
 
 from __future__ import annotations
 
-import fractions
 import queue
 import threading
 import time
@@ -31,14 +30,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import av
 import numpy as np
 
 from . import _ipython, _process
+from ._jpeg import Jpeg
+from ._portal import wait_until
 from ._threads import Worker
 from .client import RealtimeClient, connect
 from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
-from .tracks import SCALER_THREADS
+from .options import forwarded, with_prompt
 
 try:
     import ipywidgets as widgets
@@ -69,12 +69,10 @@ def live_view(
     again with ``display(view.widget)``. Earlier views of the same cell are
     stopped first.
     """
-    RateCap(max_fps)  # a bad max_fps fails before anything connects
+    RateCap(max_fps)  # a bad max_fps or keyword fails before anything connects or stops
+    forwarded(connect_options, "live_view", own=("prompt", "enhance", "max_fps", "display"))
     _stop_earlier(_ipython.cell_id())
-    if prompt is not None:
-        connect_options.setdefault(
-            "initial_state", {"prompt": {"text": prompt, "enhance": enhance}}
-        )
+    connect_options = with_prompt(connect_options, prompt, enhance=enhance, both="initial_state")
     client = connect(source, model=model, **connect_options)
     try:
         view = LiveView(client, prompt=prompt, max_fps=max_fps)
@@ -114,7 +112,7 @@ class LiveView:
         self.last_frame: np.ndarray | None = None  # the frame most recently shown
         self.prompt = prompt
         self._cap = RateCap(max_fps)
-        self._jpeg = _Jpeg(client.pixel_format)
+        self._jpeg = Jpeg(client.pixel_format)
         self._frames = client.frames()
         self._shown = threading.Condition()
         self._out_lock = threading.Lock()
@@ -199,15 +197,18 @@ class LiveView:
         return self._wait(holds, timeout, "a matching frame")
 
     def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> np.ndarray:
-        deadline = time.monotonic() + timeout
+        met = False
+
+        def settled() -> bool:  # condition() may have side effects: called once a look
+            nonlocal met
+            met = condition()
+            return met or self._stopping.is_set() or not self._puller.is_alive()
+
         with self._shown:
-            while not condition():
-                if self._stopping.is_set() or not self._puller.is_alive():
-                    raise self._error or WebSocketError("the live view was stopped")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError_(f"{what} not shown within {timeout} s")
-                self._shown.wait(min(0.1, left))  # short slices: Ctrl-C lands at once
+            if not wait_until(settled, self._shown.wait, timeout):
+                raise TimeoutError_(f"{what} not shown within {timeout} s")
+            if not met:
+                raise self._error or WebSocketError("the live view was stopped")
             assert self.last_frame is not None
             return self.last_frame
 
@@ -349,29 +350,6 @@ class LiveView:
 
     def _set_status(self) -> None:
         self.status.value = self._status_text()
-
-
-class _Jpeg:
-    """Numpy frames to JPEG bytes with av's mjpeg encoder, one context per frame size."""
-
-    def __init__(self, pixel_format: str) -> None:
-        self._pixel_format = pixel_format
-        self._codec: Any = None
-        self._pts = 0
-
-    def encode(self, frame: np.ndarray) -> bytes:
-        height, width = frame.shape[:2]
-        if self._codec is None or (self._codec.width, self._codec.height) != (width, height):
-            self._codec = av.CodecContext.create("mjpeg", "w")
-            self._codec.width, self._codec.height = width, height
-            self._codec.pix_fmt = "yuvj420p"
-            self._codec.time_base = fractions.Fraction(1, 25)
-        picture = av.VideoFrame.from_ndarray(frame, format=self._pixel_format).reformat(
-            format="yuvj420p", threads=SCALER_THREADS
-        )
-        picture.pts = self._pts  # the encoder refuses frames without one
-        self._pts += 1
-        return b"".join(bytes(packet) for packet in self._codec.encode(picture))
 
 
 # -- the views of this process -------------------------------------------------

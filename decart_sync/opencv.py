@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from .client import RealtimeClient, connect
-from .errors import InvalidInputError, InvalidOptionsError
+from .errors import InvalidInputError
+from .options import forwarded, with_prompt
 
 # OpenCV's property ids (cv2.CAP_PROP_*), so that cap.get(cv2.CAP_PROP_FPS) works.
 CAP_PROP_FRAME_WIDTH = 3
@@ -54,10 +55,8 @@ class VideoCapture:
         read_timeout: float = 10.0,
         **connect_options: Any,
     ) -> None:
-        if prompt is not None:
-            if "initial_state" in connect_options:
-                raise InvalidOptionsError("pass either prompt= or initial_state=, not both")
-            connect_options["initial_state"] = {"prompt": {"text": prompt}}
+        forwarded(connect_options, "VideoCapture", own=("prompt", "read_timeout"))
+        connect_options = with_prompt(connect_options, prompt)
         self.read_timeout = read_timeout
         self._owned = _open_with_opencv(source) if _is_device(source) else None
         try:

@@ -5,10 +5,11 @@ Also the URLs of PROTOCOL.md section 1, built from checked options.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
@@ -19,6 +20,7 @@ from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
 from .messages import Desired
 from .models import ModelDefinition
+from .stats import check_interval
 from .tokens import SubscribeToken
 from .tracks import PIXEL_FORMATS
 
@@ -40,22 +42,119 @@ class InitialState:
     image: Any = None
 
 
-class ConnectOptions(TypedDict, total=False):
-    """The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."""
+@attrs.frozen
+class Option:
+    """One keyword of :func:`~.client.connect`: the single place it is defined."""
 
-    model: ModelDefinition | str | None
-    initial_state: InitialState | dict[str, Any] | None
-    pixel_format: str
-    timeout: float
-    ice_servers: Sequence[str] | None
-    customize_offer: Callable[[Any], Any] | None
-    on_remote_stream: Callable[[Any], Any] | None
-    reconnect: bool
-    verify_tls: bool
-    transport: str | None
-    video_codec: str
-    resolution: str | None
-    speed: str | None
+    name: str
+    annotation: str  # as written in connect()'s signature
+    default: Any
+    doc: str
+    check: Callable[[Any], object] | None = None  # a value check that needs nothing else
+    account: bool = False  # the account's (DecartClient supplies it), not a session's
+
+
+#: connect()'s keywords besides ``source``, in its order; connect() keeps them as
+#: explicit parameters for IDEs and type checkers, and a unit test holds the two together.
+CONNECT_OPTIONS: tuple[Option, ...] = (
+    Option("model", "ModelDefinition | str | None", None, "the model (required)"),
+    Option("api_key", "str | None", None, "the key; default DECART_API_KEY", account=True),
+    Option("base_url", "str | None", None, "the service; default DEFAULT_BASE_URL", account=True),
+    Option(
+        "initial_state",
+        "InitialState | dict[str, Any] | None",
+        None,
+        "prompt and image the session starts with",
+    ),
+    Option("pixel_format", "str", "rgb24", "of frames in and out", lambda v: check_pixel_format(v)),
+    Option("timeout", "float", 30.0, "seconds to connect", lambda v: check_timeout(v)),
+    Option("ice_servers", "Sequence[str] | None", None, "stun:/turn: URLs (WebRTC)"),
+    Option("customize_offer", "Callable[[Any], Any] | None", None, "edits the SDP offer"),
+    Option("on_remote_stream", "Callable[[Any], Any] | None", None, "gets the output track"),
+    Option("reconnect", "bool", True, "reconnect after a drop, replaying prompt and image"),
+    Option("verify_tls", "bool", True, "check the signaling socket's certificate"),
+    Option("integration", "str | None", None, "appended to the user agent", account=True),
+    Option("transport", "str | None", None, "'webrtc' or 'livekit'; default the model's"),
+    Option("video_codec", "str", "h264", "LiveKit's codec", lambda v: video_codec(v)),
+    Option("resolution", "str | None", None, "LiveKit sessions: '720p' or '1080p'"),
+    Option("speed", "str | None", None, "LiveKit sessions: 'fast'"),
+    Option("stats_interval", "float | None", None, "seconds between stats events", check_interval),
+)
+CONNECT_KEYWORDS = {option.name: option for option in CONNECT_OPTIONS}
+
+if TYPE_CHECKING:
+    # What type checkers see; at run time it is built from CONNECT_OPTIONS (below), and a
+    # unit test fails when this declaration and the table differ.
+    class ConnectOptions(TypedDict, total=False):
+        """The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."""
+
+        model: ModelDefinition | str | None
+        initial_state: InitialState | dict[str, Any] | None
+        pixel_format: str
+        timeout: float
+        ice_servers: Sequence[str] | None
+        customize_offer: Callable[[Any], Any] | None
+        on_remote_stream: Callable[[Any], Any] | None
+        reconnect: bool
+        verify_tls: bool
+        transport: str | None
+        video_codec: str
+        resolution: str | None
+        speed: str | None
+        stats_interval: float | None
+
+else:
+    ConnectOptions = TypedDict(
+        "ConnectOptions",
+        {o.name: o.annotation for o in CONNECT_OPTIONS if not o.account},
+        total=False,
+    )
+    ConnectOptions.__doc__ = (
+        "The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."
+    )
+
+
+def forwarded(
+    keywords: dict[str, Any], to: str, *, account: bool = True, own: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``keywords`` that ``to`` hands on to connect(), checked now: an unknown name or a bad
+    value fails before anything opens. ``account=False``: the account's are not taken;
+    ``own``: ``to``'s own keywords, named in the message too."""
+    for name, value in keywords.items():
+        option = CONNECT_KEYWORDS.get(name)
+        if option is None or (option.account and not account):
+            known = [*own, *(o.name for o in CONNECT_OPTIONS if account or not o.account)]
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise InvalidOptionsError(
+                f"{to} got an unknown keyword {name!r}; {hint}it takes {', '.join(known)}"
+            )
+        if option.check is not None:
+            option.check(value)
+    return keywords
+
+
+def with_prompt(
+    keywords: dict[str, Any],
+    prompt: str | None,
+    *,
+    enhance: bool = True,
+    image: Any = None,
+    both: str = "refuse",
+) -> dict[str, Any]:
+    """``keywords`` with ``initial_state`` made from ``prompt`` (and ``image``) when given:
+    the one way an entry point's ``prompt=`` becomes a session's initial state.
+
+    When ``initial_state`` is there too: ``both="refuse"`` raises, ``"initial_state"``
+    keeps it (the prompt only labels the view).
+    """
+    if prompt is None and image is None:
+        return keywords
+    if "initial_state" in keywords:
+        if both == "refuse":
+            raise InvalidOptionsError("pass either prompt= or initial_state=, not both")
+        return keywords
+    return {**keywords, "initial_state": InitialState(prompt, enhance, image)}
 
 
 class SubscribeOptions(TypedDict, total=False):

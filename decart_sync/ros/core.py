@@ -1,4 +1,4 @@
-"""The ROS-agnostic node: settings, the session, prompt logic and diagnostics.
+"""The ROS-agnostic node: the session, the worker that reconciles it, diagnostics.
 
 An adapter (``ros1.py``, ``rospy``; ``ros2.py``, ``rclpy``) feeds it images,
 parameter changes, prompt messages and the number of ``image_out`` subscribers,
@@ -29,35 +29,20 @@ import attrs
 import numpy as np
 
 import decart_sync
+from decart_sync._portal import wait_until
 
 from . import images
-from .diagnostics import Facts, Rates, assess
+from .diagnostics import Facts, Rates, SessionTotals, assess
 from .relay import OutputRelay
-from .settings import (
-    DEFAULTS,
-    Log,
-    Settings,
-    Status,
-    as_bool,
-    backend,
-    describe,
-    is_permanent,
-)
+from .settings import Log, Settings, Status, backend, describe, is_permanent
+from .wanted import Wanted, apply, connect_options, merge
 
 NODE_NAME = "decart_sync"
 RETRY_INTERVAL = 5.0
 #: with ``lazy``, how long ``image_out`` must have had no subscriber before the session closes
 LAZY_LINGER = 1.0
-CONNECT_TIMEOUT = 30.0
-ACK_TIMEOUT = 15.0
 #: the worker's whole close (session close + thread joins); the node must be gone in 3 s
 CLOSE_BUDGET = 2.5
-@attrs.define
-class _Wanted:
-    prompt: str
-    enhance: bool
-    image: str
-    generation: int = 0
 
 
 class Core:
@@ -77,7 +62,7 @@ class Core:
         self._log = log
         self._env = os.environ if environ is None else environ
         self._lock = threading.Condition()
-        self._wanted = _Wanted(settings.prompt, settings.enhance, settings.image)
+        self._wanted = Wanted(settings.prompt, settings.enhance, settings.image)
         self._applied_generation = 0
         self._apply_result: tuple[bool, str] = (True, "")
         self._client: decart_sync.RealtimeClient | None = None
@@ -95,11 +80,8 @@ class Core:
         self.frames_handed = 0  # handed over to the session
         self.dropped = 0  # wanted a session, but could not hand the frame over
         self.skipped_encoding = 0
-        self._library_skipped_base = 0
-        self._library_skipped = 0
-        self._reconnects = 0
+        self._totals = SessionTotals()
         self._rates = Rates()
-        self._stats_cache: dict[str, float] = {}
         self._embedded: Any = None
         self._api_key: str | None = None
         self._base_url: str | None = None
@@ -153,26 +135,9 @@ class Core:
 
     def on_params(self, params: Mapping[str, Any]) -> list[str]:
         """Changed parameters (any subset); returns complaints, empty if all were taken."""
-        problems: list[str] = []
         with self._lock:
-            wanted = attrs.evolve(self._wanted)
-            for name, value in params.items():
-                if name == "prompt":
-                    wanted.prompt = str(value or "")
-                elif name == "enhance":
-                    wanted.enhance = as_bool(value)
-                elif name == "image":
-                    wanted.image = str(value or "")
-                elif name in DEFAULTS and value != getattr(self.settings, name, value):
-                    current = self.settings.model.name if name == "model" else None
-                    if value != current:
-                        problems.append(f"{name} is read at start only; restart the node")
-            if (wanted.prompt, wanted.enhance, wanted.image) != (
-                self._wanted.prompt,
-                self._wanted.enhance,
-                self._wanted.image,
-            ):
-                wanted.generation = self._wanted.generation + 1
+            wanted, problems = merge(self._wanted, params, self.settings)
+            if wanted is not None:
                 self._wanted = wanted
                 self._permanent = None  # a new prompt or image may fix it: try again
                 self._retry_at = 0.0
@@ -190,19 +155,25 @@ class Core:
         self.on_params(params)
         if not wait:
             return True, "queued"
-        deadline = time.monotonic() + wait
         with self._lock:
             generation = self._wanted.generation
-            while self._applied_generation < generation and not self._closing:
-                if self._client is None and not self._session_wanted_locked():
-                    return True, "stored; applied when the session starts"
-                if self._permanent is not None:
-                    return False, self._permanent
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False, f"not acknowledged within {wait} s"
-                self._lock.wait(min(remaining, 0.25))
-            return self._apply_result if not self._closing else (False, "the node is shutting down")
+
+            def stored() -> bool:  # no session now, nor wanted: the next one starts with it
+                return self._client is None and not self._session_wanted_locked()
+
+            def settled() -> bool:
+                applied = self._applied_generation >= generation
+                return applied or self._closing or stored() or self._permanent is not None
+
+            if not wait_until(settled, self._lock.wait, wait):
+                return False, f"not acknowledged within {wait} s"
+            if self._closing:
+                return False, "the node is shutting down"
+            if self._applied_generation >= generation:
+                return self._apply_result
+            if stored():
+                return True, "stored; applied when the session starts"
+            return False, str(self._permanent)
 
     def on_subscribers(self, count: int) -> None:
         """How many subscribers ``image_out`` has now (polled by the adapter)."""
@@ -221,7 +192,7 @@ class Core:
 
     def status(self) -> Status:
         """Diagnostics for now; fps are since the previous call."""
-        stats = self._read_stats(self._client)
+        stats = self._totals.read(self._client)
         fps_in, fps_out = self._rates.sample(self.frames_handed, self._relay.frames_out)
         rtt = stats.get("rtt_ms")
         facts = Facts(
@@ -234,10 +205,10 @@ class Core:
             frames_in=self.frames_in,
             frames_handed=self.frames_handed,
             frames_out=self._relay.frames_out,
-            drops=self.dropped + self._library_skipped,
+            drops=self.dropped + self._totals.skipped,
             skipped_encoding=self.skipped_encoding,
             rtt_ms=None if rtt is None or rtt < 0 else float(rtt),
-            reconnects=self._reconnects + int(stats.get("reconnects", 0)),
+            reconnects=self._totals.reconnects + int(stats.get("reconnects", 0)),
             subscribers=self._subscribers,
             last_error=self._last_error,
             permanent=self._permanent,
@@ -312,22 +283,7 @@ class Core:
         with self._lock:
             wanted = attrs.evolve(self._wanted)
         self._set_state("connecting")
-        initial: dict[str, Any] = {}
-        if wanted.prompt:
-            initial["prompt"] = {"text": wanted.prompt, "enhance": wanted.enhance}
-        if wanted.image:
-            initial["image"] = wanted.image
-        options: dict[str, Any] = {
-            "model": self.settings.model,
-            "api_key": self._api_key,
-            "base_url": self._base_url,
-            "initial_state": initial or None,
-            "pixel_format": images.PIXEL_FORMATS[self.settings.encoding],
-            "timeout": CONNECT_TIMEOUT,
-            "integration": "decart-sync-ros",
-        }
-        if self.settings.transport:  # only when set: connect() may not know the keyword yet
-            options["transport"] = self.settings.transport
+        options = connect_options(self.settings, wanted, self._api_key, self._base_url)
         try:
             client = decart_sync.connect(None, **options)
         except (decart_sync.DecartSDKError, TypeError, ValueError, OSError) as exc:
@@ -345,7 +301,7 @@ class Core:
             self._applied_image = wanted.image
             self._apply_result = (True, "applied at connect")
             self._last_error = None
-            self._library_skipped_base = self._library_skipped
+            self._totals.started()
             self._lock.notify_all()
         self._relay.start(client)
         self._set_state(client.state)
@@ -358,28 +314,9 @@ class Core:
             previous_image = self._applied_image
         if client is None:
             return
-        try:
-            if wanted.image != previous_image:
-                client.set_image(
-                    wanted.image or None,
-                    prompt=wanted.prompt or None,
-                    enhance=wanted.enhance,
-                    timeout=ACK_TIMEOUT * 2,
-                )
-            elif wanted.prompt:
-                client.set_prompt(wanted.prompt, enhance=wanted.enhance, timeout=ACK_TIMEOUT)
-            else:
-                self._log.warning("an empty prompt cannot be sent; the previous prompt stays")
-            result = (True, "acknowledged")
+        result = apply(client, wanted, previous_image, self._log)
+        if result[0]:
             self._applied_image = wanted.image
-            self._log.info(
-                f"prompt {wanted.prompt!r}"
-                + (f", image {wanted.image!r}" if wanted.image else "")
-                + " acknowledged"
-            )
-        except decart_sync.DecartSDKError as exc:
-            result = (False, describe(exc))
-            self._log.error(f"could not apply prompt {wanted.prompt!r}: {describe(exc)}")
         with self._lock:
             self._applied_generation = wanted.generation
             self._apply_result = result
@@ -390,13 +327,10 @@ class Core:
             client, self._client = self._client, None
         if client is None:
             return
-        stats = self._read_stats(client)
-        self._reconnects += int(stats.get("reconnects", 0))
-        self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
+        self._totals.ended(client)
         self._relay.stop()
         client.close()  # also ends a read under way
         self._relay.join(1.0)
-        self._stats_cache = {}
         with self._lock:
             if self._client_dead and self._permanent is None:
                 self._retry_at = time.monotonic() + RETRY_INTERVAL
@@ -446,16 +380,3 @@ class Core:
                 return
             self._state = state
         self._publish_state(state)
-
-    # -- stats ---------------------------------------------------------------------
-
-    def _read_stats(self, client: decart_sync.RealtimeClient | None) -> dict[str, float]:
-        if client is None:
-            return {}
-        try:
-            stats = dict(client.stats)
-        except Exception:  # a closing client
-            return self._stats_cache
-        self._stats_cache = stats
-        self._library_skipped = self._library_skipped_base + int(stats.get("frames_skipped", 0))
-        return stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import attrs
 
@@ -21,6 +22,36 @@ class Rates:
         span = max(now - then, 1e-6)
         self._mark = (now, frames_in, frames_out)
         return (frames_in - seen_in) / span, (frames_out - seen_out) / span
+
+
+class SessionTotals:
+    """The library's counters (``client.stats``) summed over the node's sessions."""
+
+    def __init__(self) -> None:
+        self.reconnects = 0  # of sessions already closed
+        self.skipped = 0  # input frames the library skipped, all sessions
+        self._skipped_base = 0  # of the sessions before the open one
+        self._cache: dict[str, float] = {}
+
+    def read(self, client: Any) -> dict[str, float]:
+        """The open session's stats (the last ones read, while it closes)."""
+        if client is None:
+            return {}
+        try:
+            stats = dict(client.stats)
+        except Exception:  # a closing client
+            return self._cache
+        self._cache = stats
+        self.skipped = self._skipped_base + int(stats.get("frames_skipped", 0))
+        return stats
+
+    def started(self) -> None:
+        self._skipped_base = self.skipped
+
+    def ended(self, client: Any) -> None:
+        """Before ``client`` closes: its counts join the totals."""
+        self.reconnects += int(self.read(client).get("reconnects", 0))
+        self._cache = {}
 
 
 @attrs.frozen

@@ -1,0 +1,133 @@
+"""Pure logic: the one definition of connect()'s options, and prompt= -> initial_state."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import decart_sync
+from decart_sync import options
+from decart_sync.errors import InvalidOptionsError
+from decart_sync.options import CONNECT_OPTIONS, InitialState, forwarded, with_prompt
+
+NOWHERE = {"api_key": "k", "base_url": "ws://127.0.0.1:9"}  # nothing listens: fails if reached
+
+
+def test_connect_signature_is_the_table() -> None:
+    """connect() keeps explicit keywords for IDEs; they may not drift from CONNECT_OPTIONS."""
+    params = list(inspect.signature(decart_sync.connect).parameters.values())[1:]
+    assert [p.name for p in params] == [o.name for o in CONNECT_OPTIONS]
+    for param, option in zip(params, CONNECT_OPTIONS, strict=True):
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY
+        assert param.default == option.default, option.name
+        assert param.annotation == option.annotation, option.name  # postponed: the text
+
+
+def test_connect_options_is_built_from_the_table() -> None:
+    account = {o.name for o in CONNECT_OPTIONS if o.account}
+    assert account == {"api_key", "base_url", "integration"}
+    expected = [o.name for o in CONNECT_OPTIONS if not o.account]
+    assert list(options.ConnectOptions.__annotations__) == expected
+    assert "stats_interval" in options.ConnectOptions.__annotations__
+    assert options.ConnectOptions(timeout=3.0) == {"timeout": 3.0}  # still a TypedDict
+
+
+def test_type_checkers_connect_options_is_the_table() -> None:
+    """The declaration type checkers read (under TYPE_CHECKING) matches the table."""
+    tree = ast.parse(Path(options.__file__).read_text())
+    (declared,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name == "ConnectOptions"
+    ]
+    fields = {
+        stmt.target.id: ast.unparse(stmt.annotation)
+        for stmt in declared.body
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+    }
+    assert fields == {o.name: o.annotation for o in CONNECT_OPTIONS if not o.account}
+
+
+def test_every_check_refuses_a_bad_value_and_takes_the_default() -> None:
+    checked = [o for o in CONNECT_OPTIONS if o.check is not None]
+    assert {o.name for o in checked} >= {"pixel_format", "timeout", "video_codec"}
+    for option in checked:
+        option.check(option.default)
+        with pytest.raises(InvalidOptionsError, match=option.name):
+            option.check(-1)
+
+
+def test_forwarded_names_the_unknown_keyword_and_a_near_match() -> None:
+    assert forwarded({"timeout": 5, "transport": "webrtc"}, "x") == {
+        "timeout": 5,
+        "transport": "webrtc",
+    }
+    with pytest.raises(InvalidOptionsError, match="unknown keyword 'timout'; did you mean timeout"):
+        forwarded({"timout": 5}, "VideoCapture")
+    with pytest.raises(InvalidOptionsError, match="VideoCapture got an unknown keyword 'zz'"):
+        forwarded({"zz": 1}, "VideoCapture")
+    with pytest.raises(InvalidOptionsError, match="timeout"):
+        forwarded({"timeout": 0}, "VideoCapture")
+    with pytest.raises(InvalidOptionsError, match="unknown keyword 'api_key'"):
+        forwarded({"api_key": "k"}, "DecartClient.realtime.connect", account=False)
+
+
+def test_entry_points_refuse_unknown_keywords_before_connecting() -> None:
+    with pytest.raises(InvalidOptionsError, match="did you mean stats_interval"):
+        decart_sync.VideoCapture(None, model="lucy-restyle", stats_intervall=1.0, **NOWHERE)
+    realtime = decart_sync.DecartClient(api_key="k", realtime_base_url=NOWHERE["base_url"]).realtime
+    with pytest.raises(InvalidOptionsError, match="unknown keyword 'integration'"):
+        realtime.connect(None, model="lucy-restyle", integration="x")  # type: ignore[call-arg]
+
+
+def test_with_prompt_is_the_one_way_to_an_initial_state() -> None:
+    assert with_prompt({"timeout": 1}, None) == {"timeout": 1}
+    made = with_prompt({"timeout": 1}, "sepia", enhance=False)
+    assert made == {"timeout": 1, "initial_state": InitialState("sepia", False, None)}
+    image_only = with_prompt({}, None, image="a.png")["initial_state"]
+    assert image_only == InitialState(None, True, "a.png")
+    given: dict[str, Any] = {"initial_state": {"prompt": "b"}}
+    with pytest.raises(InvalidOptionsError, match="not both"):
+        with_prompt(given, "a")
+    assert with_prompt(given, "a", both="initial_state") is given
+    # the same Desired as the dict forms the entry points used to build
+    old = {"prompt": {"text": "sepia", "enhance": False}}
+    assert options.desired(made["initial_state"], "rgb24") == options.desired(old, "rgb24")
+
+
+def test_the_ros_node_connects_with_its_wanted_state() -> None:
+    from decart_sync.ros.settings import Settings
+    from decart_sync.ros.wanted import Wanted, connect_options, merge
+
+    settings = Settings.from_params({"model": "lucy-restyle", "transport": "livekit"})
+    keywords = connect_options(settings, Wanted("sepia", False, ""), "k", "ws://h")
+    forwarded(keywords, "the ROS node")
+    assert keywords["initial_state"] == InitialState("sepia", False, None)
+    assert keywords["transport"] == "livekit" and keywords["integration"] == "decart-sync-ros"
+    assert "initial_state" not in connect_options(settings, Wanted("", True, ""), None, None)
+
+    wanted = Wanted("a", True, "")
+    assert merge(wanted, {"prompt": "a"}, settings) == (None, [])
+    changed, problems = merge(wanted, {"prompt": "b", "encoding": "bgr8"}, settings)
+    assert changed == Wanted("b", True, "", generation=1)
+    assert problems == ["encoding is read at start only; restart the node"]
+
+
+def test_subscribe_options_are_subscribes_keywords() -> None:
+    params = list(inspect.signature(decart_sync.subscribe).parameters)[1:]
+    account = {o.name for o in CONNECT_OPTIONS if o.account}
+    assert list(options.SubscribeOptions.__annotations__) == [
+        p for p in params if p not in account
+    ]
+
+
+def test_live_view_refuses_unknown_keywords_before_connecting() -> None:
+    pytest.importorskip("ipywidgets")
+    from decart_sync.notebook import live_view
+
+    with pytest.raises(InvalidOptionsError, match="unknown keyword 'promt'; did you mean prompt"):
+        live_view(None, model="lucy-restyle", promt="sepia", display=False, **NOWHERE)
