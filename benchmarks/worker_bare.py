@@ -14,7 +14,7 @@ from benchmarks.tracks import PatternTrack, measure
 
 
 async def run(url: str, seconds: float, width: int, height: int, fps: float, warmup: float) -> dict:
-    from decart_sync._ice import allow_loopback_candidates  # same loopback media path
+    from decart_sync._process import allow_loopback_candidates  # same loopback media path
 
     allow_loopback_candidates()
     rec = Recorder()

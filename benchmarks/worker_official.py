@@ -18,7 +18,7 @@ async def run(url: str, seconds: float, width: int, height: int, fps: float, war
     from decart.realtime.client import RealtimeClient
     from decart.realtime.types import RealtimeConnectOptions
 
-    # The same loopback candidate as the other two workers get (see decart_sync/_ice.py).
+    # The same loopback candidate as the other two workers get (see decart_sync/_process.py).
     original = aioice.ice.get_host_addresses
 
     def with_loopback(*args: object, **kwargs: object) -> list[str]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from ._process import allow_loopback_candidates  # still imported from here by benchmarks
-
-__all__ = ["allow_loopback_candidates", "is_loopback_host", "is_loopback_url", "loopback_only_sdp"]
+__all__ = ["is_loopback_host", "is_loopback_url", "loopback_only_sdp"]
 
 
 def is_loopback_host(host: str | None) -> bool:

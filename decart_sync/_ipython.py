@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Moved to _process; these names are kept for code that imports them from here.
-from ._process import captured, streams
-
-__all__ = ["captured", "cell_id", "display", "shell", "streams"]
+__all__ = ["cell_id", "display", "shell"]
 
 
 def shell() -> Any:

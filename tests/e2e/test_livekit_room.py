@@ -25,16 +25,15 @@ from aiortc.mediastreams import MediaStreamError  # noqa: E402
 from av import VideoFrame  # noqa: E402
 from helpers import SMALL, TOLERANCE, invert, mean_error, pattern  # noqa: E402
 
-import decart_sync.transports.livekit_exit  # noqa: E402
-from decart_sync._ice import allow_loopback_candidates  # noqa: E402
 from decart_sync._portal import Portal  # noqa: E402
+from decart_sync._process import allow_loopback_candidates, settle_livekit_at_exit  # noqa: E402
 from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, LiveKitRooms, Room  # noqa: E402
 from decart_sync.emulator.server import EmulatorServer  # noqa: E402
 
 W, H, FPS = SMALL.width, SMALL.height, SMALL.fps
 # A room the server ends tears down natively after the test returns: without this,
-# a run ending with this file now and then aborted at exit (see livekit_exit).
-decart_sync.transports.livekit_exit.install()
+# a run ending with this file now and then aborted at exit (see _process.settle_livekit_at_exit).
+settle_livekit_at_exit()
 CALL_TIMEOUT = 10.0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from decart_sync import _ipython
+from decart_sync import _process
 from decart_sync.notebook import RateCap
 
 
@@ -31,14 +31,14 @@ def test_routed_streams_capture_only_the_capturing_thread(monkeypatch: Any) -> N
     original = io.StringIO()
     monkeypatch.setattr(sys, "stdout", original)
     user = object()
-    _ipython.streams.acquire(user)
+    _process.streams.acquire(user)
     try:
         inside = threading.Event()
         release = threading.Event()
         captured: list[str] = []
 
         def handler_thread() -> None:
-            with _ipython.captured() as (out, _err):
+            with _process.captured() as (out, _err):
                 print("from the handler")
                 inside.set()
                 release.wait(5)
@@ -51,7 +51,7 @@ def test_routed_streams_capture_only_the_capturing_thread(monkeypatch: Any) -> N
         release.set()
         thread.join(5)
     finally:
-        _ipython.streams.release(user)
+        _process.streams.release(user)
     assert sys.stdout is original  # put back by the last release
     assert captured == ["from the handler\n"]
     assert original.getvalue() == "from the main thread\n"
