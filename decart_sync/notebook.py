@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _ipython, _process
 from ._jpeg import Jpeg
-from ._portal import wait_until
+from ._portal import Deadline, wait_until
 from ._threads import Worker
 from .client import RealtimeClient, connect
 from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
@@ -251,14 +251,14 @@ class LiveView:
         if not first:
             self._stopped.wait(timeout)
             return
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with _views_lock:
             _views.discard(self)
         self.client.close()  # ends the frames iterator and any prompt waiting for its ack
         for worker in (self._puller, self._worker):
             worker.signal()
         for worker in (self._puller, self._worker):
-            worker.join(deadline - time.monotonic())
+            worker.join(deadline.remaining())
         _process.unroute_thread_output(self)
         self.prompt_box.disabled = self.stop_button.disabled = True
         self._set_status()

@@ -22,7 +22,7 @@ from typing import Any
 
 import av
 
-from .. import models
+from .. import models, options
 from .._threads import Worker
 from ..client import RealtimeClient, connect
 from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_
@@ -78,11 +78,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     tap = None if model.is_avatar else Tap(_source(args.source, model))
     prompts = list(args.prompts or [])
     first = prompts[0] if prompts else args.prompt
-    initial: dict[str, Any] = {}
-    if first and first.lower() != "none":
-        initial["prompt"] = {"text": first, "enhance": True}
-    if args.image:
-        initial["image"] = args.image
+    start = options.with_prompt(
+        {},
+        first if first and first.lower() != "none" else None,
+        image=args.image or None,
+    )
     api_key = args.api_key or os.environ.get("DECART_API_KEY")
     with contextlib.ExitStack() as stack:
         base_url = args.base_url
@@ -98,9 +98,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 model=model,
                 api_key=api_key,
                 base_url=base_url,
-                initial_state=initial or None,
                 timeout=args.timeout,
                 transport=args.transport,
+                **start,
             )
         )
         stats = client.stats
