@@ -7,13 +7,10 @@ virtualenvs), support/ the helpers tests import (on the path: ``from helpers imp
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers import KEY, SMALL
+from helpers import KEY, SMALL, emulator_process
 
 import decart_sync
 from decart_sync import ModelDefinition
@@ -53,28 +50,8 @@ def connect(emulator: Emulator) -> Iterator[Callable[..., decart_sync.RealtimeCl
 @pytest.fixture(scope="session")
 def remote_emulator() -> Iterator[str]:
     """An emulator in another process, so this process's threads are the client's alone."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "decart_sync.emulator",
-            "--port",
-            "0",
-            "--model",
-            "test-small:25:320x192",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
-        assert match, f"emulator did not print its URL: {line!r}"
-        yield match.group(0)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with emulator_process() as (url, _proc):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from helpers import KEY, SMALL, pattern, wait_until
+from helpers import KEY, SMALL, emulator_process, pattern, wait_until
 
 import decart_sync
 from decart_sync.realtime_client import CLOSE_TIMEOUT
@@ -79,17 +76,11 @@ def test_close_from_another_thread_ends_a_blocked_iterator(remote_emulator) -> N
 @contextlib.contextmanager
 def _frozen_later() -> Iterator[tuple[str, Callable[[], None]]]:
     """An emulator process of this test's own, and how to freeze it (SIGSTOP)."""
-    command = ["-m", "decart_sync.emulator", "--port", "0", "--model", "test-small:25:320x192"]
-    proc = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        match = re.search(r"ws://127\.0\.0\.1:\d+", proc.stdout.readline())
-        assert match, "the emulator did not print its URL"
-        yield match.group(0), lambda: os.kill(proc.pid, signal.SIGSTOP)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(10)
+    with emulator_process() as (url, proc):
+        try:
+            yield url, lambda: os.kill(proc.pid, signal.SIGSTOP)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)  # before it is terminated
 
 
 class _StuckCamera:

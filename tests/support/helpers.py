@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,3 +97,21 @@ def published_stats(client: Any) -> list[Any]:
     """LiveKit's own stats of what a LiveKit client publishes (its camera track): the
     client's account of what it sends, which the public figures do not carry."""
     return client.media_report(timeout=5)
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """An emulator in a process of its own serving SMALL: its URL, and the process."""
+    command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
+    proc = subprocess.Popen(
+        [*command, "--model", "test-small:25:320x192"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
+        assert match, f"emulator did not print its URL: {line!r}"
+        yield match.group(0), proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
