@@ -303,10 +303,13 @@ class RealtimeClient:
         """The media library's own stats of what this client sends, as it gives them:
         LiveKit's ``RtcStats`` of the published tracks, or aiortc's ``getStats()``
         values. [] while not connected. Not figures to rely on (see :attr:`stats`):
-        for tests and diagnosis. Raises TimeoutError after ``timeout`` seconds."""
+        for tests and diagnosis. Raises TimeoutError_ after ``timeout`` seconds."""
         if self._closed or not self._portal.running:
             return []
-        return self._portal.call(self._session.media_report(), timeout)
+        try:
+            return self._portal.call(self._session.media_report(), timeout)
+        except TimeoutError:
+            raise TimeoutError_(f"the media library gave no stats within {timeout} s") from None
 
     def _emit_stats(self) -> None:
         self._events.emit(signals.STATS, self.stats)
