@@ -1,4 +1,4 @@
-"""Run the benchmark: see ``python -m benchmarks -h`` and README's Benchmarks section."""
+"""Run the benchmark: see ``python -m benchmarks -h`` and docs/benchmarks.md."""
 
 from __future__ import annotations
 

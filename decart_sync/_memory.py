@@ -4,7 +4,7 @@ glibc raises its mmap threshold after the first large free; frame-sized
 buffers then come from the heap, and what a torn-down connection's codecs
 freed in its middle is not handed back by itself: ``benchmarks.soak`` grew
 74 MB over 9 reconnects. After a teardown we hand it back. Pinning the
-threshold instead made every frame buffer page-fault (see README, Soak).
+threshold instead made every frame buffer page-fault (see docs/benchmarks.md, Soak).
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ class RealtimeClient:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Figures people can read (README "Stats" has the table): counters of
+        """Figures people can read (docs/stats.md has the table): counters of
         frames put (``frames_in``), sent, skipped (replaced by a newer one before
         they could go: the source is faster than the model's fps), received and
         dropped by slow consumers; rolling ``fps_in``/``fps_out``;

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(__doc__.strip())
-        print("\nSee README.md, section ROS, for topics and parameters.")
+        print("\nSee docs/ros.md for topics and parameters.")
         return 0
     version = find_ros()
     if version == "2":
