@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from .errors import DecartSDKError, ServerError
+from .errors import DecartSDKError, ServerError, is_permanent
 from .messages import Message
 
 _ACK_OF = {"prompt_ack": "prompt", "set_image_ack": "set_image"}
@@ -52,8 +52,12 @@ class Acks:
             fut.set_result(None)
         else:
             what = f"the prompt {ack['prompt']!r}" if kind == "prompt" else "the image"
-            reason = ack.get("error") or "no reason given"
-            fut.set_exception(ServerError(f"the server rejected {what}: {reason}", data=ack))
+            reason = str(ack.get("error") or "no reason given")
+            # Permanent by the server's words alone: a prompt may say "401" too.
+            error = ServerError(
+                f"the server rejected {what}: {reason}", data=ack, permanent=is_permanent(reason)
+            )
+            fut.set_exception(error)
 
     def fail_all(self, error: DecartSDKError) -> None:
         for waiters in self._waiting.values():

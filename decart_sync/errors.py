@@ -4,10 +4,17 @@ Every error is a :class:`DecartSDKError` carrying ``code``, ``message``,
 optional ``data`` and ``cause``. Each code has its own subclass so callers can
 ``except`` the kind they care about; a few also subclass the built-in they
 stand for (``ValueError`` for bad input, ``TimeoutError`` for timeouts).
+
+Whether an error is ``permanent`` (retrying cannot help, PROTOCOL.md section 8)
+is decided once, where the error is made: by its class, or for a server's
+``error`` message by the server's own words (:func:`server_error`). Nothing
+later searches an error's text, which may hold a URL, a model name or our own
+wording.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -15,6 +22,8 @@ class DecartSDKError(Exception):
     """Base of every error this library raises."""
 
     code: str = "DECART_SDK_ERROR"
+    #: Retrying cannot help (a bad key, model or input): no reconnect. By class, unless given.
+    permanent: bool = False
 
     def __init__(
         self,
@@ -23,6 +32,7 @@ class DecartSDKError(Exception):
         data: Any = None,
         cause: BaseException | None = None,
         code: str | None = None,
+        permanent: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -30,6 +40,8 @@ class DecartSDKError(Exception):
         self.cause = cause
         if code is not None:
             self.code = code
+        if permanent is not None:
+            self.permanent = permanent
         if cause is not None:
             self.__cause__ = cause
 
@@ -40,31 +52,39 @@ class DecartSDKError(Exception):
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.message, self.data, self.code))
+        args = (type(self), self.message, self.data, self.code, self.permanent)
+        return (_rebuild, args)
 
 
-def _rebuild(cls: type[DecartSDKError], message: str, data: Any, code: str) -> DecartSDKError:
-    return cls(message, data=data, code=code)
+def _rebuild(
+    cls: type[DecartSDKError], message: str, data: Any, code: str, permanent: bool = False
+) -> DecartSDKError:
+    return cls(message, data=data, code=code, permanent=permanent)
 
 
 class InvalidAPIKeyError(DecartSDKError):
     code = "INVALID_API_KEY"
+    permanent = True
 
 
 class InvalidBaseURLError(DecartSDKError, ValueError):
     code = "INVALID_BASE_URL"
+    permanent = True
 
 
 class InvalidInputError(DecartSDKError, ValueError):
     code = "INVALID_INPUT"
+    permanent = True
 
 
 class InvalidOptionsError(DecartSDKError, ValueError):
     code = "INVALID_OPTIONS"
+    permanent = True
 
 
 class ModelNotFoundError(DecartSDKError, LookupError):
     code = "MODEL_NOT_FOUND"
+    permanent = True
 
 
 class WebSocketError(DecartSDKError, ConnectionError):
@@ -90,25 +110,24 @@ class SignalingError(DecartSDKError):
 # A friendlier public name; the trailing underscore only avoids shadowing the builtin here.
 WebRTCTimeoutError = TimeoutError_
 
-# PROTOCOL.md section 8: server errors containing these are never retried.
-_PERMANENT_MARKERS = (
-    "permission denied",
-    "not allowed",
-    "invalid session",
-    "401",
-    "invalid api key",
-    "unauthorized",
-)
+# PROTOCOL.md section 8's permanent words, as whole words of the server's own text: "401"
+# is not "14010", and a URL or model name in our wrapping text is never looked at.
+_BAD_KEY = re.compile(r"\b(?:401|unauthori[sz]ed|api[ _-]?key)\b", re.IGNORECASE)
+_REFUSED = re.compile(r"\b(?:permission denied|not allowed|invalid session)\b", re.IGNORECASE)
 
 
-def is_permanent(message: str) -> bool:
-    text = message.lower()
-    return any(marker in text for marker in _PERMANENT_MARKERS)
+def is_permanent(error: BaseException | str) -> bool:
+    """Whether retrying cannot help: the error's own verdict, made when it was made.
+
+    A string is taken as a server's own error text (as in its ``error`` message).
+    """
+    if isinstance(error, str):
+        return server_error(error).permanent
+    return isinstance(error, DecartSDKError) and error.permanent
 
 
 def server_error(message: str) -> DecartSDKError:
     """The error for a server ``error`` message: a bad key gets its own code."""
-    lowered = message.lower()
-    if "api key" in lowered or "unauthorized" in lowered or "401" in lowered:
+    if _BAD_KEY.search(message):
         return InvalidAPIKeyError(message)
-    return ServerError(message)
+    return ServerError(message, permanent=bool(_REFUSED.search(message)))

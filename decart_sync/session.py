@@ -31,7 +31,6 @@ from .errors import (
     SignalingError,
     TimeoutError_,
     WebSocketError,
-    is_permanent,
     server_error,
 )
 from .messages import UNSET, Desired, Message
@@ -285,7 +284,7 @@ class Session:
             attempt.fail(error)
             return
         self._emit(ERROR, error)
-        if is_permanent(error.message):
+        if error.permanent:
             self._finish(error)
 
     # -- what media tells the session ---------------------------------------
@@ -347,7 +346,7 @@ class Session:
                 error = exc
                 await self._drop_attempt()
                 log.info("reconnect attempt %d failed: %s", number, exc.message)
-                if is_permanent(exc.message):
+                if exc.permanent:
                     break
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
                 continue

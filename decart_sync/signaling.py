@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import websocket
 
 from ._threads import Worker
-from .errors import WebSocketError
+from .errors import InvalidAPIKeyError, WebSocketError
 from .messages import Message, parse
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Signaling:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self, timeout: float | None) -> None:
-        """Connect; raises :class:`WebSocketError` (a refused or rejected socket)."""
+        """Connect; raises :class:`WebSocketError` (:class:`InvalidAPIKeyError`: HTTP 401/403)."""
         self._loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = self._loop.create_future()
         self._reader = Worker(lambda: self._run(opened, timeout), "decart-sync-signaling").start()
@@ -82,7 +82,10 @@ class Signaling:
                 self._ws.shutdown()
                 return
         except Exception as exc:
-            error = WebSocketError(
+            # The server's HTTP status decides, never the text (which holds the URL).
+            refused = getattr(exc, "status_code", None) in (401, 403)
+            kind = InvalidAPIKeyError if refused else WebSocketError
+            error = kind(
                 f"could not open the signaling WebSocket to {redact(self._url)}: "
                 f"{self._scrub(str(exc)) or type(exc).__name__}",
                 cause=exc,

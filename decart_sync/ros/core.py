@@ -14,7 +14,8 @@ session when one is wanted and none is open: at start, when ``image_out``
 gains a subscriber (``lazy``), after a failed first connect (every
 ``RETRY_INTERVAL`` s) and after the library gave up on a session. A permanent
 error (bad key, unknown model, a bad image...) is not retried until a
-parameter changes.
+parameter changes; the error itself says whether it is (``errors.is_permanent``),
+the same rule the library's reconnects follow.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import numpy as np
 
 import decart_sync
 from decart_sync._portal import wait_until
+from decart_sync.errors import is_permanent
 
 from . import images
 from .diagnostics import Facts, Rates, SessionTotals, assess
 from .relay import OutputRelay
-from .settings import Log, Settings, Status, backend, describe, is_permanent
+from .settings import Log, Settings, Status, backend, describe
 from .wanted import Wanted, apply, connect_options, merge
 
 NODE_NAME = "decart_sync"

@@ -1,4 +1,4 @@
-"""The node's settings, from ROS parameters, and how it judges errors; no ROS here."""
+"""The node's settings, from ROS parameters, and how it describes errors; no ROS here."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from typing import Any, Protocol
 import attrs
 
 from decart_sync import ModelDefinition, models
-from decart_sync.errors import is_permanent as is_permanent_text
 
 from . import images
 
-#: codes that mean "retrying the same thing will fail the same way"
-PERMANENT_CODES = frozenset(
-    {"INVALID_API_KEY", "INVALID_BASE_URL", "INVALID_INPUT", "INVALID_OPTIONS", "MODEL_NOT_FOUND"}
-)
 #: parameter -> default; ``model`` is read once at start
 DEFAULTS: dict[str, Any] = {
     "model": "lucy-restyle",
@@ -93,12 +88,6 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
-
-
-def is_permanent(error: BaseException) -> bool:
-    code = getattr(error, "code", None)
-    text = str(getattr(error, "message", error)).lower()
-    return code in PERMANENT_CODES or is_permanent_text(text)  # PROTOCOL.md section 8
 
 
 def describe(error: BaseException) -> str:

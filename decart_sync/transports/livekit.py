@@ -32,7 +32,7 @@ import numpy as np
 from livekit import rtc
 
 from .. import _process, messages
-from ..errors import DecartSDKError, ServerError, TimeoutError_, WebSocketError
+from ..errors import DecartSDKError, ICEError, ServerError, TimeoutError_, WebSocketError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import feed
@@ -123,6 +123,17 @@ class LiveKitTransport(MediaTransport):
     # -- after the initial state: media --------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._join_room()
+        except DecartSDKError:
+            raise
+        except Exception as exc:
+            # The room's own failure, by name: what to fix, not just that it did not connect.
+            raise ICEError(
+                f"the LiveKit room failed: {type(exc).__name__}: {exc}", cause=exc
+            ) from exc
+
+    async def _join_room(self) -> None:
         settings = self._settings
         room = self._room = rtc.Room(loop=asyncio.get_running_loop())
         room.on("track_subscribed", self._on_track)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiortc import (
@@ -59,9 +59,10 @@ class WebRTCTransport(MediaTransport):
 
     async def start(self) -> None:
         settings = self._settings
-        pc = self._pc = create_peer(settings.ice_servers)
+        pc = self._pc = create_peer(settings.ice_servers, self._on_failure)
         pc.on("connectionstatechange", self._on_state)
         pc.on("track", self._on_track)
+        pc.on("error", self._on_failure)  # one of our handlers raised
         video = None
         if settings.input is not None:
             video = InputTrack(settings.input, settings.model.fps)
@@ -153,6 +154,10 @@ class WebRTCTransport(MediaTransport):
         elif state in ("failed", "closed"):
             self._hooks.lost(f"the peer connection {state}", None)
 
+    def _on_failure(self, exc: BaseException) -> None:
+        # Named by type and text: "TypeError: cert must be an X509 instance" says what to fix.
+        self._hooks.lost(f"the media stack raised {type(exc).__name__}: {exc}", exc)
+
     def _on_track(self, track: MediaStreamTrack) -> None:
         source = track
         if self._settings.wants_remote_stream:
@@ -214,9 +219,34 @@ class WebRTCTransport(MediaTransport):
 # -- the peer connection and its SDP --------------------------------------------
 
 
-def create_peer(ice_servers: Sequence[str]) -> RTCPeerConnection:
+# aiortc runs ICE, DTLS and the start of RTP in a task of its own that nobody awaits
+# (RTCPeerConnection.__connect). An exception there (an older pyOpenSSL's "TypeError: cert
+# must be an X509 instance" in the DTLS handshake) is only logged when the task is
+# collected, and the connection sits in "connecting" until connect() times out.
+CONNECT_TASK = "_RTCPeerConnection__connect"
+
+
+class Peer(RTCPeerConnection):
+    """An aiortc peer that reports what its connect task raises to ``on_failure``."""
+
+    def __init__(
+        self, configuration: RTCConfiguration, on_failure: Callable[[BaseException], None]
+    ) -> None:
+        super().__init__(configuration)
+        self._on_failure = on_failure
+
+    async def _RTCPeerConnection__connect(self) -> None:
+        try:
+            await getattr(super(), CONNECT_TASK)()
+        except Exception as exc:
+            self._on_failure(exc)
+
+
+def create_peer(
+    ice_servers: Sequence[str], on_failure: Callable[[BaseException], None]
+) -> RTCPeerConnection:
     servers = [RTCIceServer(urls=url) for url in ice_servers]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+    return Peer(RTCConfiguration(iceServers=servers), on_failure)
 
 
 def prefer_vp8(transceiver: Any) -> None:
