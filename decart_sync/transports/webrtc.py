@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiortc import (
@@ -59,10 +59,10 @@ class WebRTCTransport(MediaTransport):
 
     async def start(self) -> None:
         settings = self._settings
-        pc = self._pc = create_peer(settings.ice_servers, self._on_failure)
+        pc = self._pc = create_peer(settings.ice_servers)
         pc.on("connectionstatechange", self._on_state)
         pc.on("track", self._on_track)
-        pc.on("error", self._on_failure)  # one of our handlers raised
+        pc.on("error", self._on_failure)  # aiortc's connect task, or one of our handlers, raised
         video = None
         if settings.input is not None:
             video = InputTrack(settings.input, settings.model.fps)
@@ -227,26 +227,21 @@ CONNECT_TASK = "_RTCPeerConnection__connect"
 
 
 class Peer(RTCPeerConnection):
-    """An aiortc peer that reports what its connect task raises to ``on_failure``."""
+    """An aiortc peer whose connect task's exception is emitted as an ``error`` event.
 
-    def __init__(
-        self, configuration: RTCConfiguration, on_failure: Callable[[BaseException], None]
-    ) -> None:
-        super().__init__(configuration)
-        self._on_failure = on_failure
+    An event, not a callback held: ``remove_all_listeners`` then frees the transport.
+    """
 
     async def _RTCPeerConnection__connect(self) -> None:
         try:
             await getattr(super(), CONNECT_TASK)()
         except Exception as exc:
-            self._on_failure(exc)
+            self.emit("error", exc)
 
 
-def create_peer(
-    ice_servers: Sequence[str], on_failure: Callable[[BaseException], None]
-) -> RTCPeerConnection:
+def create_peer(ice_servers: Sequence[str]) -> RTCPeerConnection:
     servers = [RTCIceServer(urls=url) for url in ice_servers]
-    return Peer(RTCConfiguration(iceServers=servers), on_failure)
+    return Peer(RTCConfiguration(iceServers=servers))
 
 
 def prefer_vp8(transceiver: Any) -> None:
