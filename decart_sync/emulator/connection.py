@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -33,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from .._portal import wait_until
 from . import media
 from .faults import Faults
+from .netem import Shaper
 from .peer import BadCandidate, Peer, parse_client_candidate
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Connection:
         on_closed: Callable[[Connection], None],
     ) -> None:
         self.session_id = str(uuid.uuid4())
+        self.started = time.monotonic()  # netem's blackout counts from here
         self.ws = ws
         self.faults = faults
         self.messages: list[Message] = []
@@ -213,7 +216,8 @@ class Connection:
 
     def _ensure_peer(self) -> Peer:
         if self.peer is None:
-            self.peer = Peer(loopback=self._loopback)
+            shaper = Shaper(lambda: self.faults, start=self.started, label="peer")
+            self.peer = Peer(loopback=self._loopback, shaper=shaper)
             self.peer.on("track", self._on_track)
             self.peer.on("connectionstatechange", self._on_peer_state)
         return self.peer

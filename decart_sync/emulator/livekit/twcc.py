@@ -233,7 +233,8 @@ def install(
                 packet = feedback.build()
                 if packet is not None:
                     with contextlib.suppress(ConnectionError):
-                        await transmit(packet)
+                        # Through whatever wraps the transport now (netem's network too).
+                        await transport._send_rtp(packet)
         finally:
             transport._handle_rtp_data, transport._send_rtp = receive, transmit
 
