@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from decart_sync.emulator import Faults
@@ -49,7 +51,7 @@ def test_fixed_delay_keeps_order_and_jitter_stays_in_bounds() -> None:
     assert len(delays) == 5000
     assert min(delays) >= 0.050 - 1e-9 and max(delays) <= 0.110 + 1e-9
     assert min(delays) < 0.052 and max(delays) > 0.108  # the whole spread is used
-    reordered = sum(b < a for a, b in zip(jittery, jittery[1:]))  # type: ignore[operator]
+    reordered = sum(b < a for a, b in itertools.pairwise(jittery))  # type: ignore[operator]
     assert reordered > 0  # jitter reorders: 2 ms apart, +-30 ms
     only_jitter = _fates(Impairment(jitter_ms=30, seed=5), 1000)
     assert all(f is not None and f >= i * STEP for i, f in enumerate(only_jitter))
@@ -85,9 +87,8 @@ def test_blackout_drops_everything_in_its_window_and_nothing_outside() -> None:
 
 
 def test_faults_fields_from_the_command_line() -> None:
-    faults = _faults(
-        ["loss=0.05", "delay_ms=80", "jitter_ms=30", "bandwidth_kbps=1500", "blackout=5,3", "seed=9"]
-    )
+    settings = ["loss=0.05", "delay_ms=80", "jitter_ms=30", "bandwidth_kbps=1500", "blackout=5,3"]
+    faults = _faults([*settings, "seed=9"])
     assert faults.network() == (0.05, 80.0, 30.0, 1500.0, (5.0, 3.0), 9)
     assert Faults().network() == (0.0, 0.0, 0.0, None, None, 0)
     for bad in ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3"):
