@@ -116,6 +116,7 @@ class _Pipe:
         self._ready = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self.packets = 0  # through an impairment, lost or not
         self.dropped = 0
 
     def impairment(self) -> Impairment | None:
@@ -126,6 +127,7 @@ class _Pipe:
         return self._impairment
 
     def put(self, impairment: Impairment, size: int, deliver: Deliver) -> None:
+        self.packets += 1
         release = impairment.admit(time.monotonic(), size)
         if release is None:
             self.dropped += 1
@@ -174,10 +176,15 @@ class Shaper:
         self._pipes: list[_Pipe] = []
         self._covered: set[int] = set()
 
-    @property
-    def dropped(self) -> int:
-        """Packets lost so far, both ways."""
-        return sum(pipe.dropped for pipe in self._pipes)
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """By direction ("in": from the client, "out": to it), the packets that crossed an
+        impaired network so far, and how many of them it lost."""
+        found = {"in": (0, 0), "out": (0, 0)}
+        for pipe in self._pipes:
+            direction = pipe.label.rsplit("/", 1)[-1]
+            packets, dropped = found[direction]
+            found[direction] = (packets + pipe.packets, dropped + pipe.dropped)
+        return found
 
     def cover(self, pc: Any) -> None:
         """Impair every DTLS transport of ``pc``'s transceivers not covered yet."""

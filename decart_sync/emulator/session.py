@@ -200,7 +200,9 @@ class ServedSession(Connection):
 
     def _network(self, target: str) -> Shaper:
         """The network between the client and one of its room's peer connections."""
-        return Shaper(lambda: self.faults, start=self.started, label=target)
+        shaper = Shaper(lambda: self.faults, start=self.started, label=target)
+        self.shapers.append(shaper)
+        return shaper
 
     def _fork(self, track: MediaStreamTrack) -> MediaStreamTrack:
         """A LiveKit viewer's own copy of an output track, as a seed subscriber gets."""
