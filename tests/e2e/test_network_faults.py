@@ -77,7 +77,7 @@ def test_loss_and_jitter_both_ways_keep_frames_flowing(connect, emu, model) -> N
     _frames_for(frames, WARM_UP)
     measured = _frames_for(frames, MEASURE)
     fps = len(measured) / MEASURE
-    print(f"{model.transport}: {fps:.1f} fps under 5% loss, 30 ms jitter; {session.network}")  # with -s
+    print(f"{model.transport}: {fps:.1f} fps under 5% loss, 30 ms jitter; {session.network}")
     assert fps >= 0.9 * model.fps, f"{fps:.1f} fps under 5% loss and 30 ms jitter"
     # The network really was bad, both ways.
     counts = session.network
