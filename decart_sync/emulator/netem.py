@@ -41,7 +41,11 @@ log = logging.getLogger(__name__)
 # The rate cap's queue: a packet that would wait longer than this to be sent is dropped.
 QUEUE_SECONDS = 0.5
 
-Deliver = Callable[[], Awaitable[None]]
+# Delivers a packet, given the delay the network gave it (seconds).
+Deliver = Callable[[float], Awaitable[None]]
+# Set on a transport while a delayed packet is handed on: the delay the model gave it, so
+# that LiveKit's transport-wide feedback (.livekit.twcc) reports the modelled queue.
+DELAY_ATTRIBUTE = "_decart_netem_delay"
 
 
 class Impairment:
@@ -111,7 +115,7 @@ class _Pipe:
         self._start = start
         self._settings: tuple[Any, ...] | None = None
         self._impairment: Impairment | None = None
-        self._held: list[tuple[float, int, Deliver]] = []
+        self._held: list[tuple[float, int, float, Deliver]] = []
         self._order = itertools.count()
         self._ready = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -128,14 +132,15 @@ class _Pipe:
 
     def put(self, impairment: Impairment, size: int, deliver: Deliver) -> None:
         self.packets += 1
-        release = impairment.admit(time.monotonic(), size)
+        now = time.monotonic()
+        release = impairment.admit(now, size)
         if release is None:
             self.dropped += 1
             return
-        heapq.heappush(self._held, (release, next(self._order), deliver))
+        heapq.heappush(self._held, (release, next(self._order), release - now, deliver))
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
-        if self._held[0][2] is deliver:
+        if self._held[0][3] is deliver:
             self._wake_at(release)
 
     def _wake_at(self, release: float) -> None:
@@ -150,9 +155,9 @@ class _Pipe:
             await self._ready.wait()
             self._ready.clear()
             while self._held and self._held[0][0] <= time.monotonic():
-                deliver = heapq.heappop(self._held)[2]
+                _, _, delay, deliver = heapq.heappop(self._held)
                 with contextlib.suppress(ConnectionError):
-                    await deliver()
+                    await deliver(delay)
             if self._held:
                 self._wake_at(self._held[0][0])
 
@@ -209,10 +214,12 @@ class Shaper:
             if impairment is None:
                 await rtp(data, arrival_time_ms)
                 return
-            sent = time.monotonic()
-
-            async def deliver() -> None:  # it arrives when it comes out of the network
-                await rtp(data, arrival_time_ms + round((time.monotonic() - sent) * 1000))
+            async def deliver(delay: float) -> None:  # it arrives when it comes out
+                setattr(transport, DELAY_ATTRIBUTE, delay)
+                try:
+                    await rtp(data, arrival_time_ms + round(delay * 1000))
+                finally:
+                    setattr(transport, DELAY_ATTRIBUTE, 0.0)
 
             incoming.put(impairment, len(data), deliver)
 
@@ -221,7 +228,7 @@ class Shaper:
             if impairment is None:
                 await rtcp(data)
             else:
-                incoming.put(impairment, len(data), lambda: rtcp(data))
+                incoming.put(impairment, len(data), lambda delay: rtcp(data))
 
         async def send_rtp(data: bytes) -> None:
             impairment = outgoing.impairment()
@@ -230,7 +237,7 @@ class Shaper:
             elif transport.state != "connected":
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
             else:  # the caller goes on at once, as after a send into a real network
-                outgoing.put(impairment, len(data), lambda: send(data))
+                outgoing.put(impairment, len(data), lambda delay: send(data))
 
         transport._handle_rtp_data = handle_rtp_data
         transport._handle_rtcp_data = handle_rtcp_data
