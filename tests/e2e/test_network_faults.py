@@ -13,7 +13,17 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from helpers import KEY, SMALL, close_to, invert, mean_error, pattern, repeat, wait_for_frame
+from helpers import (
+    KEY,
+    SMALL,
+    close_to,
+    invert,
+    mean_error,
+    pattern,
+    repeat,
+    wait_for_frame,
+    wait_until,
+)
 
 import decart_sync
 from decart_sync import ModelDefinition
@@ -22,6 +32,8 @@ from decart_sync.emulator import Emulator, Faults
 pytestmark = pytest.mark.timeout(120)
 
 LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+HD = ModelDefinition("test-hd", fps=30, width=1280, height=720)
+LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
 TRANSPORTS = pytest.mark.parametrize("model", [SMALL, LK_SMALL], ids=["webrtc", "livekit"])
 INVERT = {"prompt": {"text": "invert"}}
 WARM_UP = 1.0  # seconds of frames after the first good one, before measuring
@@ -30,7 +42,7 @@ MEASURE = 4.0  # seconds of frames counted
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (SMALL, LK_SMALL)}) as emulator:
+    with Emulator(models={m.name: m for m in (SMALL, LK_SMALL, HD, LK_HD)}) as emulator:
         yield emulator
 
 
@@ -65,7 +77,31 @@ def _frames_for(frames: Iterator[np.ndarray], seconds: float) -> list[tuple[floa
     return got
 
 
-@TRANSPORTS
+def _moving(model: ModelDefinition) -> Iterator[np.ndarray]:
+    """A textured picture that moves: enough for the encoder to want more than 1.5 Mbit/s."""
+    rng = np.random.default_rng(0)
+    base = np.pad(pattern(model), ((0, 64), (0, 64), (0, 0)), mode="wrap").astype(np.int16)
+    base = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+    for i in itertools.count():
+        y, x = i % 64, 3 * i % 64
+        yield np.ascontiguousarray(base[y : y + model.height, x : x + model.width])
+
+
+# The client copes; the emulator's own receiver (aiortc) does not: against the LiveKit
+# client's H264, one lost packet stalls its jitter buffer (no repair by retransmission
+# seen, a keyframe asked for only after 128 packets), so the model's input stops after
+# the first loss. Measured: 1 frame decoded in 3 s at 5% loss (46 without), and 2 of 7
+# runs without a single output frame in 20 s. The webrtc path's input keeps its fps.
+LOSSY = [
+    SMALL,
+    pytest.param(
+        LK_SMALL,
+        marks=pytest.mark.xfail(reason="the emulator's aiortc receiver stalls on LiveKit loss"),
+    ),
+]
+
+
+@pytest.mark.parametrize("model", LOSSY, ids=["webrtc", "livekit"])
 def test_loss_and_jitter_both_ways_keep_frames_flowing(connect, emu, model) -> None:
     # seed 2 loses close to 5% of the first few hundred packets each way (seed 1: 1% in).
     emu.faults = Faults(loss=0.05, jitter_ms=30, seed=2)
@@ -75,10 +111,14 @@ def test_loss_and_jitter_both_ways_keep_frames_flowing(connect, emu, model) -> N
     frames = client.frames(timeout=20)
     wait_for_frame(frames, close_to(invert(frame)))
     _frames_for(frames, WARM_UP)
+    before = session.frames_in
     measured = _frames_for(frames, MEASURE)
-    fps = len(measured) / MEASURE
-    print(f"{model.transport}: {fps:.1f} fps under 5% loss, 30 ms jitter; {session.network}")
+    fps, fps_in = len(measured) / MEASURE, (session.frames_in - before) / MEASURE
+    print(f"{model.transport}: {fps:.1f} fps out, {fps_in:.1f} in; {session.network}")
     assert fps >= 0.9 * model.fps, f"{fps:.1f} fps under 5% loss and 30 ms jitter"
+    # The model's input flows too (the picture is still: without it the output would be
+    # right on the one frame that got through).
+    assert fps_in >= 0.9 * model.fps, f"{fps_in:.1f} fps into the model"
     # The network really was bad, both ways.
     counts = session.network
     assert all(packets > 100 and lost > 0 for packets, lost in counts.values()), counts
@@ -113,9 +153,32 @@ def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
     # ... and they came back afterwards, on the same iterator, with the right picture.
     assert any(t > end for t, _ in seen)
     wait_for_frame(frames, close_to(invert(frame)), timeout=5)
+    decoded = session.frames_in  # the model's input came back too (a keyframe was asked for)
+    wait_until(lambda: session.frames_in > decoded + model.fps, 10, "the input resuming")
     _, lost = session.network["out"]
     assert lost > 0.9 * seconds * model.fps  # every frame of the window at least
     # Only the media went dark (ICE, DTLS and signaling went on): the connection did not
     # fail, so the client kept it rather than reconnecting.
     assert client.stats["reconnects"] == 0
     assert "reconnecting" not in states and "disconnected" not in states, states
+
+
+@pytest.mark.parametrize("model", [HD, LK_HD], ids=["webrtc", "livekit"])
+def test_a_1280x720_camera_keeps_its_size_under_a_rate_cap(connect, emu, model) -> None:
+    emu.faults = Faults(bandwidth_kbps=1500)
+    client = connect(_moving(model))
+    served = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=10)
+    _frames_for(frames, 2.0)  # the encoder finds the rate
+    sizes: set[tuple[int, int]] = set()
+    before = served.frames_in
+    for _, frame in _frames_for(frames, MEASURE):
+        assert frame.shape == (720, 1280, 3)
+        if served.last_frame_in is not None:
+            sizes.add((served.last_frame_in.width, served.last_frame_in.height))
+    fps_in = (served.frames_in - before) / MEASURE
+    print(f"{model.transport}: {fps_in:.1f} fps in at {sizes} under 1.5 Mbit/s; {served.network}")
+    assert sizes == {(1280, 720)}
+    # It keeps its size by sending fewer frames when it must: measured 30 fps over webrtc,
+    # 26-30 over LiveKit (libwebrtc, at its rate estimate).
+    assert fps_in >= 0.75 * model.fps
