@@ -88,8 +88,9 @@ def _moving(model: ModelDefinition) -> Iterator[np.ndarray]:
 
 
 # The client copes; the emulator's own receiver (aiortc) does not: against the LiveKit
-# client's H264, one lost packet stalls its jitter buffer (no repair by retransmission
-# seen, a keyframe asked for only after 128 packets), so the model's input stops after
+# client's H264, one lost packet stalls its jitter buffer (no RTX packet from the client
+# arrives; the offer names no SSRCs for aiortc to pair RTX by either; a keyframe is asked
+# for only after 128 packets), so the model's input stops after
 # the first loss. Measured: 1 frame decoded in 3 s at 5% loss (46 without), and 2 of 7
 # runs without a single output frame in 20 s. The webrtc path's input keeps its fps.
 LOSSY = [
