@@ -4,6 +4,7 @@
 
     python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--api-key KEY ...]
         [--model NAME:FPS:WIDTHxHEIGHT ...] [--fault FIELD=VALUE ...]
+        (e.g. --fault loss=0.05 --fault jitter_ms=30 --fault blackout=5,3)
     python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
 
 The first line printed when serving is the URL (scripts read it, e.g. with
@@ -133,7 +134,8 @@ _FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
 
 
 def _faults(settings: list[str]) -> Faults:
-    """``FIELD=VALUE`` pairs into a :class:`Faults`, each value parsed as its field's type."""
+    """``FIELD=VALUE`` pairs into a :class:`Faults`, each value parsed as its field's type
+    (``blackout=5,3``: at 5 s for 3 s)."""
     values: dict[str, object] = {}
     defaults = Faults()
     for setting in settings:
@@ -143,11 +145,14 @@ def _faults(settings: list[str]) -> Faults:
         default = getattr(defaults, name)
         if isinstance(default, bool):
             values[name] = text.lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, float):
-            values[name] = float(text)
-        else:
+        elif isinstance(default, (int, float)):
+            values[name] = type(default)(text)
+        else:  # text, or a field whose converter parses text (bandwidth_kbps, blackout)
             values[name] = text or None
-    return Faults(**values)  # type: ignore[arg-type]
+    try:
+        return Faults(**values)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _model(text: str) -> ModelDefinition:

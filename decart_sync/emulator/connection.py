@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -33,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from .._portal import wait_until
 from . import media
 from .faults import Faults
+from .netem import Shaper
 from .peer import BadCandidate, Peer, parse_client_candidate
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class Connection:
         on_closed: Callable[[Connection], None],
     ) -> None:
         self.session_id = str(uuid.uuid4())
+        self.started = time.monotonic()  # netem's blackout counts from here
+        self.shapers: list[Shaper] = []  # the network of each of its peer connections
         self.ws = ws
         self.faults = faults
         self.messages: list[Message] = []
@@ -213,10 +217,23 @@ class Connection:
 
     def _ensure_peer(self) -> Peer:
         if self.peer is None:
-            self.peer = Peer(loopback=self._loopback)
+            shaper = Shaper(lambda: self.faults, start=self.started, label="peer")
+            self.shapers.append(shaper)
+            self.peer = Peer(loopback=self._loopback, shaper=shaper)
             self.peer.on("track", self._on_track)
             self.peer.on("connectionstatechange", self._on_peer_state)
         return self.peer
+
+    @property
+    def network(self) -> dict[str, tuple[int, int]]:
+        """By direction ("in", "out"), media packets that crossed the emulated network
+        (:mod:`.netem`) and how many of them it lost."""
+        found = {"in": (0, 0), "out": (0, 0)}
+        for shaper in self.shapers:
+            for direction, (packets, dropped) in shaper.counts().items():
+                total, lost = found[direction]
+                found[direction] = (total + packets, lost + dropped)
+        return found
 
     def _add_tracks(self, pc: RTCPeerConnection) -> None:
         """Attach our outgoing media to the transceivers the offer created."""

@@ -8,11 +8,43 @@ effect at the next step. ``Emulator(faults=...)`` sets the shared instance;
 
 New faults slot in the same way: a field here, one check at the step it
 perturbs (see the ``faults.`` reads in ``session.py`` and ``media.py``).
+
+The network fields (``loss`` to ``seed``) impair the media packets themselves,
+both ways, on both transports: :mod:`.netem`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
+
+
+def _between(low: float, high: float) -> Any:
+    return [attrs.validators.ge(low), attrs.validators.le(high)]
+
+
+def _rate(value: Any) -> float | None:
+    """kbit/s; None, 0 or "" mean unlimited."""
+    if value is None or value == "":
+        return None
+    rate = float(value)
+    if rate < 0:
+        raise ValueError(f"bandwidth_kbps must be positive, not {rate}")
+    return rate or None
+
+
+def _window(value: Any) -> tuple[float, float] | None:
+    """(at_s, seconds) from a pair or from text "AT,SECONDS"; None or "" for none."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    if len(parts) != 2:
+        raise ValueError(f"blackout wants (at_s, seconds), not {value!r}")
+    at, seconds = float(parts[0]), float(parts[1])
+    if at < 0 or seconds < 0:
+        raise ValueError(f"blackout wants non-negative (at_s, seconds), not {value!r}")
+    return at, seconds
 
 
 @attrs.define
@@ -34,3 +66,20 @@ class Faults:
     no_ticks: bool = False
     # LiveKit mode: wait in a queue this long, announcing our place, before the room.
     queue_positions: int = 0
+
+    # The network, for media (RTP and RTCP) both ways: see .netem. Probability a packet is lost.
+    loss: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 1.0))
+    # One-way delay added to every packet, and a uniform +- spread on it (reorders packets).
+    delay_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
+    jitter_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
+    # A link of this rate each way (None: unlimited); packets queue, and drop past a full queue.
+    bandwidth_kbps: float | None = attrs.field(default=None, converter=_rate)
+    # (at_s, seconds) after the session starts, every media packet is lost ("5,3" on the CLI).
+    blackout: tuple[float, float] | None = attrs.field(default=None, converter=_window)
+    # Seeds the random draws of loss and jitter: the same seed loses the same packets.
+    seed: int = attrs.field(default=0, converter=int)
+
+    def network(self) -> tuple[float, float, float, float | None, tuple[float, float] | None, int]:
+        """The network fields, for :mod:`.netem` to notice a change."""
+        return (self.loss, self.delay_ms, self.jitter_ms, self.bandwidth_kbps, self.blackout,
+                self.seed)  # fmt: skip

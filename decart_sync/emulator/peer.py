@@ -18,6 +18,7 @@ from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSess
 from aiortc.sdp import candidate_from_sdp
 
 from .._ice import loopback_only_sdp
+from .netem import Shaper
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,12 @@ def parse_client_candidate(payload: Any) -> RTCIceCandidate | None:
 
 
 class Peer:
-    """One RTCPeerConnection with no ICE servers: the emulator is reached directly."""
+    """One RTCPeerConnection with no ICE servers: the emulator is reached directly.
+    ``shaper``: the network its media cross (:mod:`.netem`)."""
 
-    def __init__(self, *, loopback: bool) -> None:
+    def __init__(self, *, loopback: bool, shaper: Shaper | None = None) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.shaper = shaper
         self._loopback = loopback
         self._pending: list[RTCIceCandidate | None] = []
         self._closing: asyncio.Future[None] | None = None
@@ -85,6 +88,8 @@ class Peer:
             await self._add(candidate)
         add_tracks(pc)
         await pc.setLocalDescription(await pc.createAnswer())  # gathers our candidates
+        if self.shaper is not None:
+            self.shaper.cover(pc)
         sdp = pc.localDescription.sdp
         return loopback_only_sdp(sdp) if self._loopback else sdp
 
@@ -102,6 +107,8 @@ class Peer:
 
     async def close(self) -> None:
         """Idempotent and bounded; concurrent callers share one close."""
+        if self.shaper is not None:
+            self.shaper.close()
         if self._closing is None:
             self._closing = asyncio.ensure_future(self.pc.close())
         with contextlib.suppress(asyncio.TimeoutError, Exception):

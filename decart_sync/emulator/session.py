@@ -33,6 +33,7 @@ from ..models import ModelDefinition
 from . import images, media, transforms
 from .connection import Connection, Message
 from .faults import Faults
+from .netem import Shaper
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class ServedSession(Connection):
             await self.send({"type": "queue_position", "position": position, "queue_size": size})
             await asyncio.sleep(0.1)
         room = self.room = self._livekit.create_room(
-            f"room-{self.session_id}", on_client_track=self._on_track
+            f"room-{self.session_id}", on_client_track=self._on_track, network=self._network
         )
         video = self.relay.subscribe(self.video_out, buffered=False)
         audio = None if self.audio_out is None else self.relay.subscribe(self.audio_out)
@@ -196,6 +197,12 @@ class ServedSession(Connection):
             "session_id": self.session_id,
         }
         await self.send(room_info)
+
+    def _network(self, target: str) -> Shaper:
+        """The network between the client and one of its room's peer connections."""
+        shaper = Shaper(lambda: self.faults, start=self.started, label=target)
+        self.shapers.append(shaper)
+        return shaper
 
     def _fork(self, track: MediaStreamTrack) -> MediaStreamTrack:
         """A LiveKit viewer's own copy of an output track, as a seed subscriber gets."""

@@ -62,8 +62,13 @@ class ClientConnection:
         self.info = protos.participant(
             protos.new_sid("PA_"), grant.identity, name=grant.name, can_publish=grant.can_publish
         )
-        self.publisher = Link("publisher", loopback=loopback)
-        self.subscriber = Link("subscriber", loopback=loopback)
+        network = room.network
+        self.publisher = Link(
+            "publisher", loopback=loopback, shaper=network and network("publisher")
+        )
+        self.subscriber = Link(
+            "subscriber", loopback=loopback, shaper=network and network("subscriber")
+        )
         self.publisher.pc.on("track", self._on_media)
         self._announced: dict[str, lkm.TrackInfo] = {}  # cid -> info, until its media arrives
         self._attached: set[str] = set()  # server track sids on the subscriber PC

@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
+from ..netem import Shaper
 from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ def parse_trickle(candidate_init: str) -> RTCIceCandidate | None:
 class Link:
     """One RTCPeerConnection with a queue for early candidates and a bounded close."""
 
-    def __init__(self, target: str, *, loopback: bool) -> None:
+    def __init__(self, target: str, *, loopback: bool, shaper: Shaper | None = None) -> None:
         self.target = target  # "publisher" or "subscriber", for logs
+        self.shaper = shaper  # the network its media cross (netem)
         # The publisher PC answers with max-bundle: with aiortc's default ("balanced"),
         # an offer bundling several m-lines of one kind behind another kind's (the
         # client's publisher offer: 3 audio, 4 video, data) leaves every video m-line
@@ -100,6 +102,8 @@ class Link:
             layers = simulcast.Layers(offer_sdp)
             transport = transceiver.receiver.transport
             self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
+        if self.shaper is not None:
+            self.shaper.cover(self.pc)  # after twcc: a packet lost on the way is not counted
         if self._feedback is None:
             return self._local_sdp()
         answer = twcc.answer_with_feedback(offer_sdp, self._local_sdp())
@@ -108,6 +112,8 @@ class Link:
     async def offer(self) -> str:
         """Our offer of everything attached so far (subscriber PC)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.shaper is not None:
+            self.shaper.cover(self.pc)
         return self._local_sdp()
 
     async def accept(self, answer_sdp: str) -> None:
@@ -135,6 +141,8 @@ class Link:
         """Idempotent and bounded; concurrent callers share one close."""
         if self._feedback is not None:
             self._feedback.cancel()
+        if self.shaper is not None:
+            self.shaper.close()
         if self._closing is None:
             self._closing = asyncio.ensure_future(self.pc.close())
         with contextlib.suppress(asyncio.TimeoutError, Exception):

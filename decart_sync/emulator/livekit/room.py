@@ -26,6 +26,7 @@ from aiortc import MediaStreamTrack
 from livekit.protocol import models as lkm
 from websockets.asyncio.server import ServerConnection
 
+from ..netem import Shaper
 from . import protos
 from .connection import ClientConnection
 from .peers import Feed
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVER_IDENTITY_PREFIX = "inference-server-"
 ClientTrackHandler = Callable[[MediaStreamTrack], Any]
+Network = Callable[[str], Shaper]  # a peer connection's target -> the network it crosses
 Fork = Callable[[MediaStreamTrack], MediaStreamTrack]
 
 
@@ -55,6 +57,7 @@ class Room:
         loopback: bool,
         on_client_track: ClientTrackHandler | None = None,
         on_closed: Callable[[Room], None] = lambda room: None,
+        network: Network | None = None,
     ) -> None:
         self.name = name
         self.sid = protos.new_sid("RM_")
@@ -64,6 +67,7 @@ class Room:
         self.client: ClientConnection | None = None
         self.viewers: dict[str, ClientConnection] = {}  # by identity
         self.error: str | None = None
+        self.network = network  # the Shaper (netem) of each peer connection, by its target
         self._loopback = loopback
         self._on_closed = on_closed
         self._created_ms = protos.now_ms()

@@ -29,7 +29,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from . import protos
-from .room import ClientTrackHandler, Room
+from .room import ClientTrackHandler, Network, Room
 from .tokens import Grant, TokenError, TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,14 @@ class LiveKitRooms:
         return self._rooms.get(name)
 
     def create_room(
-        self, name: str | None = None, *, on_client_track: ClientTrackHandler | None = None
+        self,
+        name: str | None = None,
+        *,
+        on_client_track: ClientTrackHandler | None = None,
+        network: Network | None = None,
     ) -> Room:
-        """A new empty room (on the loop); ``name`` defaults to a random one."""
+        """A new empty room (on the loop); ``name`` defaults to a random one.
+        ``network(target)``: a :class:`~..netem.Shaper` for each peer connection."""
         name = name or protos.new_sid("room-")
         if name in self._rooms:
             raise ValueError(f"room {name!r} exists")
@@ -72,6 +77,7 @@ class LiveKitRooms:
             loopback=self.loopback,
             on_client_track=on_client_track,
             on_closed=self._forget,
+            network=network,
         )
         self._rooms[name] = room
         return room

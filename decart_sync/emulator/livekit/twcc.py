@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..netem import DELAY_ATTRIBUTE
 from . import sdp
 
 URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
@@ -111,7 +112,8 @@ class Feedback:
         self._count = 0  # feedback packets sent, modulo 256 on the wire
         self._epoch = time.monotonic()
 
-    def record(self, packet: bytes, now: float) -> None:
+    def record(self, packet: bytes, now: float, delay: float = 0.0) -> None:
+        """``delay``: what the emulated network (netem) added, reported as if sent later."""
         found = header_extensions(packet)
         raw = found.get(self.ext_id)
         if raw is None or len(raw) < 2:
@@ -121,7 +123,7 @@ class Feedback:
         send = None
         stamp = found.get(self.send_time_id) if self.send_time_id is not None else None
         if stamp is not None and len(stamp) == 3:
-            send = self._send_time(int.from_bytes(stamp, "big"))
+            send = self._send_time(int.from_bytes(stamp, "big")) + delay
             self._offset = min(self._offset, at - send)
         if self._last is None:
             self._unwrapped = seq
@@ -210,7 +212,7 @@ def install(
     receive = transport._handle_rtp_data
 
     async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-        feedback.record(data, time.monotonic())
+        feedback.record(data, time.monotonic(), getattr(transport, DELAY_ATTRIBUTE, 0.0))
         if keep is None or keep(data):
             await receive(data, arrival_time_ms)
 
@@ -233,7 +235,8 @@ def install(
                 packet = feedback.build()
                 if packet is not None:
                     with contextlib.suppress(ConnectionError):
-                        await transmit(packet)
+                        # Through whatever wraps the transport now (netem's network too).
+                        await transport._send_rtp(packet)
         finally:
             transport._handle_rtp_data, transport._send_rtp = receive, transmit
 

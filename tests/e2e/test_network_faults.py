@@ -1,0 +1,187 @@
+"""A bad network between the client and the service (emulator/netem.py), on both transports.
+
+The emulator loses, delays and reorders the media packets both ways; the
+client must keep the frames flowing, recover the picture after losses, and
+ride out a blackout of its media. tests/unit/test_netem.py checks the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from helpers import (
+    KEY,
+    SMALL,
+    close_to,
+    invert,
+    mean_error,
+    pattern,
+    repeat,
+    wait_for_frame,
+    wait_until,
+)
+
+import decart_sync
+from decart_sync import ModelDefinition
+from decart_sync.emulator import Emulator, Faults
+
+pytestmark = pytest.mark.timeout(120)
+
+LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+HD = ModelDefinition("test-hd", fps=30, width=1280, height=720)
+LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
+TRANSPORTS = pytest.mark.parametrize("model", [SMALL, LK_SMALL], ids=["webrtc", "livekit"])
+INVERT = {"prompt": {"text": "invert"}}
+WARM_UP = 1.0  # seconds of frames after the first good one, before measuring
+MEASURE = 4.0  # seconds of frames counted
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    with Emulator(models={m.name: m for m in (SMALL, LK_SMALL, HD, LK_HD)}) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def connect(emu: Emulator, model: ModelDefinition) -> Iterator:
+    if model.transport == "livekit":
+        pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    clients: list[decart_sync.RealtimeClient] = []
+
+    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
+        client = decart_sync.connect(
+            source, model=model, api_key=KEY, base_url=emu.url, timeout=20.0, **options  # type: ignore[arg-type]
+        )
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        client.close()
+    emu.faults = Faults()
+
+
+def _frames_for(frames: Iterator[np.ndarray], seconds: float) -> list[tuple[float, np.ndarray]]:
+    """Every frame that arrives in the next ``seconds``, with its arrival time."""
+    got: list[tuple[float, np.ndarray]] = []
+    deadline = time.monotonic() + seconds
+    for frame in frames:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        got.append((now, frame))
+    return got
+
+
+def _moving(model: ModelDefinition) -> Iterator[np.ndarray]:
+    """A textured picture that moves: enough for the encoder to want more than 1.5 Mbit/s."""
+    rng = np.random.default_rng(0)
+    base = np.pad(pattern(model), ((0, 64), (0, 64), (0, 0)), mode="wrap").astype(np.int16)
+    base = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+    for i in itertools.count():
+        y, x = i % 64, 3 * i % 64
+        yield np.ascontiguousarray(base[y : y + model.height, x : x + model.width])
+
+
+# The client copes; the emulator's own receiver (aiortc) does not: against the LiveKit
+# client's H264, one lost packet stalls its jitter buffer (no RTX packet from the client
+# arrives; the offer names no SSRCs for aiortc to pair RTX by either; a keyframe is asked
+# for only after 128 packets), so the model's input stops after
+# the first loss. Measured: 1 frame decoded in 3 s at 5% loss (46 without), and 2 of 7
+# runs without a single output frame in 20 s. The webrtc path's input keeps its fps.
+LOSSY = [
+    SMALL,
+    pytest.param(
+        LK_SMALL,
+        marks=pytest.mark.xfail(reason="the emulator's aiortc receiver stalls on LiveKit loss"),
+    ),
+]
+
+
+@pytest.mark.parametrize("model", LOSSY, ids=["webrtc", "livekit"])
+def test_loss_and_jitter_both_ways_keep_frames_flowing(connect, emu, model) -> None:
+    # seed 2 loses close to 5% of the first few hundred packets each way (seed 1: 1% in).
+    emu.faults = Faults(loss=0.05, jitter_ms=30, seed=2)
+    frame = pattern(model)
+    client = connect(repeat(frame), initial_state=INVERT)
+    session = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, close_to(invert(frame)))
+    _frames_for(frames, WARM_UP)
+    before = session.frames_in
+    measured = _frames_for(frames, MEASURE)
+    fps, fps_in = len(measured) / MEASURE, (session.frames_in - before) / MEASURE
+    print(f"{model.transport}: {fps:.1f} fps out, {fps_in:.1f} in; {session.network}")
+    assert fps >= 0.9 * model.fps, f"{fps:.1f} fps under 5% loss and 30 ms jitter"
+    # The model's input flows too (the picture is still: without it the output would be
+    # right on the one frame that got through). Less of it than of the output: the
+    # emulator's aiortc receiver loses a frame to a lost packet more often than the
+    # client's does (measured over webrtc: 19.8 to 25.2 fps of 25).
+    assert fps_in >= 0.7 * model.fps, f"{fps_in:.1f} fps into the model"
+    # The network really was bad, both ways.
+    counts = session.network
+    assert all(packets > 100 and lost > 0 for packets, lost in counts.values()), counts
+    packets, lost = (sum(c) for c in zip(*counts.values(), strict=True))
+    assert 0.02 < lost / packets < 0.1, counts
+    # Losses spoil a frame now and then; the picture comes back each time (keyframe
+    # requests, retransmissions), and most frames are right.
+    good = [mean_error(f, invert(frame)) < 10 for _, f in measured]
+    assert sum(good) >= 0.8 * len(good), f"{sum(good)} of {len(good)} frames right"
+    wait_for_frame(frames, close_to(invert(frame)), timeout=5)
+    assert client.stats["reconnects"] == 0
+
+
+@TRANSPORTS
+def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
+    at, seconds = 5.0, 3.0
+    emu.faults = Faults(blackout=(at, seconds))
+    frame = pattern(model)
+    states: list[str] = []
+    client = connect(repeat(frame), initial_state=INVERT)
+    client.on("connection_change", states.append)
+    session = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, close_to(invert(frame)))
+    start, end = session.started + at, session.started + at + seconds
+    assert time.monotonic() < start - 0.5, "the session took too long to start"
+    seen = _frames_for(frames, end + 3.0 - time.monotonic())
+    gaps = [(b - a, a) for (a, _), (b, _) in itertools.pairwise(seen)]
+    longest, began = max(gaps)
+    # The blackout starved the media (a frame in flight may land at its very start)...
+    assert longest > seconds - 0.5 and start - 0.3 < began < start + 0.5, (longest, began - start)
+    # ... and they came back afterwards, on the same iterator, with the right picture.
+    assert any(t > end for t, _ in seen)
+    wait_for_frame(frames, close_to(invert(frame)), timeout=5)
+    decoded = session.frames_in  # the model's input came back too (a keyframe was asked for)
+    wait_until(lambda: session.frames_in > decoded + model.fps, 10, "the input resuming")
+    _, lost = session.network["out"]
+    assert lost > 0.9 * seconds * model.fps  # every frame of the window at least
+    # Only the media went dark (ICE, DTLS and signaling went on): the connection did not
+    # fail, so the client kept it rather than reconnecting.
+    assert client.stats["reconnects"] == 0
+    assert "reconnecting" not in states and "disconnected" not in states, states
+
+
+@pytest.mark.parametrize("model", [HD, LK_HD], ids=["webrtc", "livekit"])
+def test_a_1280x720_camera_keeps_its_size_under_a_rate_cap(connect, emu, model) -> None:
+    emu.faults = Faults(bandwidth_kbps=1500)
+    client = connect(_moving(model))
+    served = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=10)
+    _frames_for(frames, 2.0)  # the encoder finds the rate
+    sizes: set[tuple[int, int]] = set()
+    before = served.frames_in
+    for _, frame in _frames_for(frames, MEASURE):
+        assert frame.shape == (720, 1280, 3)
+        if served.last_frame_in is not None:
+            sizes.add((served.last_frame_in.width, served.last_frame_in.height))
+    fps_in = (served.frames_in - before) / MEASURE
+    print(f"{model.transport}: {fps_in:.1f} fps in at {sizes} under 1.5 Mbit/s; {served.network}")
+    assert sizes == {(1280, 720)}
+    # It keeps its size by sending fewer frames when it must: measured 30 fps over webrtc,
+    # 26-30 over LiveKit (libwebrtc, at its rate estimate).
+    assert fps_in >= 0.75 * model.fps
