@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers import KEY, SMALL, emulator_process
+from helpers import SMALL, clients_of, emulator_process
 
 import decart_sync
 from decart_sync import ModelDefinition
@@ -31,20 +31,8 @@ def small() -> ModelDefinition:
 @pytest.fixture
 def connect(emulator: Emulator) -> Iterator[Callable[..., decart_sync.RealtimeClient]]:
     """``connect(source, **options)`` against the emulator; every client is closed after."""
-    clients: list[decart_sync.RealtimeClient] = []
-
-    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
-        options.setdefault("model", SMALL)
-        options.setdefault("api_key", KEY)
-        options.setdefault("base_url", emulator.url)
-        options.setdefault("timeout", 20.0)
-        client = decart_sync.connect(source, **options)  # type: ignore[arg-type]
-        clients.append(client)
-        return client
-
-    yield _connect
-    for client in clients:
-        client.close()
+    with clients_of(emulator.url, model=SMALL) as connect:
+        yield connect
 
 
 @pytest.fixture(scope="session")

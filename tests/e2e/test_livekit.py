@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from helpers import (
     KEY,
+    clients_of,
     close_to,
     grayscale,
     invert,
@@ -55,23 +56,8 @@ def emu() -> Iterator[Emulator]:
 
 @pytest.fixture
 def connect(emu: Emulator) -> Iterator:
-    clients: list[decart_sync.RealtimeClient] = []
-
-    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
-        options.setdefault("model", LK_SMALL)
-        client = decart_sync.connect(
-            source,
-            api_key=KEY,
-            base_url=emu.url,
-            timeout=20.0,
-            **options,  # type: ignore[arg-type]
-        )
-        clients.append(client)
-        return client
-
-    yield _connect
-    for client in clients:
-        client.close()
+    with clients_of(emu.url, model=LK_SMALL) as connect:
+        yield connect
     emu.faults = Faults()
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from helpers import (
-    KEY,
     SMALL,
+    clients_of,
     close_to,
     invert,
     mean_error,
@@ -25,7 +25,6 @@ from helpers import (
     wait_until,
 )
 
-import decart_sync
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator, Faults
 
@@ -50,18 +49,8 @@ def emu() -> Iterator[Emulator]:
 def connect(emu: Emulator, model: ModelDefinition) -> Iterator:
     if model.transport == "livekit":
         pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
-    clients: list[decart_sync.RealtimeClient] = []
-
-    def _connect(source: object = None, **options: object) -> decart_sync.RealtimeClient:
-        client = decart_sync.connect(
-            source, model=model, api_key=KEY, base_url=emu.url, timeout=20.0, **options  # type: ignore[arg-type]
-        )
-        clients.append(client)
-        return client
-
-    yield _connect
-    for client in clients:
-        client.close()
+    with clients_of(emu.url, model=model) as connect:
+        yield connect
     emu.faults = Faults()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import decart_sync
 from decart_sync import ModelDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +116,22 @@ def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextlib.contextmanager
+def clients_of(url: str, **defaults: Any) -> Iterator[Callable[..., decart_sync.RealtimeClient]]:
+    """``connect(source, **options)`` against ``url``, ``defaults`` and the test key filled
+    in (``options`` win); every client it made is closed on the way out."""
+    made: list[decart_sync.RealtimeClient] = []
+
+    def _connect(source: object = None, **options: Any) -> decart_sync.RealtimeClient:
+        settings = {"api_key": KEY, "base_url": url, "timeout": 20.0, **defaults, **options}
+        client = decart_sync.connect(source, **settings)
+        made.append(client)
+        return client
+
+    try:
+        yield _connect
+    finally:
+        for client in made:
+            client.close()
