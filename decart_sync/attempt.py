@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from ._memory import hand_back_freed_memory
 from .errors import DecartSDKError, WebSocketError
@@ -70,6 +71,12 @@ class Attempt:
         if self.media is None or not self.established:
             return NetworkStats()
         return await self.media.stats()
+
+    async def sent_report(self) -> list[Any]:
+        """The media library's stats of what a connection made sends; [] before."""
+        if self.media is None or not self.established:
+            return []
+        return await self.media.sent_report()
 
     async def tear_down(self) -> None:
         self.fail(WebSocketError("the connection was closed"))

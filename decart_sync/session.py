@@ -225,9 +225,7 @@ class Session:
     async def media_report(self) -> list[Any]:
         """The current connection's media-library stats of what it sends; [] between."""
         attempt = self._attempt
-        if attempt is None or attempt.media is None or not attempt.established:
-            return []
-        return await attempt.media.sent_report()
+        return [] if attempt is None else await attempt.sent_report()
 
     # -- server messages ---------------------------------------------------
 
