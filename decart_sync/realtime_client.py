@@ -28,12 +28,13 @@ from .errors import (
     TimeoutError_,
     WebSocketError,
 )
+from .figures import Figures
 from .messages import Desired
 from .options import check_prompt
 from .output_audio import AudioHub, AudioIterator
 from .session import CONNECTED, GENERATING, Session, SessionOptions
 from .sources import Feeder
-from .stats import NetworkStats, Ticker
+from .stats import Ticker
 from .tracks import FrameHub, FrameIterator, LatestFrame
 from .transports import INPUT_PIXELS
 
@@ -43,7 +44,6 @@ CLOSE_TIMEOUT = 2.0  # close() returns within this (README: "about 2 s"), whatev
 # Of it, kept back from the session's close for stopping the loop (which cancels
 # what is left on it) and joining the client's threads.
 CLOSE_RESERVE = 0.5
-STATS_TIMEOUT = 0.5  # client.stats waits no longer than this for the media library
 
 
 class RealtimeClient:
@@ -75,19 +75,20 @@ class RealtimeClient:
             self._handlers.add(signals.REMOTE_STREAM, on_remote_stream)
         self._feeder: Feeder | None = None
         self._read_seen = 0
-        self._connect_seconds: float | None = None
         self._ticker: Ticker | None = None
         if stats_interval is not None:
             self._ticker = Ticker(stats_interval, self._emit_stats, "decart-sync-stats")
         self._closed = False
         self._close_lock = threading.Lock()
-        self.audio_frames_received = 0
         self._session = Session(
             session,
             hub=self._hub,
             emit=self._events.emit,  # queued only: user code never runs on the loop
             desired=desired,
             on_audio=self._count_audio,
+        )
+        self._figures = Figures(
+            self._session, self._portal, self._hub, self._audio_out, self._input, self._audio
         )
 
     def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
@@ -104,7 +105,7 @@ class RealtimeClient:
         except BaseException:
             self.close()
             raise
-        self._connect_seconds = round(time.monotonic() - started, 3)
+        self._figures.connect_seconds = round(time.monotonic() - started, 3)
         if frames is not None and self._input is not None:
             self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
             self._feeder.start()
@@ -271,45 +272,14 @@ class RealtimeClient:
         ``seconds_since_last_frame``, which grows when the service's media
         stalls; and the media library's network figures (None while unknown,
         e.g. during a reconnect). Waits at most about half a second."""
-        last = self._hub.last_frame_time
-        return {
-            "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
-            "fps_in": round(self._input.rate.rate(), 2) if self._input is not None else 0.0,
-            "fps_out": round(self._hub.rate.rate(), 2),
-            "frames_dropped": self._hub.dropped,
-            "connect_seconds": self._connect_seconds,
-            "audio_chunks_dropped": self._audio_out.dropped,
-            **self._network_stats(),
-            "frames_in": self._input.count if self._input is not None else 0,
-            "frames_sent": self._input.sent if self._input is not None else 0,
-            "frames_skipped": self._input.skipped if self._input is not None else 0,
-            "frames_received": self._hub.received,
-            "reconnects": self._session.reconnects,
-            "audio_chunks_played": self._audio.played_chunks if self._audio else 0,
-            "audio_frames_received": self.audio_frames_received,
-        }
-
-    def _network_stats(self) -> dict[str, Any]:
-        """The transport's figures; never raises, never waits long (reconnects, closing)."""
-        if self._closed or not self._portal.running or self._portal.in_loop_thread():
-            return NetworkStats().as_dict()
-        try:
-            return self._portal.call(self._session.media_stats(), STATS_TIMEOUT).as_dict()
-        except Exception as exc:  # e.g. a connection torn down under us: unknown for now
-            log.debug("network stats unavailable: %r", exc)
-            return NetworkStats().as_dict()
+        return self._figures.snapshot()
 
     def media_report(self, timeout: float = 5.0) -> list[Any]:
         """The media library's own stats of what this client sends, as it gives them:
         LiveKit's ``RtcStats`` of the published tracks, or aiortc's ``getStats()``
         values. [] while not connected. Not figures to rely on (see :attr:`stats`):
         for tests and diagnosis. Raises TimeoutError_ after ``timeout`` seconds."""
-        if self._closed or not self._portal.running:
-            return []
-        try:
-            return self._portal.call(self._session.media_report(), timeout)
-        except TimeoutError:
-            raise TimeoutError_(f"the media library gave no stats within {timeout} s") from None
+        return self._figures.media_report(timeout)
 
     def _emit_stats(self) -> None:
         self._events.emit(signals.STATS, self.stats)
@@ -329,7 +299,7 @@ class RealtimeClient:
         self._handlers.remove(signals.named(event), handler)
 
     def _count_audio(self, frame: Any) -> None:
-        self.audio_frames_received += 1
+        self._figures.count_audio()
         self._audio_out.publish(frame)
 
     def _source_failed(self, error: DecartSDKError) -> None:
@@ -348,6 +318,7 @@ class RealtimeClient:
             if self._closed:
                 return
             self._closed = True
+        self._figures.closed = True
         atexit.unregister(self.close)
         deadline = Deadline(CLOSE_TIMEOUT)
         left = lambda: deadline.remaining() or 0.0  # noqa: E731

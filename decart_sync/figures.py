@@ -1,0 +1,94 @@
+"""``client.stats``: the figures of one client, gathered from its parts.
+
+Counters and rolling rates come from the input holder, the output hub and
+the audio hubs, which count as frames pass; the network figures are the
+media library's, asked of the session on the loop thread with a short
+bound, so reading ``client.stats`` never waits long (reconnects, closing).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._portal import Portal
+from .errors import TimeoutError_
+from .stats import NetworkStats
+
+if TYPE_CHECKING:
+    from .audio import AvatarAudio
+    from .output_audio import AudioHub
+    from .session import Session
+    from .tracks import FrameHub, LatestFrame
+
+log = logging.getLogger(__name__)
+
+STATS_TIMEOUT = 0.5  # client.stats waits no longer than this for the media library
+
+
+class Figures:
+    """What ``client.stats`` reads; the client owns the parts, this only counts and asks."""
+
+    def __init__(
+        self,
+        session: Session,
+        portal: Portal,
+        hub: FrameHub,
+        audio_out: AudioHub,
+        input: LatestFrame | None,
+        audio: AvatarAudio | None,
+    ) -> None:
+        self._session = session
+        self._portal = portal
+        self._hub = hub
+        self._audio_out = audio_out
+        self._input = input
+        self._audio = audio
+        self.connect_seconds: float | None = None
+        self.audio_frames_received = 0
+        self.closed = False
+
+    def count_audio(self) -> None:
+        self.audio_frames_received += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The dict of ``client.stats`` (docs/stats.md has the table)."""
+        hub, feed, audio = self._hub, self._input, self._audio
+        last = hub.last_frame_time
+        return {
+            "seconds_since_last_frame": -1.0 if last is None else time.monotonic() - last,
+            "fps_in": round(feed.rate.rate(), 2) if feed is not None else 0.0,
+            "fps_out": round(hub.rate.rate(), 2),
+            "frames_dropped": hub.dropped,
+            "connect_seconds": self.connect_seconds,
+            "audio_chunks_dropped": self._audio_out.dropped,
+            **self.network(),
+            "frames_in": feed.count if feed is not None else 0,
+            "frames_sent": feed.sent if feed is not None else 0,
+            "frames_skipped": feed.skipped if feed is not None else 0,
+            "frames_received": hub.received,
+            "reconnects": self._session.reconnects,
+            "audio_chunks_played": audio.played_chunks if audio else 0,
+            "audio_frames_received": self.audio_frames_received,
+        }
+
+    def network(self) -> dict[str, Any]:
+        """The transport's figures; never raises, never waits long (reconnects, closing)."""
+        portal = self._portal
+        if self.closed or not portal.running or portal.in_loop_thread():
+            return NetworkStats().as_dict()
+        try:
+            return portal.call(self._session.media_stats(), STATS_TIMEOUT).as_dict()
+        except Exception as exc:  # e.g. a connection torn down under us: unknown for now
+            log.debug("network stats unavailable: %r", exc)
+            return NetworkStats().as_dict()
+
+    def media_report(self, timeout: float) -> list[Any]:
+        """The media library's own stats of what the client sends; [] while not connected."""
+        if self.closed or not self._portal.running:
+            return []
+        try:
+            return self._portal.call(self._session.media_report(), timeout)
+        except TimeoutError:
+            raise TimeoutError_(f"the media library gave no stats within {timeout} s") from None
