@@ -3,11 +3,12 @@
 The kernel these tests run on has no netem, so the emulator impairs its media
 itself. :class:`Impairment` is the model, pure and seeded: given a packet's
 arrival time and size it says when the packet comes out of the network, or
-that it never does. :class:`Shaper` is the glue: it wraps an aiortc DTLS
-transport's private ``_handle_rtp_data`` / ``_handle_rtcp_data`` (packets from
-the client, decrypted) and ``_send_rtp`` (RTP and RTCP to it, before
-encryption), as :mod:`.livekit.twcc` does, and releases each packet at its
-time from a per-direction queue. Both transports' peers use it (the seed path's
+that it never does. :class:`Shaper` is the glue: on an aiortc DTLS transport it
+takes the datagrams from ICE before SRTP reads them (a lost packet must not
+enter SRTP's replay window, or its retransmission would be refused) and wraps
+the private ``_send_rtp`` (RTP and RTCP to the client, before encryption), as
+:mod:`.livekit.twcc` does, releasing each packet at its time from a
+per-direction queue. Both transports' peers use it (the seed path's
 :class:`~.peer.Peer`, LiveKit's :class:`~.livekit.peers.Link`), reading the
 session's current :class:`~.faults.Faults` at every packet: with the defaults
 a packet goes straight through, as if there were no shaper.
@@ -19,13 +20,14 @@ queue of :data:`QUEUE_SECONDS`; a blackout window from the session's start.
 What it does not: bursty (Gilbert-Elliott) loss, loss of ICE, DTLS or
 data-channel packets (a blackout starves the media, not the connection's
 liveness checks), packet duplication or corruption, and IP/UDP/SRTP overhead
-in the rate (a packet weighs its RTP bytes).
+in the rate (a packet weighs its SRTP bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -180,6 +182,7 @@ class Shaper:
         self._label = label
         self._pipes: list[_Pipe] = []
         self._covered: set[int] = set()
+        self._pumps: dict[int, asyncio.Task[None]] = {}  # by ICE transport: its reader
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """By direction ("in": from the client, "out": to it), the packets that crossed an
@@ -206,29 +209,8 @@ class Shaper:
 
     def _wrap(self, transport: Any, label: str) -> None:
         incoming, outgoing = self._pipe(f"{label}/in"), self._pipe(f"{label}/out")
-        rtp, rtcp = transport._handle_rtp_data, transport._handle_rtcp_data
+        self._impair_incoming(transport, incoming)
         send = transport._send_rtp
-
-        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-            impairment = incoming.impairment()
-            if impairment is None:
-                await rtp(data, arrival_time_ms)
-                return
-            async def deliver(delay: float) -> None:  # it arrives when it comes out
-                setattr(transport, DELAY_ATTRIBUTE, delay)
-                try:
-                    await rtp(data, arrival_time_ms + round(delay * 1000))
-                finally:
-                    setattr(transport, DELAY_ATTRIBUTE, 0.0)
-
-            incoming.put(impairment, len(data), deliver)
-
-        async def handle_rtcp_data(data: bytes) -> None:
-            impairment = incoming.impairment()
-            if impairment is None:
-                await rtcp(data)
-            else:
-                incoming.put(impairment, len(data), lambda delay: rtcp(data))
 
         async def send_rtp(data: bytes) -> None:
             impairment = outgoing.impairment()
@@ -239,11 +221,57 @@ class Shaper:
             else:  # the caller goes on at once, as after a send into a real network
                 outgoing.put(impairment, len(data), lambda delay: send(data))
 
-        transport._handle_rtp_data = handle_rtp_data
-        transport._handle_rtcp_data = handle_rtcp_data
         transport._send_rtp = send_rtp
+
+    def _impair_incoming(self, transport: Any, pipe: _Pipe) -> None:
+        """Impair what the client sends while it is still encrypted, as a network does.
+
+        Losing a packet after SRTP had read it would leave its index in SRTP's replay
+        window, and the client's retransmission of it (libwebrtc resends the packet
+        itself when RTX is not negotiated, as LiveKit's publisher does) would then be
+        refused as a replay: a loss no retransmission could ever mend. So the DTLS
+        transport's reads from ICE are replaced by a queue that a task of ours feeds:
+        SRTP and SRTCP datagrams cross the impairment, everything else goes straight.
+        The delay each packet was given is left on the transport for ``.livekit.twcc``,
+        which reads it when the packet is handled, right after this read returns it.
+        """
+        ice = transport.transport
+        receive = ice._recv
+        ready: asyncio.Queue[tuple[bytes, float] | BaseException] = asyncio.Queue()
+
+        async def read_network() -> None:
+            try:
+                while True:
+                    data = await receive()
+                    impairment = pipe.impairment() if 127 < data[0] < 192 else None
+                    if impairment is None:
+                        ready.put_nowait((data, 0.0))
+                    else:
+                        pipe.put(impairment, len(data), functools.partial(release, data))
+            except Exception as exc:  # the connection closed: the reader learns it in turn
+                ready.put_nowait(exc)
+            # Cancelled by close(), just before the peer closes: the reader waits on, as on a
+            # quiet network, so that the peer's close still says goodbye (DTLS close_notify).
+
+        async def release(data: bytes, delay: float) -> None:
+            ready.put_nowait((data, delay))
+
+        async def shaped_receive() -> bytes:
+            if not self._pumps.get(id(ice)):
+                self._pumps[id(ice)] = asyncio.ensure_future(read_network())
+            item = await ready.get()
+            if isinstance(item, BaseException):
+                ready.put_nowait(item)  # every later read fails the same way
+                raise item
+            data, delay = item
+            setattr(transport, DELAY_ATTRIBUTE, delay)
+            return data
+
+        ice._recv = shaped_receive
 
     def close(self) -> None:
         """Held packets are lost; the transports keep the wrappers (they are closing too)."""
         for pipe in self._pipes:
             pipe.close()
+        for pump in self._pumps.values():
+            pump.cancel()

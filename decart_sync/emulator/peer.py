@@ -19,6 +19,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from .._ice import loopback_only_sdp
 from .netem import Shaper
+from .recovery import KeyframeRecovery
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Peer:
     def __init__(self, *, loopback: bool, shaper: Shaper | None = None) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.shaper = shaper
+        self.recovery = KeyframeRecovery()  # what aiortc's receiver lacks under loss
         self._loopback = loopback
         self._pending: list[RTCIceCandidate | None] = []
         self._closing: asyncio.Future[None] | None = None
@@ -88,6 +90,7 @@ class Peer:
             await self._add(candidate)
         add_tracks(pc)
         await pc.setLocalDescription(await pc.createAnswer())  # gathers our candidates
+        self.recovery.cover(pc)
         if self.shaper is not None:
             self.shaper.cover(pc)
         sdp = pc.localDescription.sdp
@@ -107,6 +110,7 @@ class Peer:
 
     async def close(self) -> None:
         """Idempotent and bounded; concurrent callers share one close."""
+        self.recovery.close()
         if self.shaper is not None:
             self.shaper.close()
         if self._closing is None:

@@ -44,6 +44,10 @@ _process.settle_livekit_at_exit()  # before this module makes any livekit object
 INFERENCE_PREFIX = "inference-server-"
 JOIN_TIMEOUT = 15.0  # for livekit_room_info; every queue_position starts it again
 CODECS = {"h264": rtc.VideoCodec.H264, "vp9": rtc.VideoCodec.VP9}
+# What the JS SDK 0.1.20 publishes at (REALTIME_CONFIG.livekit): without it LiveKit picks by
+# the picture's size, e.g. 15 fps for a 320x192 camera, whatever the model's rate.
+PUBLISH_FPS = 30
+MAX_BITRATE = {"h264": 3_500_000, "vp9": 3_000_000}
 # generation_ended reasons that end a session, and what they are to the user.
 ENDINGS: dict[str, tuple[type[DecartSDKError], str]] = {
     "insufficient_credits": (ServerError, "the account has run out of credits"),
@@ -153,6 +157,9 @@ class LiveKitTransport(MediaTransport):
             # frame rate and the quantizer give way instead.
             options = rtc.TrackPublishOptions(
                 video_codec=CODECS[settings.codec],
+                video_encoding=rtc.VideoEncoding(
+                    max_framerate=PUBLISH_FPS, max_bitrate=MAX_BITRATE[settings.codec]
+                ),
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 simulcast=False,
                 # The package's own IntEnum for this protobuf enum; its stubs know only the latter.

@@ -76,22 +76,7 @@ def _moving(model: ModelDefinition) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(base[y : y + model.height, x : x + model.width])
 
 
-# The client copes; the emulator's own receiver (aiortc) does not: against the LiveKit
-# client's H264, one lost packet stalls its jitter buffer (no RTX packet from the client
-# arrives; the offer names no SSRCs for aiortc to pair RTX by either; a keyframe is asked
-# for only after 128 packets), so the model's input stops after
-# the first loss. Measured: 1 frame decoded in 3 s at 5% loss (46 without), and 2 of 7
-# runs without a single output frame in 20 s. The webrtc path's input keeps its fps.
-LOSSY = [
-    SMALL,
-    pytest.param(
-        LK_SMALL,
-        marks=pytest.mark.xfail(reason="the emulator's aiortc receiver stalls on LiveKit loss"),
-    ),
-]
-
-
-@pytest.mark.parametrize("model", LOSSY, ids=["webrtc", "livekit"])
+@TRANSPORTS
 def test_loss_and_jitter_both_ways_keep_frames_flowing(connect, emu, model) -> None:
     # seed 2 loses close to 5% of the first few hundred packets each way (seed 1: 1% in).
     emu.faults = Faults(loss=0.05, jitter_ms=30, seed=2)
@@ -145,12 +130,9 @@ def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
     # ... and they came back afterwards, on the same iterator, with the right picture.
     assert any(t > end for t, _ in seen)
     wait_for_frame(frames, close_to(invert(frame)), timeout=5)
-    if model.transport == "webrtc":
-        # The model's input came back too (a keyframe was asked for). Not over LiveKit: the
-        # emulator's aiortc receiver may stall on the LiveKit client's losses (the xfail
-        # above); a fresh-clone CI run saw its input not resume within 10 s.
-        decoded = session.frames_in
-        wait_until(lambda: session.frames_in > decoded + model.fps, 10, "the input resuming")
+    # The model's input came back too (a keyframe was asked for).
+    decoded = session.frames_in
+    wait_until(lambda: session.frames_in > decoded + model.fps, 10, "the input resuming")
     _, lost = session.network["out"]
     assert lost > 0.9 * seconds * model.fps  # every frame of the window at least
     # Only the media went dark (ICE, DTLS and signaling went on): the connection did not

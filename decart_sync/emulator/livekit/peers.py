@@ -30,6 +30,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
 from ..netem import Shaper
+from ..recovery import KeyframeRecovery
 from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Link:
     def __init__(self, target: str, *, loopback: bool, shaper: Shaper | None = None) -> None:
         self.target = target  # "publisher" or "subscriber", for logs
         self.shaper = shaper  # the network its media cross (netem)
+        self.recovery = KeyframeRecovery()  # what aiortc's receiver lacks under loss
         # The publisher PC answers with max-bundle: with aiortc's default ("balanced"),
         # an offer bundling several m-lines of one kind behind another kind's (the
         # client's publisher offer: 3 audio, 4 video, data) leaves every video m-line
@@ -102,8 +104,9 @@ class Link:
             layers = simulcast.Layers(offer_sdp)
             transport = transceiver.receiver.transport
             self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
+        self.recovery.cover(self.pc)
         if self.shaper is not None:
-            self.shaper.cover(self.pc)  # after twcc: a packet lost on the way is not counted
+            self.shaper.cover(self.pc)
         if self._feedback is None:
             return self._local_sdp()
         answer = twcc.answer_with_feedback(offer_sdp, self._local_sdp())
@@ -141,6 +144,7 @@ class Link:
         """Idempotent and bounded; concurrent callers share one close."""
         if self._feedback is not None:
             self._feedback.cancel()
+        self.recovery.close()
         if self.shaper is not None:
             self.shaper.close()
         if self._closing is None:
