@@ -36,9 +36,7 @@ def service(
     return {"base_url": url, "api_key": EMULATOR_KEY}
 
 
-def client(
-    stack: contextlib.ExitStack, *, models: Iterable[ModelDefinition] = ()
-) -> DecartClient:
+def client(stack: contextlib.ExitStack, *, models: Iterable[ModelDefinition] = ()) -> DecartClient:
     """A :class:`~.DecartClient` for the same place :func:`service` picks, REST API included.
 
     Without ``DECART_API_KEY``: the emulator at ``DECART_REALTIME_BASE_URL`` and

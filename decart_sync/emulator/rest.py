@@ -224,4 +224,3 @@ def _multipart(content_type: str, body: bytes) -> dict[str, EmailMessage]:
 def _payload(part: EmailMessage) -> bytes:
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
-
