@@ -9,6 +9,7 @@ same for both transports).
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Iterator
 
@@ -20,17 +21,19 @@ from helpers import wait_until as wait_for
 from decart_sync import DecartClient, DecartSDKError, ModelDefinition
 from decart_sync.emulator import Emulator
 from decart_sync.images import encode_png
+from decart_sync.session import Session
 
 pytestmark = pytest.mark.timeout(120)
 
 FRAME = pattern(SMALL)
 OTHER = ModelDefinition("test-other", fps=25, width=320, height=192)
+LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
 ORIGIN = "https://app.example"
 
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with Emulator(models=[SMALL, OTHER]) as emulator:
+    with Emulator(models=[SMALL, OTHER, LK_SMALL]) as emulator:
         yield emulator
 
 
@@ -52,6 +55,20 @@ def flat(value: int) -> bytes:
 def mixed(value: int) -> np.ndarray:
     """The emulator's output for FRAME under "invert" with a flat reference image."""
     return ((invert(FRAME).astype(int) + value) // 2).astype(np.uint8)
+
+
+@pytest.fixture
+def ended(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every generation_ended message the clients received, as the service sent it."""
+    seen: list[dict] = []
+    original = Session._msg_generation_ended
+
+    def record(self: Session, attempt: object, message: dict) -> None:
+        seen.append(message)
+        original(self, attempt, message)
+
+    monkeypatch.setattr(Session, "_msg_generation_ended", record)
+    return seen
 
 
 def refused(call, *args, **kwargs) -> DecartSDKError:
@@ -166,7 +183,7 @@ def test_a_client_token_is_bound_to_its_model_origin_and_expiry(
 
 
 def test_a_tokens_max_session_duration_ends_the_session(
-    connect, emu: Emulator, account: DecartClient
+    connect, emu: Emulator, account: DecartClient, ended: list[dict]
 ) -> None:
     token = account.tokens.create(max_session_duration=2)
     assert token.constraints == {"realtime": {"maxSessionDuration": 2}}
@@ -176,6 +193,38 @@ def test_a_tokens_max_session_duration_ends_the_session(
     wait_for_frame(client.frames(timeout=10), close_to(FRAME))
     assert served.wait(lambda: served.closed, 10), "the session outlived its token's limit"
     assert served.close_reason == "timeout" and time.monotonic() - started >= 2
-    # The service's generation_ended {reason: "timeout"} came first (the emulator sends it
-    # while generating); the client, told not to reconnect, is left disconnected.
+    # The service's generation_ended {reason: "timeout"} came first; the client, told not
+    # to reconnect, is left disconnected.
     wait_for(lambda: client.state == "disconnected", 10, "the client's disconnect")
+    assert [m["reason"] for m in ended] == ["timeout"] and ended[0]["seconds"] >= 1
+
+
+def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
+    connect, emu: Emulator, account: DecartClient
+) -> None:
+    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    ref = account.files.upload(flat(200))
+    token = account.tokens.create(
+        allowed_models=[LK_SMALL], allowed_origins=[ORIGIN], max_session_duration=4
+    )
+    client = connect(
+        repeat(FRAME),
+        model=LK_SMALL,
+        api_key=token.api_key,
+        origin=ORIGIN,
+        initial_state={"prompt": "invert", "image": ref.id},
+    )
+    errors: queue.Queue[DecartSDKError] = queue.Queue()
+    client.on("error", errors.put)
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert served.mode == "livekit" and served.messages[1]["image_ref"] == ref.id
+    sessions = len(emu.history)
+    wait_for_frame(client.frames(timeout=10), close_to(mixed(200)), timeout=20)
+    assert served.wait(lambda: served.closed, 15), "the session outlived its token's limit"
+    assert served.close_reason == "timeout"
+    # LiveKit sessions take generation_ended "timeout" as the end, as the service means it:
+    # no reconnect.
+    error = errors.get(timeout=10)
+    assert error.code == "WEBRTC_TIMEOUT_ERROR" and "time limit" in error.message
+    wait_for(lambda: client.state == "disconnected", 10, "the client's disconnect")
+    assert len(emu.history) == sessions  # it did not come back
