@@ -8,17 +8,22 @@ same for both transports).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
+import av
 import numpy as np
 import pytest
 from helpers import KEY, SMALL, clients_of, close_to, invert, pattern, repeat, wait_for_frame
 from helpers import wait_until as wait_for
 
-from decart_sync import DecartClient, DecartSDKError, ModelDefinition
+from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local
 from decart_sync.emulator import Emulator
 from decart_sync.images import encode_png
 from decart_sync.session import Session
@@ -228,3 +233,45 @@ def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
     assert error.code == "WEBRTC_TIMEOUT_ERROR" and "time limit" in error.message
     wait_for(lambda: client.state == "disconnected", 10, "the client's disconnect")
     assert len(emu.history) == sessions  # it did not come back
+
+
+def test_the_clis_image_takes_a_file_id(emu: Emulator, account: DecartClient, tmp_path) -> None:
+    ref = account.files.upload(flat(200))
+    out = tmp_path / "out.mp4"
+    model = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+    done = subprocess.run(
+        [sys.executable, "-m", "decart_sync.cli", "stream", "--base-url", emu.url,
+         "--api-key", KEY, "--source", "lavfi:color=c=0x306090:size=320x192:rate=25",
+         "--model", model, "--prompt", "invert", "--image", ref.id, "--seconds", "2",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    served = next(s for s in reversed(emu.history) if s.model.name == SMALL.name)
+    assert served.messages[0]["image_ref"] == ref.id
+    with av.open(str(out)) as container:
+        last = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][-1]
+    expected = (255 - np.array([0x30, 0x60, 0x90]) + 200) // 2
+    assert np.abs(last.reshape(-1, 3).mean(axis=0) - expected).max() < 8
+
+
+def test_local_client_and_the_emulator_cli_hand_out_the_rest_url(monkeypatch) -> None:
+    monkeypatch.delenv("DECART_API_KEY", raising=False)
+    monkeypatch.delenv("DECART_REALTIME_BASE_URL", raising=False)
+    with contextlib.ExitStack() as stack:
+        here = local.client(stack)
+        assert here.base_url.startswith("http://127.0.0.1:")
+        assert here.files.upload(flat(1)).id.startswith("file_")
+
+    command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"serving at (ws://\S+), REST API at (http://\S+) ", line)
+        assert match, line
+        there = DecartClient(api_key=KEY, base_url=match[2], realtime_base_url=match[1])
+        assert there.tokens.create(expires_in=5).api_key.startswith("ek_")
+    finally:
+        proc.terminate()
+        proc.wait(10)
