@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .errors import DecartSDKError, InvalidAPIKeyError, InvalidBaseURLError, InvalidOptionsError
-from .options import user_agent
+from .errors import DecartSDKError, InvalidAPIKeyError, InvalidBaseURLError
+from .options import check_timeout, user_agent
 
 DEFAULT_REST_BASE_URL = "https://api.decart.ai"  # the JS SDK 0.1.20's createDecartClient default
 DEFAULT_TIMEOUT = 30.0
@@ -36,12 +36,6 @@ def rest_base_url(url: str | None) -> str:
     if scheme not in ("http", "https") or not parts.hostname:
         raise InvalidBaseURLError(f"REST base URL {url!r} must be http:// or https:// with a host")
     return parts._replace(scheme=scheme).geturl().rstrip("/")
-
-
-def check_timeout(timeout: Any) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise InvalidOptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
 
 
 class Account:
@@ -71,7 +65,8 @@ class Account:
         the operation's error from a message and ``data=``.
         """
         url = f"{self.base_url}{path}"
-        timeout = check_timeout(timeout)
+        check_timeout(timeout)
+        timeout = float(timeout)
         try:
             response = requests.request(
                 method, url, headers=self.headers(), timeout=timeout, **kwargs
