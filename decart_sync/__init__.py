@@ -17,6 +17,7 @@ from . import _process, models, signals
 from ._version import __version__
 from .errors import (
     DecartSDKError,
+    FilesError,
     ICEError,
     InvalidAPIKeyError,
     InvalidBaseURLError,
@@ -25,6 +26,7 @@ from .errors import (
     ModelNotFoundError,
     ServerError,
     SignalingError,
+    TokenCreateError,
     WebRTCTimeoutError,
     WebSocketError,
 )
@@ -64,6 +66,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DecartClient",
     "DecartSDKError",
+    "FilesError",
     "ICEError",
     "InitialState",
     "InvalidAPIKeyError",
@@ -75,6 +78,7 @@ __all__ = [
     "RealtimeClient",
     "ServerError",
     "SignalingError",
+    "TokenCreateError",
     "VideoCapture",
     "WebRTCTimeoutError",
     "WebSocketError",

@@ -46,9 +46,15 @@ class Attempt:
         verify_tls: bool,
         secret: str | None,
         timeout: float | None,
+        origin: str | None = None,
     ) -> None:
         self.signaling = Signaling(
-            url, on_message=on_message, on_closed=on_closed, verify_tls=verify_tls, secret=secret
+            url,
+            on_message=on_message,
+            on_closed=on_closed,
+            verify_tls=verify_tls,
+            secret=secret,
+            origin=origin,
         )
         await self.signaling.open(timeout)
 

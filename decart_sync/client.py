@@ -50,6 +50,7 @@ def connect(
     resolution: str | None = None,
     speed: str | None = None,
     stats_interval: float | None = None,
+    origin: str | None = None,
 ) -> RealtimeClient:
     """Open a realtime session and return once media flows.
 
@@ -63,7 +64,9 @@ def connect(
     ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
     (``"h264"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
     ``speed`` (``"fast"``) apply to LiveKit sessions. ``stats_interval``: send
-    ``client.stats`` to ``stats`` handlers every so many seconds.
+    ``client.stats`` to ``stats`` handlers every so many seconds. ``origin``
+    (``"https://example.com"``) is sent as the control WebSocket's ``Origin``
+    header, for a client token scoped to origins.
     """
     if model is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
@@ -73,6 +76,7 @@ def connect(
     options.check_pixel_format(pixel_format)
     options.check_timeout(timeout)
     check_interval(stats_interval)
+    origin = options.origin(origin)
     kind = options.transport(transport, definition)
     desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
@@ -95,6 +99,7 @@ def connect(
         secret=key,
         connect_timeout=timeout,
         reconnect=reconnect,
+        origin=origin,
     )
     client = RealtimeClient(
         session,

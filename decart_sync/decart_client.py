@@ -1,8 +1,10 @@
-"""``DecartClient``: the account's settings kept for repeated sessions.
+"""``DecartClient``: the account's settings kept for repeated sessions and REST calls.
 
 Like the official ``createDecartClient``: ``DecartClient(api_key=...).realtime``
 opens sessions (:func:`~.client.connect`) and viewers
-(:func:`~.client.subscribe`) with the client's key, base URL and integration.
+(:func:`~.client.subscribe`) with the client's key, base URL and integration;
+``.files`` (:mod:`.files`) and ``.tokens`` (:mod:`.client_tokens`) call the
+account's REST API at ``base_url``.
 """
 
 from __future__ import annotations
@@ -11,28 +13,46 @@ from typing import TYPE_CHECKING, Any
 
 from . import options
 from .client import RealtimeClient, connect, subscribe
+from .client_tokens import TokensClient
+from .files import FilesClient
 from .options import ConnectOptions, SubscribeOptions
+from .rest import Account, rest_base_url
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
 class DecartClient:
-    """Settings for repeated use, like the official ``createDecartClient``."""
+    """Settings for repeated use, like the official ``createDecartClient``.
+
+    ``base_url``: the REST API (default ``DECART_BASE_URL``, else
+    ``https://api.decart.ai`` as the JS SDK); ``realtime_base_url``: the realtime
+    service (default ``DECART_REALTIME_BASE_URL``, else ``wss://api3.decart.ai``).
+    The local emulator has both: ``Emulator().rest_url`` and ``.url``.
+    """
 
     def __init__(
         self,
         api_key: str | None = None,
         realtime_base_url: str | None = None,
         integration: str | None = None,
+        *,
+        base_url: str | None = None,
     ) -> None:
         self._api_key = options.api_key(api_key)
+        self.base_url = rest_base_url(base_url)
         self.realtime_base_url = options.base_url(realtime_base_url)
         self.integration = integration
         self.realtime = RealtimeSessions(self)
+        account = Account(self.base_url, self._api_key, integration)
+        self.files = FilesClient(account)
+        self.tokens = TokensClient(account)
 
     def __repr__(self) -> str:
-        return f"<DecartClient realtime_base_url={self.realtime_base_url!r} api_key=***>"
+        return (
+            f"<DecartClient base_url={self.base_url!r} "
+            f"realtime_base_url={self.realtime_base_url!r} api_key=***>"
+        )
 
 
 class RealtimeSessions:

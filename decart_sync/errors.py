@@ -107,13 +107,28 @@ class SignalingError(DecartSDKError):
     code = "WEBRTC_SIGNALING_ERROR"
 
 
+class FilesError(DecartSDKError):
+    """A files API call failed: ``FILES_UPLOAD_ERROR``, ``FILES_GET_ERROR`` or
+    ``FILES_DELETE_ERROR`` (the JS SDK's codes), ``data["status"]`` the HTTP status."""
+
+    code = "FILES_UPLOAD_ERROR"
+
+
+class TokenCreateError(DecartSDKError):
+    """``tokens.create()`` failed (the JS SDK's ``TOKEN_CREATE_ERROR``)."""
+
+    code = "TOKEN_CREATE_ERROR"
+
+
 # A friendlier public name; the trailing underscore only avoids shadowing the builtin here.
 WebRTCTimeoutError = TimeoutError_
 
 # PROTOCOL.md section 8's permanent words, as whole words of the server's own text: "401"
 # is not "14010", and a URL or model name in our wrapping text is never looked at.
 _BAD_KEY = re.compile(r"\b(?:401|unauthori[sz]ed|api[ _-]?key)\b", re.IGNORECASE)
-_REFUSED = re.compile(r"\b(?:permission denied|not allowed|invalid session)\b", re.IGNORECASE)
+_REFUSED = re.compile(
+    r"\b(?:permission denied|not allowed|invalid session|file not found)\b", re.IGNORECASE
+)
 
 
 def is_permanent(error: BaseException | str) -> bool:

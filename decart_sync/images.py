@@ -21,10 +21,30 @@ import numpy as np
 import requests
 
 from .errors import InvalidInputError
+from .messages import FILE_REF_PREFIX
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 FETCH_TIMEOUT = 10.0
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def to_wire(
+    image: Any, *, pixel_format: str = "rgb24", fetch_timeout: float | None = None
+) -> str:
+    """What a ``set_image`` carries: an uploaded file's ``"file_..."`` id as it is
+    (sent as ``image_ref``), any other image as checked base64 (:func:`to_base64`)."""
+    if is_file_ref(image):
+        return str(image).strip()
+    return to_base64(image, pixel_format=pixel_format, fetch_timeout=fetch_timeout)
+
+
+def is_file_ref(value: Any) -> bool:
+    """A ``"file_..."`` id, as the JS SDK's ``isFileRefId``; but a string naming an
+    existing file on this machine is that file (``"file_1.png"`` sends its picture)."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text.startswith(FILE_REF_PREFIX) and not os.path.exists(text)
 
 
 def to_base64(

@@ -1,7 +1,8 @@
 """Where a script's sessions go: Decart's service with a key, else a local emulator.
 
 The examples, classroom scripts and tests of user code run the same with or
-without an account: ``connect(..., **service(stack))``.
+without an account: ``connect(..., **service(stack))``, or for the REST API
+too (files, client tokens) ``client(stack)``, a ready :class:`~.DecartClient`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .models import ModelDefinition
+
+if TYPE_CHECKING:
+    from .decart_client import DecartClient
+
+EMULATOR_KEY = "local-emulator"
 
 
 def service(
@@ -25,9 +32,32 @@ def service(
     """
     if os.environ.get("DECART_API_KEY"):
         return {}
-    url = os.environ.get("DECART_REALTIME_BASE_URL")
-    if not url:
-        from .emulator import Emulator
+    url, _ = _emulator(stack, models)
+    return {"base_url": url, "api_key": EMULATOR_KEY}
 
-        url = stack.enter_context(Emulator(models=list(models))).url
-    return {"base_url": url, "api_key": "local-emulator"}
+
+def client(stack: contextlib.ExitStack, *, models: Iterable[ModelDefinition] = ()) -> DecartClient:
+    """A :class:`~.DecartClient` for the same place :func:`service` picks, REST API included.
+
+    Without ``DECART_API_KEY``: the emulator at ``DECART_REALTIME_BASE_URL`` and
+    ``DECART_BASE_URL`` (its REST URL), or one started here and closed with ``stack``.
+    """
+    from .decart_client import DecartClient
+
+    if os.environ.get("DECART_API_KEY"):
+        return DecartClient()
+    url, rest_url = _emulator(stack, models)
+    return DecartClient(api_key=EMULATOR_KEY, base_url=rest_url, realtime_base_url=url)
+
+
+def _emulator(
+    stack: contextlib.ExitStack, models: Iterable[ModelDefinition]
+) -> tuple[str, str | None]:
+    """A running emulator's realtime and REST URLs (REST None: from the environment, unset)."""
+    url = os.environ.get("DECART_REALTIME_BASE_URL")
+    if url:
+        return url, os.environ.get("DECART_BASE_URL")
+    from .emulator import Emulator
+
+    emulator = stack.enter_context(Emulator(models=list(models)))
+    return emulator.url, emulator.rest_url

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 Message = dict[str, Any]
+FILE_REF_PREFIX = "file_"  # as files.FILE_REF_PREFIX; here without importing requests
 UNSET: Any = object()  # "leave the server's value as it is", unlike None ("clear it")
 
 
@@ -22,7 +23,7 @@ class Desired:
 
     prompt: str | None = None
     enhance: bool = True
-    image: str | None = None  # base64
+    image: str | None = None  # base64, or a "file_..." id (sent as image_ref)
 
 
 def prompt(text: str, enhance: bool) -> Message:
@@ -30,8 +31,17 @@ def prompt(text: str, enhance: bool) -> Message:
 
 
 def set_image(image: str | None, text: str | None = UNSET, enhance: bool | None = None) -> Message:
-    """``image`` None clears the reference image; ``text`` left unset keeps the prompt."""
-    message: Message = {"type": "set_image", "image_data": image}
+    """``image`` None clears the reference image; ``text`` left unset keeps the prompt.
+
+    An uploaded file's ``"file_..."`` id goes as ``image_ref``, the JS SDK 0.1.20's
+    reference (its ``setImage`` and ``buildInitialStateRequest``); base64 never starts
+    so, as ``_`` is not a base64 character.
+    """
+    message: Message
+    if image is not None and image.startswith(FILE_REF_PREFIX):
+        message = {"type": "set_image", "image_ref": image}
+    else:
+        message = {"type": "set_image", "image_data": image}
     if text is not UNSET:
         message["prompt"] = text
         message["enhance_prompt"] = True if enhance is None else enhance

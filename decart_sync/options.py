@@ -79,6 +79,7 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
     Option("resolution", "str | None", None, "LiveKit sessions: '720p' or '1080p'"),
     Option("speed", "str | None", None, "LiveKit sessions: 'fast'"),
     Option("stats_interval", "float | None", None, "seconds between stats events", check_interval),
+    Option("origin", "str | None", None, "Origin header (scoped tokens)", lambda v: origin(v)),
 )
 CONNECT_KEYWORDS = {option.name: option for option in CONNECT_OPTIONS}
 
@@ -102,6 +103,7 @@ if TYPE_CHECKING:
         resolution: str | None
         speed: str | None
         stats_interval: float | None
+        origin: str | None
 
 else:
     ConnectOptions = TypedDict(
@@ -268,6 +270,37 @@ def verify_tls(verify: bool) -> bool:
     return bool(verify)
 
 
+def origin(value: Any, what: str = "origin") -> str | None:
+    """A full web origin, ``scheme://host[:port]``, as browsers send it; None: none sent.
+
+    The service matches a client token's allowed origins verbatim, so a path, query or
+    trailing slash (which no browser sends) is refused here rather than there.
+    """
+    if value is None:
+        return None
+    error = InvalidOptionsError(
+        f"{what} must be a full origin such as 'https://example.com' or "
+        f"'http://localhost:3000' (scheme://host[:port], nothing after), got {value!r}"
+    )
+    if not isinstance(value, str):
+        raise error
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises ValueError on a bad port
+    except ValueError:
+        raise error from None
+    if (
+        not parts.scheme
+        or not parts.hostname
+        or parts.path
+        or any(c in value for c in "?#@")
+        or value != value.strip()
+        or value.endswith(":")
+    ):
+        raise error
+    return value
+
+
 def check_pixel_format(pixel_format: str) -> None:
     if pixel_format not in PIXEL_FORMATS:
         raise InvalidOptionsError(
@@ -299,5 +332,5 @@ def desired(initial: InitialState | dict[str, Any] | None, pixel_format: str) ->
         check_prompt(initial.prompt)
     image = None
     if initial.image is not None:
-        image = images.to_base64(initial.image, pixel_format=pixel_format)
+        image = images.to_wire(initial.image, pixel_format=pixel_format)
     return Desired(prompt=initial.prompt, enhance=bool(initial.enhance), image=image)

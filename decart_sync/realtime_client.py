@@ -155,7 +155,9 @@ class RealtimeClient:
         enhance: bool | None = None,
         timeout: float = 30.0,
     ) -> None:
-        """Set (or, with ``None``, clear) the reference image; the prompt too if given."""
+        """Set (or, with ``None``, clear) the reference image; the prompt too if given.
+
+        An uploaded file's ``"file_..."`` id (``DecartClient.files``) goes as a reference."""
         self._set_image(image, prompt, enhance, timeout, "the image")
 
     def _set_image(
@@ -166,7 +168,7 @@ class RealtimeClient:
         deadline = Deadline(timeout)  # one timeout for fetching the image and the ack
         data = None
         if image is not None:
-            data = images.to_base64(
+            data = images.to_wire(
                 image, pixel_format=self.pixel_format, fetch_timeout=deadline.remaining()
             )
         if prompt is None:

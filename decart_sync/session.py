@@ -71,6 +71,7 @@ class SessionOptions:
     secret: str | None = None
     connect_timeout: float = 30.0
     reconnect: bool = True
+    origin: str | None = None  # the control WebSocket's Origin header (origin-scoped tokens)
 
 
 class Session:
@@ -175,6 +176,7 @@ class Session:
                 verify_tls=options.verify_tls,
                 secret=options.secret,
                 timeout=deadline.remaining(),
+                origin=options.origin,
             )
         initial = None if options.subscribe else messages.initial(self.desired)
         passthrough = not options.subscribe and initial is None

@@ -46,8 +46,10 @@ class Signaling:
         on_closed: Callable[[BaseException | None], None],
         verify_tls: bool = True,
         secret: str | None = None,
+        origin: str | None = None,
     ) -> None:
         self._url = url
+        self._origin = origin  # sent only when given: a script has no origin of its own
         self._on_message = on_message
         self._on_closed = on_closed
         self._secret = secret
@@ -76,7 +78,9 @@ class Signaling:
     def _run(self, opened: asyncio.Future[None], timeout: float | None) -> None:
         assert self._loop is not None
         try:
-            self._ws.connect(self._url, timeout=timeout, suppress_origin=True)
+            self._ws.connect(
+                self._url, timeout=timeout, origin=self._origin, suppress_origin=not self._origin
+            )
             self._ws.settimeout(None)
             if self._closing:  # closed while the handshake was under way
                 self._ws.shutdown()

@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--prompt", default="sepia", help="the starting prompt ('none' = passthrough)")
     add("--prompts", nargs="+", metavar="PROMPT", help="prompts to cycle through, see --every")
     add("--every", type=float, default=5.0, metavar="SECONDS", help="seconds between --prompts")
-    add("--image", default=None, help="a reference image (file, URL); live_avatar: the face")
+    add("--image", default=None, help="reference image (file, URL, file_... id); avatar: the face")
     add("--audio", default=None, help="live_avatar: an audio file that drives the avatar")
     add(
         "--seconds",

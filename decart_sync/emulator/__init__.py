@@ -68,6 +68,14 @@ Signaling behaviour
 - ``set_image``: ``image_data`` null clears the image, base64 sets it, an
   absent key keeps it; a ``prompt`` key (null = passthrough) sets the prompt
   too. The image and prompt change together, or not at all on error.
+  ``image_ref`` names a file uploaded to the REST API (``emu.rest_url``,
+  :mod:`.rest`); an unknown, expired or deleted one is acked ``success:
+  false`` with ``"File not found: ..."``.
+- A client token (``ek_...``, from ``POST /v1/client/tokens``) as the key:
+  refused when expired (``"Invalid API key: ..."``), for a model or an
+  ``Origin`` header it does not allow (``"... is not allowed for this client
+  token"``); its max session duration ends the session with
+  ``generation_ended`` reason ``"timeout"``.
 - ``offer``: answered with aiortc's SDP (only loopback candidates when bound
   to loopback). ``ice-candidate`` messages may come before or after it.
 - The first frame sent brings ``generation_started``, then

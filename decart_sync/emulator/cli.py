@@ -2,13 +2,14 @@
 
 ``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run :func:`main`.
 
-    python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--api-key KEY ...]
+    python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--rest-port 8766]
+        [--api-key KEY ...]
         [--model NAME:FPS:WIDTHxHEIGHT ...] [--fault FIELD=VALUE ...]
         (e.g. --fault loss=0.05 --fault jitter_ms=30 --fault blackout=5,3)
     python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
 
-The first line printed when serving is the URL (scripts read it, e.g. with
-``--port 0``).
+The first line printed when serving is the URL, then the REST API's URL
+(scripts read them, e.g. with ``--port 0``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def _serve(argv: list[str]) -> int:
         "--port", type=int, default=DEFAULT_PORT, help="port (0: any free one; default %(default)s)"
     )
     parser.add_argument(
+        "--rest-port",
+        type=int,
+        default=None,
+        help="the REST API's port (files, client tokens); default --port + 1, or any free one",
+    )
+    parser.add_argument(
         "--api-key",
         action="append",
         dest="api_keys",
@@ -92,10 +99,22 @@ def _serve(argv: list[str]) -> int:
         # SIGTERM (e.g. from a test harness) closes as cleanly as Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        rest_port = args.rest_port
+        if rest_port is None:
+            rest_port = args.port + 1 if args.port else 0
         with Emulator(
-            args.host, args.port, api_keys=args.api_keys, models=args.models, faults=faults
+            args.host,
+            args.port,
+            api_keys=args.api_keys,
+            models=args.models,
+            faults=faults,
+            rest_port=rest_port,
         ) as emu:
-            print(f"decart-sync emulator serving at {emu.url} (Ctrl-C stops)", flush=True)
+            print(
+                f"decart-sync emulator serving at {emu.url}, REST API at {emu.rest_url} "
+                "(Ctrl-C stops)",
+                flush=True,
+            )
             while not stop.wait(0.5):  # sliced: Ctrl-C lands at once
                 pass
     except KeyboardInterrupt:

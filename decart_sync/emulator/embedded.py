@@ -13,7 +13,9 @@ from typing import Any
 from .. import _process
 from .._portal import Portal, wait_until
 from ..models import ModelDefinition
+from .accounts import FileStore, TokenStore
 from .faults import Faults
+from .rest import RestServer
 from .server import EmulatorServer
 from .session import ServedSession, Subscriber
 
@@ -28,7 +30,9 @@ class Emulator:
     ``models``: extra models served besides :data:`decart_sync.models.REGISTRY`
     (``{name: ModelDefinition}`` or an iterable of definitions).
     ``faults``: misbehaviours to inject (:class:`~.faults.Faults`); changeable
-    later through :attr:`faults`.
+    later through :attr:`faults`. The REST API (files, client tokens) is served
+    on ``rest_port`` (default: any free one), at :attr:`rest_url`:
+    ``DecartClient(api_key=..., base_url=emu.rest_url, realtime_base_url=emu.url)``.
 
     A context manager; :meth:`close` is idempotent, bounded, and joins the
     emulator's thread (``decart-sync-emulator``).
@@ -42,11 +46,14 @@ class Emulator:
         models: Mapping[str, ModelDefinition] | Iterable[ModelDefinition] | None = None,
         *,
         faults: Faults | None = None,
+        rest_port: int = 0,
     ) -> None:
         self._changed = threading.Condition()
         self._server = EmulatorServer(
             host, port, api_keys=api_keys, models=models, faults=faults, on_change=self._notify
         )
+        self._rest_port = rest_port
+        self._rest: RestServer | None = None
         self._portal = Portal(THREAD_NAME)
         self._lock = threading.Lock()
         self._state = "new"  # new -> running -> closed
@@ -64,7 +71,17 @@ class Emulator:
             self._portal.start()
             try:
                 self._portal.call(self._server.start(), START_TIMEOUT)
+                server = self._server
+                self._rest = RestServer(
+                    server.host,
+                    self._rest_port,
+                    files=server.files,
+                    tokens=server.tokens,
+                    account_key_ok=server._key_ok,
+                ).start()
             except BaseException:
+                with contextlib.suppress(Exception):
+                    self._portal.call(self._server.close(), START_TIMEOUT)
                 self._portal.stop()
                 self._state = "closed"
                 raise
@@ -81,6 +98,8 @@ class Emulator:
             self._state = "closed"
         atexit.unregister(self.close)
         start = time.monotonic()
+        if self._rest is not None:
+            self._rest.close(timeout / 2)
         with contextlib.suppress(Exception):
             self._portal.call(self._server.close(), timeout)
         self._portal.stop(max(0.5, timeout - (time.monotonic() - start)))
@@ -108,6 +127,24 @@ class Emulator:
         if ":" in host:
             host = f"[{host}]"  # IPv6 literal
         return f"ws://{host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST API's ``http://host:port`` (``DecartClient``'s ``base_url``)."""
+        if self._rest is None:
+            raise RuntimeError("the emulator has not been started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._rest.port}"
+
+    @property
+    def files(self) -> FileStore:
+        """Uploaded files (``emu.files.get(id)``, ``len(emu.files)``)."""
+        return self._server.files
+
+    @property
+    def tokens(self) -> TokenStore:
+        """Client tokens issued (``emu.tokens.get(api_key)``)."""
+        return self._server.tokens
 
     # -- sessions -------------------------------------------------------------
 

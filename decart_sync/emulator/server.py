@@ -12,6 +12,9 @@ Routes (one port):
   for a bad key, 404 for an unknown room. websockets hands any method to
   ``process_request`` as long as the request has no body, and the clients
   send none.
+- the REST API (files, client tokens) has a port of its own: see :mod:`.rest`.
+  A client token's key (``ek_...``) is checked here: expiry, allowed models and
+  origins (the ``Origin`` header, verbatim), and its session's duration.
 - any other path (WebSocket): the stream endpoint; the model is the one named
   in the ``model`` query parameter. The path is not checked against the
   model's ``url_path``: custom models may use any path.
@@ -40,6 +43,7 @@ from websockets.http11 import Request, Response
 
 from .._ice import is_loopback_host
 from ..models import REGISTRY, SEED_GENERATION, ModelDefinition
+from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
 from .faults import Faults
 from .session import ServedSession, Subscriber
@@ -107,6 +111,9 @@ class EmulatorServer:
         self._sessions: dict[str, ServedSession] = {}
         self._subscribers: list[Subscriber] = []
         self.history: list[ServedSession] = []
+        # What the REST API (.rest, on its own port) keeps; sessions read them.
+        self.files = FileStore()
+        self.tokens = TokenStore()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -262,8 +269,10 @@ class EmulatorServer:
         if self.livekit_rooms is not None and parts.path.rstrip("/") == "/rtc":
             await self.livekit_rooms.handle(ws, parts.path, query)  # LiveKit tokens, no api_key
             return
-        if not self._key_ok(query.get("api_key")):
-            await _reject(ws, "Invalid API key")
+        key = query.get("api_key")
+        if not self._key_ok(key):
+            expired = is_token_key(key) and self.tokens.key_refusal(key)
+            await _reject(ws, expired or "Invalid API key")
             return
         if parts.path.startswith(SUBSCRIBE_PREFIX):
             await self._subscribe(ws, unquote(parts.path[len(SUBSCRIBE_PREFIX) :]).strip("/"))
@@ -272,6 +281,11 @@ class EmulatorServer:
         model = self.models.get(name)
         if model is None:
             await _reject(ws, f"Unknown model: {name}")
+            return
+        origin = ws.request.headers.get("Origin") if ws.request else None
+        refusal = self.tokens.session_refusal(key, name, origin)
+        if refusal is not None:
+            await _reject(ws, refusal)
             return
         if parts.path != model.url_path:
             log.debug("serving %s on %s (its url_path is %s)", name, parts.path, model.url_path)
@@ -286,9 +300,13 @@ class EmulatorServer:
             on_closed=self._unregister,
             seed_model=SEED_GENERATION.get(name) if name not in self._extra_models else None,
             livekit=self.livekit_rooms,
+            files=self.files,
         )
         log.info("session %s opened (model %s)", session.session_id, model.name)
         self._register(session)
+        token = self.tokens.get(key) if is_token_key(key) else None
+        if token is not None and token.max_session_duration is not None:
+            session.spawn(session.end_after(token.max_session_duration))
         await session.serve()
 
     async def _subscribe(self, ws: ServerConnection, sid: str) -> None:
@@ -307,6 +325,8 @@ class EmulatorServer:
     def _key_ok(self, key: str | None) -> bool:
         if not key:
             return False
+        if is_token_key(key):  # the emulator's client tokens (.rest): only live ones
+            return self.tokens.key_refusal(key) is None
         return self.api_keys is None or key in self.api_keys
 
 

@@ -31,11 +31,14 @@ if TYPE_CHECKING:  # needs the optional livekit-protocol package
 from ..clock import Pacer
 from ..models import ModelDefinition
 from . import images, media, transforms
+from .accounts import FileStore
 from .connection import Connection, Message
 from .faults import Faults
 from .netem import Shaper
 
 log = logging.getLogger(__name__)
+
+TIMEOUT = "timeout"  # generation_ended's reason when a token's max session duration is up
 
 
 class ServedSession(Connection):
@@ -55,8 +58,10 @@ class ServedSession(Connection):
         on_closed: Callable[[Connection], None],
         seed_model: ModelDefinition | None = None,
         livekit: LiveKitRooms | None = None,
+        files: FileStore | None = None,
     ) -> None:
         super().__init__(ws, loopback=loopback, faults=faults, on_closed=on_closed)
+        self._files = files if files is not None else FileStore()  # image_ref resolves here
         self.model = model
         self.mode: str | None = None  # "webrtc" or "livekit", from the client's first word
         self.room: Room | None = None
@@ -116,7 +121,11 @@ class ServedSession(Connection):
     async def _on_set_image(self, message: Message) -> None:
         error = None
         image = self.image
-        if "image_data" in message:  # absent: the image stays as it is
+        if "image_ref" in message:  # an uploaded file's id, as the JS SDK sends it
+            message = {**message, "image_data": self._files.base64_of(message["image_ref"])}
+            if message["image_data"] is None:
+                error = f"File not found: {message['image_ref']} (unknown, expired or deleted)"
+        if "image_data" in message and error is None:  # absent: the image stays as it is
             data = message["image_data"]
             try:
                 image = None if data is None else await asyncio.to_thread(self._decode, data)
@@ -330,11 +339,17 @@ class ServedSession(Connection):
             if not self.faults.no_ticks:
                 await self.send({"type": "generation_tick", "seconds": self.seconds})
 
+    async def end_after(self, seconds: float) -> None:
+        """A client token's max session duration: the service ends the session."""
+        await asyncio.sleep(seconds)
+        log.info("session %s reached its token's %s s limit", self.session_id, seconds)
+        await self.close(TIMEOUT)
+
     async def _before_close(self, reason: str) -> None:
         subscribers = [s.close("the session ended") for s in list(self.subscribers)]
         await asyncio.gather(*subscribers, return_exceptions=True)
         if self.generating:
-            if self.mode == "livekit":
+            if self.mode == "livekit" and reason != TIMEOUT:
                 reason = "disconnect"  # today's service names its reasons
             message = {"type": "generation_ended", "seconds": self.seconds, "reason": reason}
             with contextlib.suppress(asyncio.TimeoutError):

@@ -1,0 +1,115 @@
+"""Pure logic: what the emulator's REST API keeps (files with TTLs, client tokens and what
+they allow), on a clock the test moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from decart_sync.emulator.accounts import (
+    MAX_FILE_BYTES,
+    FileStore,
+    StoreError,
+    TokenStore,
+    is_token_key,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_files_live_until_their_ttl_or_delete() -> None:
+    clock = Clock()
+    files = FileStore(clock)
+    short = files.add(b"png", "a.png", "image/png", "60")
+    default = files.add(b"png", None, "image/png", None)
+    forever = files.add(b"png", None, "image/png", "persistent")
+    described = short.describe()
+    assert described["created_at"] == "2027-01-15T08:00:00Z"
+    assert described["expires_at"] == "2027-01-15T08:01:00Z"
+    assert forever.describe()["expires_at"] is None
+    assert files.base64_of(short.id) == "cG5n"
+    clock.now += 60
+    assert files.get(short.id) is None and files.base64_of(short.id) is None
+    clock.now += 24 * 3600
+    assert files.get(default.id) is None and files.get(forever.id) is not None
+    assert files.delete(forever.id) and not files.delete(forever.id) and len(files) == 0
+
+
+@pytest.mark.parametrize("ttl", ["59", str(720 * 3600 + 1), "soon", "1.5"])
+def test_a_bad_ttl_is_refused(ttl: str) -> None:
+    with pytest.raises(StoreError) as info:
+        FileStore().add(b"x", None, "image/png", ttl)
+    assert info.value.status == 422
+
+
+def test_files_are_bounded() -> None:
+    with pytest.raises(StoreError) as info:
+        FileStore().add(b"x" * (MAX_FILE_BYTES + 1), None, "image/png", None)
+    assert info.value.status == 413
+    with pytest.raises(StoreError):
+        FileStore().add(b"", None, "image/png", None)
+
+
+def test_a_token_allows_its_models_and_origins_until_it_expires() -> None:
+    clock = Clock()
+    tokens = TokenStore(clock)
+    token = tokens.create(
+        {
+            "expiresIn": 120,
+            "allowedModels": ["m"],
+            "allowedOrigins": ["https://a.example"],
+            "constraints": {"realtime": {"maxSessionDuration": 30}},
+        }
+    )
+    key = token.api_key
+    assert is_token_key(key) and not is_token_key("sk-account")
+    assert token.describe() == {
+        "apiKey": key,
+        "expiresAt": "2027-01-15T08:02:00Z",
+        "permissions": {"models": ["m"], "origins": ["https://a.example"]},
+        "constraints": {"realtime": {"maxSessionDuration": 30}},
+    }
+    assert key not in repr(token)
+    assert tokens.key_refusal(key) is None
+    assert tokens.session_refusal(key, "m", "https://a.example") is None
+    assert "Model n is not allowed" in str(tokens.session_refusal(key, "n", "https://a.example"))
+    assert "Origin (none)" in str(tokens.session_refusal(key, "m", None))
+    # Verbatim: a trailing slash is another origin.
+    assert tokens.session_refusal(key, "m", "https://a.example/") is not None
+    assert tokens.session_refusal("sk-account", "n", None) is None  # not a token's business
+    clock.now += 120
+    assert "expired" in str(tokens.key_refusal(key))
+    assert tokens.key_refusal("ek_unknown") == "Invalid API key"
+
+
+def test_an_unrestricted_token_and_the_defaults() -> None:
+    tokens = TokenStore(Clock())
+    token = tokens.create({})
+    assert token.expires - tokens.now() == 60  # the service's default
+    assert set(token.describe()) == {"apiKey", "expiresAt"}
+    assert tokens.session_refusal(token.api_key, "any", "https://x.example") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"expiresIn": 0},
+        {"expiresIn": 3601},
+        {"expiresIn": True},
+        {"allowedModels": "m"},
+        {"allowedOrigins": [1]},
+        {"allowedModels": ["m"] * 21},
+        {"constraints": {"realtime": {"maxSessionDuration": -1}}},
+        {"metadata": "x"},
+    ],
+)
+def test_a_malformed_token_request_is_refused(body: object) -> None:
+    with pytest.raises(StoreError) as info:
+        TokenStore().create(body)
+    assert info.value.status == 422
