@@ -11,6 +11,13 @@ same: it asks again for missing packets every :data:`CHECK` seconds, and when
 packets keep coming but no frame has been decoded for :data:`STALL` seconds,
 it drops what the receiver holds and sends a PLI.
 
+It also keeps empty frames from the decoder. After an outage libwebrtc probes
+the bandwidth with padding-only packets, on the video SSRC when no RTX was
+negotiated (the LiveKit client's publisher); aiortc assembles them into a frame
+with no data, and FFmpeg takes an empty packet as end of stream: every later
+frame failed with "End of file" and the model's input never came back (seen
+after a 3 s blackout, in about one run in three).
+
 It uses aiortc's private receiver parts (the per-instance packet handler, the
 jitter buffer and the NACK generator, as named in aiortc 1.16) and so lives
 here, in the emulator, never in the client.
@@ -42,6 +49,7 @@ class KeyframeRecovery:
             receiver = transceiver.receiver
             if transceiver.kind == "video" and id(receiver) not in self._watched:
                 self._watched.add(id(receiver))
+                _skip_empty_frames(receiver)
                 self._tasks.append(asyncio.ensure_future(_watch(receiver)))
 
     def close(self) -> None:
@@ -85,6 +93,19 @@ async def _watch(receiver: Any) -> None:
         last_frame = now  # one request per stall period, not one per check
         with contextlib.suppress(ConnectionError):
             await receiver._send_rtcp_pli(ssrc)
+
+
+def _skip_empty_frames(receiver: Any) -> None:
+    decoder_queue = receiver._RTCRtpReceiver__decoder_queue
+    put = decoder_queue.put
+
+    def put_unless_empty(task: Any, *args: Any, **kwargs: Any) -> None:
+        if task is not None and not task[1].data:
+            log.debug("an empty (padding-only) video frame kept from the decoder")
+            return  # nothing to decode, and it would end the decoder's stream
+        put(task, *args, **kwargs)
+
+    decoder_queue.put = put_unless_empty
 
 
 def _give_up_hole(receiver: Any) -> None:
