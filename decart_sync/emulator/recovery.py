@@ -19,8 +19,8 @@ frame failed with "End of file" and the model's input never came back (seen
 after a 3 s blackout, in about one run in three).
 
 It uses aiortc's private receiver parts (the per-instance packet handler, the
-jitter buffer and the NACK generator, as named in aiortc 1.16) and so lives
-here, in the emulator, never in the client.
+jitter buffer, the NACK generator and the decoder queue, as named in aiortc 1.16)
+and so lives here, in the emulator, never in the client.
 """
 
 from __future__ import annotations
