@@ -15,7 +15,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -25,19 +25,48 @@ _SLICE = 0.1
 
 
 class Deadline:
-    """One overall timeout shared by the steps of a multi-step operation."""
+    """One overall timeout shared by the steps of a multi-step operation.
+
+    It can be paused: time spent waiting in the service's queue is not
+    connect time (issue 15). Pausing and reading may happen on different
+    threads; each reads or replaces one tuple, which the GIL keeps whole.
+    """
 
     def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout
-        self._end = None if timeout is None else time.monotonic() + timeout
+        # (end, paused_remaining): the end while running; what was left while paused.
+        self._state: tuple[float | None, float | None] = (
+            None if timeout is None else time.monotonic() + timeout,
+            None,
+        )
 
     def remaining(self) -> float | None:
-        if self._end is None:
+        end, left = self._state
+        if left is not None:
+            return left
+        if end is None:
             return None
-        return max(0.0, self._end - time.monotonic())
+        return max(0.0, end - time.monotonic())
 
     def expired(self) -> bool:
-        return self._end is not None and time.monotonic() >= self._end
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    @property
+    def paused(self) -> bool:
+        return self._state[1] is not None
+
+    def pause(self) -> None:
+        """Stop the clock (a no-op without a timeout or when paused)."""
+        end, left = self._state
+        if end is not None and left is None:
+            self._state = (end, max(0.0, end - time.monotonic()))
+
+    def resume(self) -> None:
+        """Start the clock again with what was left when it was paused."""
+        _, left = self._state
+        if left is not None:
+            self._state = (time.monotonic() + left, None)
 
     def slices(self) -> Iterator[float]:
         """Wait steps of at most 0.1 s until the deadline (for ever without one).
@@ -53,21 +82,24 @@ class Deadline:
 
 
 def wait_until(
-    predicate: Callable[[], bool], wait: Callable[[float], object], timeout: float | None
+    predicate: Callable[[], bool],
+    wait: Callable[[float], object],
+    timeout: float | Deadline | None,
 ) -> bool:
-    """Until ``predicate()`` holds; False at the deadline.
+    """Until ``predicate()`` holds; False at the deadline (a :class:`Deadline` may pause).
 
     ``wait(seconds)`` blocks until something may have changed: ``event.wait``,
     or ``cond.wait`` with the condition's lock held by the caller.
     """
-    for step in Deadline(timeout).slices():
+    deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+    for step in deadline.slices():
         if predicate():
             return True
         wait(step)
     return predicate()
 
 
-def wait_future(fut: concurrent.futures.Future[T], timeout: float | None) -> T:
+def wait_future(fut: concurrent.futures.Future[T], timeout: float | Deadline | None) -> T:
     """``fut.result(timeout)`` that stays interruptible and cancels on the way out.
 
     Raises the builtin ``TimeoutError`` at the deadline; callers translate it.
@@ -79,7 +111,8 @@ def wait_future(fut: concurrent.futures.Future[T], timeout: float | None) -> T:
         fut.cancel()
         raise
     fut.cancel()
-    raise TimeoutError(f"no result within {timeout} s")
+    seconds = timeout.timeout if isinstance(timeout, Deadline) else timeout
+    raise TimeoutError(f"no result within {seconds} s")
 
 
 def _quiet(wait: Callable[[float], object]) -> Callable[[float], None]:
@@ -90,6 +123,28 @@ def _quiet(wait: Callable[[float], object]) -> Callable[[float], None]:
             wait(seconds)
 
     return waiting
+
+
+class Expired(Exception):
+    """A :class:`Deadline` ran out. Not a ``TimeoutError``: the awaited work may raise
+    one of those (a coded ``TimeoutError_`` among them) for reasons of its own."""
+
+
+async def within(aw: Awaitable[T], deadline: Deadline) -> T:
+    """``asyncio.wait_for`` against a :class:`Deadline` that may pause: raises
+    :class:`Expired` only once the deadline has really run out."""
+    task = asyncio.ensure_future(aw)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=deadline.remaining())
+            if done:
+                return task.result()
+            if deadline.expired():
+                raise Expired
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 class Portal:
@@ -169,7 +224,7 @@ class Portal:
             coro.close()
             raise
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | Deadline | None = None) -> T:
         """Run ``coro`` on the loop and wait for it, at most ``timeout`` seconds."""
         if self.in_loop_thread():
             coro.close()
@@ -192,4 +247,3 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-

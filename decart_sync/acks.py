@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from .errors import DecartSDKError, ServerError, is_permanent
+from .errors import DecartSDKError, RejectedError, is_permanent
 from .messages import Message
 
 _ACK_OF = {"prompt_ack": "prompt", "set_image_ack": "set_image"}
@@ -54,7 +54,7 @@ class Acks:
             what = f"the prompt {ack['prompt']!r}" if kind == "prompt" else "the image"
             reason = str(ack.get("error") or "no reason given")
             # Permanent by the server's words alone: a prompt may say "401" too.
-            error = ServerError(
+            error = RejectedError(
                 f"the server rejected {what}: {reason}", data=ack, permanent=is_permanent(reason)
             )
             fut.set_exception(error)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ._memory import hand_back_freed_memory
-from .errors import DecartSDKError, WebSocketError
+from ._portal import Deadline
+from .errors import DecartSDKError, TimeoutError_, WebSocketError
 from .messages import Message
 from .signaling import Signaling
 from .stats import NetworkStats
@@ -30,12 +31,42 @@ class Attempt:
         self.established = False
         self.generating = False
         self.error: DecartSDKError | None = None  # the first reason this attempt failed
+        self.queued = False  # waiting in the service's queue for a model (LiveKit)
+        self._deadline: Deadline | None = None
+        self._queue_timer: asyncio.TimerHandle | None = None
 
     def fail(self, error: DecartSDKError) -> None:
         if self.error is None:
             self.error = error
         if self.media is not None:
             self.media.abort(error)
+
+    def enter_queue(self, deadline: Deadline, queue_timeout: float | None) -> None:
+        """The service queued us: the connect clock stops, ``queue_timeout`` bounds the wait."""
+        if self.queued:
+            return
+        self.queued = True
+        self._deadline = deadline
+        deadline.pause()
+        if queue_timeout is not None:
+            error = TimeoutError_(
+                f"waited {queue_timeout:g} s in the service's queue without getting a model; "
+                "pass a larger queue_timeout= (None waits as long as it takes)",
+                permanent=True,  # the user's own bound: trying again would queue again
+            )
+            self._queue_timer = asyncio.get_running_loop().call_later(
+                queue_timeout, self.fail, error
+            )
+
+    def leave_queue(self) -> None:
+        """Out of the queue (or given up): the connect clock runs again."""
+        if self._queue_timer is not None:
+            self._queue_timer.cancel()
+            self._queue_timer = None
+        if self._deadline is not None:
+            self._deadline.resume()
+            self._deadline = None
+        self.queued = False
 
     async def open_signaling(
         self,
@@ -85,6 +116,7 @@ class Attempt:
         return await self.media.sent_report()
 
     async def tear_down(self) -> None:
+        self.leave_queue()
         self.fail(WebSocketError("the connection was closed"))
         # The WebSocket first: its close is quick and joins our threads, while a media
         # close can be slow (LiveKit's disconnect) and be cut short by close()'s bound.

@@ -9,7 +9,7 @@ hands back numpy frames, reports events, and closes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import options
@@ -51,6 +51,8 @@ def connect(
     speed: str | None = None,
     stats_interval: float | None = None,
     origin: str | None = None,
+    queue_timeout: float | None = None,
+    on: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> RealtimeClient:
     """Open a realtime session and return once media flows.
 
@@ -67,6 +69,15 @@ def connect(
     ``client.stats`` to ``stats`` handlers every so many seconds. ``origin``
     (``"https://example.com"``) is sent as the control WebSocket's ``Origin``
     header, for a client token scoped to origins.
+
+    A busy service queues a LiveKit session: ``queue_position`` events report
+    its place, time in the queue does not count against ``timeout``, and
+    ``queue_timeout`` (None: no bound) bounds it. ``on`` maps event names to
+    handlers that are called as events happen, also during connect
+    (``on={"queue_position": show, "connection_change": log}``); handlers added
+    later with ``client.on`` get the connect's events once it returns. A failed
+    attempt is retried as the official SDKs do (1 s doubling to 10 s, five times,
+    within ``timeout``); a permanent error (bad key, unknown model) fails at once.
     """
     if model is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
@@ -77,6 +88,7 @@ def connect(
     options.check_timeout(timeout)
     check_interval(stats_interval)
     origin = options.origin(origin)
+    handlers = options.handlers(on)
     kind = options.transport(transport, definition)
     desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
@@ -100,6 +112,7 @@ def connect(
         connect_timeout=timeout,
         reconnect=reconnect,
         origin=origin,
+        queue_timeout=options.queue_timeout(queue_timeout),
     )
     client = RealtimeClient(
         session,
@@ -107,6 +120,7 @@ def connect(
         pixel_format,
         on_remote_stream=on_remote_stream,
         stats_interval=stats_interval,
+        handlers=handlers,
     )
     client._open(frames, Deadline(timeout))
     return client

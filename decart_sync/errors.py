@@ -103,6 +103,12 @@ class ServerError(DecartSDKError):
     code = "WEBRTC_SERVER_ERROR"
 
 
+class RejectedError(ServerError):
+    """The server's ack refused a prompt or image (``success: false``). Whether it is
+    ``permanent`` is the server's words' verdict; a connect does not try the same
+    initial state again either way, since it would be refused again."""
+
+
 class SignalingError(DecartSDKError):
     code = "WEBRTC_SIGNALING_ERROR"
 
@@ -131,6 +137,9 @@ _REFUSED = re.compile(
 )
 
 
+_NO_MODEL = re.compile(r"\b(?:unknown|invalid) model\b", re.IGNORECASE)
+
+
 def is_permanent(error: BaseException | str) -> bool:
     """Whether retrying cannot help: the error's own verdict, made when it was made.
 
@@ -142,7 +151,10 @@ def is_permanent(error: BaseException | str) -> bool:
 
 
 def server_error(message: str) -> DecartSDKError:
-    """The error for a server ``error`` message: a bad key gets its own code."""
+    """The error for a server ``error`` message: a bad key and an unknown model get their
+    own codes (and are permanent: retrying the same name cannot help)."""
     if _BAD_KEY.search(message):
         return InvalidAPIKeyError(message)
+    if _NO_MODEL.search(message):
+        return ModelNotFoundError(message)
     return ServerError(message, permanent=bool(_REFUSED.search(message)))

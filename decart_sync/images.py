@@ -28,9 +28,7 @@ FETCH_TIMEOUT = 10.0
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-def to_wire(
-    image: Any, *, pixel_format: str = "rgb24", fetch_timeout: float | None = None
-) -> str:
+def to_wire(image: Any, *, pixel_format: str = "rgb24", fetch_timeout: float | None = None) -> str:
     """What a ``set_image`` carries: an uploaded file's ``"file_..."`` id as it is
     (sent as ``image_ref``), any other image as checked base64 (:func:`to_base64`)."""
     if is_file_ref(image):

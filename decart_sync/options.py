@@ -8,13 +8,13 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 
-from . import images, transports
+from . import images, signals, transports
 from ._ice import is_loopback_url
 from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
@@ -80,6 +80,20 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
     Option("speed", "str | None", None, "LiveKit sessions: 'fast'"),
     Option("stats_interval", "float | None", None, "seconds between stats events", check_interval),
     Option("origin", "str | None", None, "Origin header (scoped tokens)", lambda v: origin(v)),
+    Option(
+        "queue_timeout",
+        "float | None",
+        None,
+        "seconds to wait in the service's queue; None: no bound",
+        lambda v: queue_timeout(v),
+    ),
+    Option(
+        "on",
+        "Mapping[str, Callable[[Any], Any]] | None",
+        None,
+        "event handlers, called also during connect",
+        lambda v: handlers(v),
+    ),
 )
 CONNECT_KEYWORDS = {option.name: option for option in CONNECT_OPTIONS}
 
@@ -104,6 +118,8 @@ if TYPE_CHECKING:
         speed: str | None
         stats_interval: float | None
         origin: str | None
+        queue_timeout: float | None
+        on: Mapping[str, Callable[[Any], Any]] | None
 
 else:
     ConnectOptions = TypedDict(
@@ -299,6 +315,36 @@ def origin(value: Any, what: str = "origin") -> str | None:
     ):
         raise error
     return value
+
+
+def queue_timeout(seconds: Any) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise InvalidOptionsError(
+            "queue_timeout must be a positive number of seconds or None (no bound), "
+            f"got {seconds!r}"
+        )
+    return float(seconds)
+
+
+def handlers(
+    value: Mapping[str, Callable[[Any], Any]] | None,
+) -> list[tuple[signals.Event, Callable[[Any], Any]]]:
+    """``on=``: event names (as ``client.on`` takes them) to callables."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        raise InvalidOptionsError(
+            "on must be a dict of event names to handlers, e.g. "
+            f"on={{'queue_position': print}}, got {type(value).__name__}"
+        )
+    checked = []
+    for name, handler in value.items():
+        if not callable(handler):
+            raise InvalidOptionsError(f"on[{name!r}] must be callable, got {handler!r}")
+        checked.append((signals.named(name), handler))
+    return checked
 
 
 def check_pixel_format(pixel_format: str) -> None:

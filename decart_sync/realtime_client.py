@@ -12,7 +12,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class RealtimeClient:
         *,
         on_remote_stream: Callable[[Any], Any] | None = None,
         stats_interval: float | None = None,
+        handlers: Sequence[tuple[signals.Event, Callable[[Any], Any]]] = (),
     ) -> None:
         self.model = session.model
         self.pixel_format = pixel_format
@@ -72,7 +73,9 @@ class RealtimeClient:
         self._events = signals.Dispatcher(self)
         self._handlers = signals.Handlers(self)
         if on_remote_stream is not None:
-            self._handlers.add(signals.REMOTE_STREAM, on_remote_stream)
+            handlers = [*handlers, (signals.REMOTE_STREAM, on_remote_stream)]
+        for event, handler in handlers:  # the connect's own: called as events happen
+            self._events.early(self._handlers.add(event, handler))
         self._feeder: Feeder | None = None
         self._read_seen = 0
         self._ticker: Ticker | None = None
@@ -98,7 +101,10 @@ class RealtimeClient:
         atexit.register(self.close)
         started = time.monotonic()
         try:
-            self._portal.call(self._session.connect(deadline), deadline.remaining())
+            self._portal.call(self._session.connect(deadline), deadline)  # it pauses in a queue
+        except DecartSDKError:  # the session's own reason, a TimeoutError_ included
+            self.close()
+            raise
         except TimeoutError:
             self.close()
             raise TimeoutError_(f"could not connect within {deadline.timeout} s") from None

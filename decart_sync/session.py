@@ -16,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 
 from . import messages, transports
-from ._portal import Deadline
+from ._portal import Deadline, Expired, within
 from .acks import Acks
 from .attempt import Attempt
 from .errors import (
     DecartSDKError,
     ICEError,
+    RejectedError,
+    ServerError,
     SignalingError,
     TimeoutError_,
     WebSocketError,
@@ -38,6 +40,7 @@ from .models import ModelDefinition
 from .signals import (
     CONNECTION_CHANGE,
     ERROR,
+    GENERATION_ENDED,
     GENERATION_TICK,
     QUEUE_POSITION,
     REMOTE_STREAM,
@@ -53,11 +56,30 @@ CONNECTING, CONNECTED, GENERATING = "connecting", "connected", "generating"
 DISCONNECTED, RECONNECTING = "disconnected", "reconnecting"
 QUEUED = "queued"  # LiveKit: waiting in the service's queue for a model
 
+# The official SDKs' retry (JS 0.1.20 REALTIME_CONFIG.session.retry: p-retry with 5
+# retries, 1 s doubling to 10 s), for the first connect and for reconnects alike.
 RECONNECT_ATTEMPTS = 5
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 10.0
 
+
+def backoff() -> Iterator[float]:
+    """The pauses before each retry: 1, 2, 4, 8, 10 s."""
+    delay = RECONNECT_FIRST_DELAY
+    for _ in range(RECONNECT_ATTEMPTS):
+        yield delay
+        delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+
 Emit = Callable[[Event, Any], None]
+
+# generation_ended reasons that end a LiveKit session, and what they are to the user.
+ENDINGS: dict[str, tuple[type[DecartSDKError], str]] = {
+    "insufficient_credits": (ServerError, "the account has run out of credits"),
+    "moderation_violation": (ServerError, "the session was stopped for a moderation violation"),
+    "timeout": (TimeoutError_, "the service ended the session: it reached its time limit"),
+    "error": (ServerError, "the service ended the session after an internal error"),
+}
 
 
 @attrs.define
@@ -72,6 +94,7 @@ class SessionOptions:
     connect_timeout: float = 30.0
     reconnect: bool = True
     origin: str | None = None  # the control WebSocket's Origin header (origin-scoped tokens)
+    queue_timeout: float | None = None  # bounds time in the service's queue; None: no bound
 
 
 class Session:
@@ -101,6 +124,7 @@ class Session:
         self._state_changed = asyncio.Event()
         self._closing = False
         self._warned: set[object] = set()
+        self._before_queue = CONNECTING
         self._teardowns: set[asyncio.Task[None]] = set()
 
     # -- states ------------------------------------------------------------
@@ -124,21 +148,41 @@ class Session:
     # -- connect -----------------------------------------------------------
 
     async def connect(self, deadline: Deadline) -> None:
-        """The first connection; any failure tears everything down and raises."""
+        """The first connection, retried as the official SDKs do while ``deadline`` lasts;
+        a permanent error fails at once. Any failure tears everything down and raises."""
         self._set_state(CONNECTING)
         try:
-            await self._connect_once(deadline)
+            await self._connect_retrying(deadline)
         except BaseException:
             await self._drop_attempt()
             self._set_state(DISCONNECTED)
             raise
 
-    async def _connect_once(self, deadline: Deadline) -> None:
+    async def _connect_retrying(self, deadline: Deadline) -> None:
+        delays = backoff()
+        failed: DecartSDKError | None = None  # the last attempt's reason, for a timeout
+        while True:
+            try:
+                await self._connect_once(deadline, failed)
+                return
+            except DecartSDKError as exc:
+                delay = next(delays, None)
+                remaining = deadline.remaining()
+                if _final(exc) or delay is None or (remaining is not None and remaining <= delay):
+                    raise
+                failed = exc
+                await self._drop_attempt()
+                log.info("connecting failed (%s); trying again in %g s", exc.message, delay)
+                await asyncio.sleep(delay)
+
+    async def _connect_once(self, deadline: Deadline, failed: DecartSDKError | None = None) -> None:
         try:
-            await asyncio.wait_for(self._run_attempt(deadline), deadline.remaining())
-        except asyncio.TimeoutError:
+            await within(self._run_attempt(deadline), deadline)
+        except Expired:
+            why = "" if failed is None else f" (the attempt before failed: {failed.message})"
             raise TimeoutError_(
-                f"could not connect to {self.model.name} within {deadline.timeout} s"
+                f"could not connect to {self.model.name} within {deadline.timeout} s{why}",
+                cause=failed,
             ) from None
         except DecartSDKError:
             raise
@@ -147,6 +191,9 @@ class Session:
             raise SignalingError(
                 f"could not connect to {self.model.name}: {exc!r}", cause=exc
             ) from exc
+        finally:
+            if self.state == QUEUED:  # failed while queued: back to (re)connecting
+                self._set_state(self._before_queue)
         attempt = self._attempt
         assert attempt is not None
         attempt.established = True
@@ -162,8 +209,7 @@ class Session:
             lost=functools.partial(self._on_lost, attempt, ICEError),
             remote_stream=functools.partial(self._emit, REMOTE_STREAM),
             identify=self._identify,
-            queued=functools.partial(self._queued, attempt),
-            ended=functools.partial(self._ended, attempt),
+            queued=functools.partial(self._queued, attempt, deadline),
         )
         media = attempt.media = transports.create(options.transport, options.media, hooks)
         if options.url is not None:
@@ -181,6 +227,7 @@ class Session:
         initial = None if options.subscribe else messages.initial(self.desired)
         passthrough = not options.subscribe and initial is None
         await media.join(passthrough)
+        self._left_queue(attempt)
         if initial is not None:
             await self._request(attempt, initial)
         elif passthrough and media.passthrough_first:
@@ -260,18 +307,33 @@ class Session:
     _msg_set_image_ack = _msg_prompt_ack
 
     def _msg_generation_started(self, attempt: Attempt, message: Message) -> None:
+        self._generating(attempt)
+
+    def _generating(self, attempt: Attempt) -> None:
         attempt.generating = True
         if attempt.established:
             self._set_state(GENERATING)
 
     def _msg_generation_tick(self, attempt: Attempt, message: Message) -> None:
-        seconds = message["seconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise TypeError("seconds is not a number")
-        self._emit(GENERATION_TICK, int(seconds))
+        """A tick also means generating, as in the JS SDK (a lost generation_started)."""
+        seconds = _seconds(message["seconds"])
+        self._generating(attempt)
+        self._emit(GENERATION_TICK, seconds)
 
     def _msg_generation_ended(self, attempt: Attempt, message: Message) -> None:
-        log.debug("generation ended: %s", message.get("reason"))
+        """Reported for every reason, as the JS SDK's ``generationEnded``. Over LiveKit the
+        reasons that end the session (PROTOCOL.md section 11) end it with their codes; the
+        seed's service sends this unreliably (section 3), so there it only informs."""
+        seconds = message.get("seconds")
+        reason = message.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError("reason is not text")
+        ended = {"seconds": None if seconds is None else _seconds(seconds), "reason": reason}
+        log.debug("generation ended: %s", reason)
+        self._emit(GENERATION_ENDED, ended)
+        if self.options.transport == "livekit" and reason in ENDINGS:
+            kind, text = ENDINGS[reason]
+            self._ended(attempt, kind(f"{text} ({reason})", data=message))
 
     def _msg_ready(self, attempt: Attempt, message: Message) -> None:
         log.debug("server ready")
@@ -292,11 +354,21 @@ class Session:
     def _identify(self, session_id: str | None, subscribe_token: str | None) -> None:
         self.session_id, self.subscribe_token = session_id, subscribe_token
 
-    def _queued(self, attempt: Attempt, position: int, size: int) -> None:
+    def _queued(self, attempt: Attempt, deadline: Deadline, position: int, size: int) -> None:
+        """Time in the queue is not connect time: ``queue_timeout`` bounds it instead."""
         if attempt is not self._attempt or attempt.established:
             return
+        if not attempt.queued:
+            self._before_queue = self.state  # connecting or reconnecting, for after
+            attempt.enter_queue(deadline, self.options.queue_timeout)
         self._set_state(QUEUED)
         self._emit(QUEUE_POSITION, {"position": position, "queue_size": size})
+
+    def _left_queue(self, attempt: Attempt) -> None:
+        if attempt.queued:
+            attempt.leave_queue()
+            if self.state == QUEUED:
+                self._set_state(self._before_queue)
 
     def _ended(self, attempt: Attempt, error: DecartSDKError) -> None:
         """The service ended the session for good (e.g. out of credits): no reconnect."""
@@ -337,8 +409,7 @@ class Session:
         self._set_state(RECONNECTING)
         self._acks.fail_all(WebSocketError("the connection was lost before the server answered"))
         await self._drop_attempt()
-        delay = RECONNECT_FIRST_DELAY
-        for number in range(1, RECONNECT_ATTEMPTS + 1):
+        for number, delay in enumerate(backoff(), 1):
             await asyncio.sleep(delay)
             try:
                 await self._connect_once(Deadline(self.options.connect_timeout))
@@ -346,9 +417,8 @@ class Session:
                 error = exc
                 await self._drop_attempt()
                 log.info("reconnect attempt %d failed: %s", number, exc.message)
-                if exc.permanent:
+                if _final(exc):
                     break
-                delay = min(delay * 2, RECONNECT_MAX_DELAY)
                 continue
             self.reconnects += 1
             self._reconnect_task = None
@@ -390,6 +460,17 @@ class Session:
         await asyncio.gather(*self._teardowns, return_exceptions=True)
         self.hub.close()
         self._set_state(DISCONNECTED)
+
+
+def _final(error: DecartSDKError) -> bool:
+    """Trying again cannot help: a permanent error, or the same prompt or image refused."""
+    return error.permanent or isinstance(error, RejectedError)
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("seconds is not a number")
+    return int(value)
 
 
 async def _tear_down(attempt: Attempt | None) -> None:

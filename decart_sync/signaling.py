@@ -191,4 +191,3 @@ class Signaling:
 
 def _ignore(*args: object) -> None:
     pass
-

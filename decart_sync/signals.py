@@ -3,14 +3,15 @@
 The sender of every signal is the client. Receivers run on the client's
 ``decart-sync-events`` thread, in order, never on the event-loop thread; one
 that raises is logged and the others still run. Events raised while
-``connect()`` is in progress are held and delivered once it returns.
+``connect()`` is in progress reach the handlers given to it (``on=``) at
+once, as the JS SDK's ``onConnectionChange``/``onQueuePosition`` do, and are
+held for every other receiver until it returns.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ connection_changed: NamedSignal = signal("decart-sync.connection-changed")
 error: NamedSignal = signal("decart-sync.error")
 #: kwarg ``seconds``: seconds of generation so far (billing tick)
 generation_tick: NamedSignal = signal("decart-sync.generation-tick")
+#: kwarg ``ended``: ``{"seconds": int | None, "reason": str | None}`` as the service says
+generation_ended: NamedSignal = signal("decart-sync.generation-ended")
 #: kwarg ``tracks``: the raw remote track (aiortc, or LiveKit's), for on_remote_stream
 remote_stream: NamedSignal = signal("decart-sync.remote-stream")
 #: kwarg ``queue``: ``{"position": int, "queue_size": int}`` while a LiveKit session waits
@@ -54,15 +57,13 @@ CONNECTION_CHANGE = Event(
 )
 ERROR = Event(error, "error", ("error",))
 GENERATION_TICK = Event(generation_tick, "seconds", ("generation_tick", "generationTick"))
+GENERATION_ENDED = Event(generation_ended, "ended", ("generation_ended", "generationEnded"))
 QUEUE_POSITION = Event(queue_position, "queue", ("queue_position", "queuePosition"))
 REMOTE_STREAM = Event(remote_stream, "tracks")
 STATS = Event(stats, "stats", ("stats",))
 
-_BY_NAME = {
-    name: event
-    for event in (CONNECTION_CHANGE, ERROR, GENERATION_TICK, QUEUE_POSITION, STATS)
-    for name in event.names
-}
+NAMED = (CONNECTION_CHANGE, ERROR, GENERATION_TICK, GENERATION_ENDED, QUEUE_POSITION, STATS)
+_BY_NAME = {name: event for event in NAMED for name in event.names}
 
 
 def named(name: str) -> Event:
@@ -72,7 +73,7 @@ def named(name: str) -> Event:
     except KeyError:
         raise InvalidOptionsError(
             f"unknown event {name!r}; use connection_change, error, generation_tick, "
-            "queue_position or stats"
+            "generation_ended, queue_position or stats"
         ) from None
 
 
@@ -83,12 +84,15 @@ class Handlers:
         self._sender = sender
         self._receivers: dict[tuple[Event, Callable[[Any], Any]], Callable[..., None]] = {}
 
-    def add(self, event: Event, handler: Callable[[Any], Any]) -> None:
+    def add(self, event: Event, handler: Callable[[Any], Any]) -> Callable[..., None]:
+        """Connect ``handler``; returns the receiver made for it (for :meth:`Dispatcher.early`)."""
+
         def receiver(sender: object, **kwargs: Any) -> None:
             handler(kwargs[event.arg])
 
         self._receivers[(event, handler)] = receiver
         event.signal.connect(receiver, sender=self._sender, weak=False)
+        return receiver
 
     def remove(self, event: Event, handler: Callable[[Any], Any]) -> None:
         receiver = self._receivers.pop((event, handler), None)
@@ -101,24 +105,29 @@ class Handlers:
         self._receivers.clear()
 
 
-_STOP = object()
+_STOP, _RELEASE = object(), object()
 
 
 class Dispatcher:
-    """A queue drained by one named thread; held until :meth:`release`."""
+    """A queue drained by one named thread. Until :meth:`release`, events reach only the
+    :meth:`early` receivers, and are held for the others."""
 
     def __init__(self, sender: object) -> None:
         self._sender = sender
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._released = threading.Event()
+        self._early: set[Callable[..., None]] = set()
         self._worker = Worker(self._run, "decart-sync-events", wake=self._wake).start()
+
+    def early(self, receiver: Callable[..., None]) -> None:
+        """``receiver`` gets events as they happen, also while connect() is in progress."""
+        self._early.add(receiver)
 
     def emit(self, event: Event, value: Any) -> None:
         """Thread-safe and non-blocking: callable from the loop."""
         self._queue.put((event, value))
 
     def release(self) -> None:
-        self._released.set()
+        self._queue.put(_RELEASE)
 
     def stop(self, timeout: float | None = 1.0) -> None:
         """Deliver what is queued, then end; a handler may call this (it does not wait)."""
@@ -126,17 +135,33 @@ class Dispatcher:
 
     def _wake(self) -> None:
         self._queue.put(_STOP)
-        self._released.set()
 
     def _run(self) -> None:
-        self._released.wait()
+        held: list[tuple[Event, Any]] | None = []  # None once released
         while True:
             item = self._queue.get()
-            if item is _STOP:
-                return
+            if item is _STOP or item is _RELEASE:
+                for event, value in held or ():
+                    self._deliver(event, value, late_only=True)
+                held = None
+                if item is _STOP:
+                    return
+                continue
             event, value = item
-            for receiver in list(event.signal.receivers_for(self._sender)):
-                try:
-                    receiver(self._sender, **{event.arg: value})
-                except Exception:
-                    log.exception("a decart_sync event handler raised; other handlers still run")
+            if held is None:
+                self._deliver(event, value)
+            else:
+                self._deliver(event, value, early_only=True)
+                held.append(item)
+
+    def _deliver(
+        self, event: Event, value: Any, *, early_only: bool = False, late_only: bool = False
+    ) -> None:
+        for receiver in list(event.signal.receivers_for(self._sender)):
+            early = receiver in self._early
+            if (early_only and not early) or (late_only and early):
+                continue
+            try:
+                receiver(self._sender, **{event.arg: value})
+            except Exception:
+                log.exception("a decart_sync event handler raised; other handlers still run")

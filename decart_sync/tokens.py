@@ -78,7 +78,10 @@ def watch_credentials(base: str, room: str, key: str, timeout: float) -> dict[st
     if response.status_code in (401, 403):
         raise InvalidAPIKeyError(f"the service refused the API key for watching room {room!r}")
     if not response.ok:
-        raise WebSocketError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        raise WebSocketError(
+            f"{url} answered {response.status_code}: {response.text[:200]}",
+            permanent=response.status_code == 404,  # no such room: asking again cannot help
+        )
     try:
         data = response.json()
         valid = all(isinstance(data.get(f), str) for f in ("livekit_url", "token", "room_name"))

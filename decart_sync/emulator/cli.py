@@ -190,4 +190,3 @@ def _configure_logging(verbosity: int) -> None:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-

@@ -164,6 +164,11 @@ class Emulator:
         return list(self._server.history)
 
     @property
+    def refused(self) -> int:
+        """Connections turned away so far: bad key, unknown model, a token's limits, busy."""
+        return self._server.refused
+
+    @property
     def faults(self) -> Faults:
         return self._server.faults
 

@@ -66,6 +66,11 @@ class Faults:
     no_ticks: bool = False
     # LiveKit mode: wait in a queue this long, announcing our place, before the room.
     queue_positions: int = 0
+    # Seconds each place in that queue lasts.
+    queue_step: float = 0.1
+    # The next this many stream connections are turned away as a busy service does (an
+    # error that a retry may get past); each refusal counts one down.
+    refuse_connects: int = 0
 
     # The network, for media (RTP and RTCP) both ways: see .netem. Probability a packet is lost.
     loss: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 1.0))

@@ -78,6 +78,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 # Bounds on shutdown: a WebSocket closing handshake, every session's own close.
 CLOSE_TIMEOUT = 0.5
 SESSIONS_CLOSE_TIMEOUT = 1.5
+BUSY = "The service is at capacity; try again shortly"  # Faults.refuse_connects
 
 Models = Mapping[str, ModelDefinition] | Iterable[ModelDefinition] | None
 
@@ -111,6 +112,7 @@ class EmulatorServer:
         self._sessions: dict[str, ServedSession] = {}
         self._subscribers: list[Subscriber] = []
         self.history: list[ServedSession] = []
+        self.refused = 0  # connections turned away (bad key, model, token; busy), for tests
         # What the REST API (.rest, on its own port) keeps; sessions read them.
         self.files = FileStore()
         self.tokens = TokenStore()
@@ -272,7 +274,7 @@ class EmulatorServer:
         key = query.get("api_key")
         if not self._key_ok(key):
             expired = is_token_key(key) and self.tokens.key_refusal(key)
-            await _reject(ws, expired or "Invalid API key")
+            await self._refuse(ws, expired or "Invalid API key")
             return
         if parts.path.startswith(SUBSCRIBE_PREFIX):
             await self._subscribe(ws, unquote(parts.path[len(SUBSCRIBE_PREFIX) :]).strip("/"))
@@ -280,12 +282,16 @@ class EmulatorServer:
         name = query.get("model", "")
         model = self.models.get(name)
         if model is None:
-            await _reject(ws, f"Unknown model: {name}")
+            await self._refuse(ws, f"Unknown model: {name}")
+            return
+        if self.faults.refuse_connects > 0:
+            self.faults.refuse_connects -= 1
+            await self._refuse(ws, BUSY)
             return
         origin = ws.request.headers.get("Origin") if ws.request else None
         refusal = self.tokens.session_refusal(key, name, origin)
         if refusal is not None:
-            await _reject(ws, refusal)
+            await self._refuse(ws, refusal)
             return
         if parts.path != model.url_path:
             log.debug("serving %s on %s (its url_path is %s)", name, parts.path, model.url_path)
@@ -309,11 +315,15 @@ class EmulatorServer:
             session.spawn(session.end_after(token.max_session_duration))
         await session.serve()
 
+    async def _refuse(self, ws: ServerConnection, error: str) -> None:
+        self.refused += 1
+        await _reject(ws, error)
+
     async def _subscribe(self, ws: ServerConnection, sid: str) -> None:
         with self._lock:
             target = self._sessions.get(sid)
         if target is None or target.closing:
-            await _reject(ws, "Invalid session")
+            await self._refuse(ws, "Invalid session")
             return
         subscriber = Subscriber(
             ws, target, loopback=self.loopback, faults=self.faults, on_closed=self._unregister

@@ -187,7 +187,7 @@ class ServedSession(Connection):
         for position in range(self.faults.queue_positions, 0, -1):
             size = self.faults.queue_positions
             await self.send({"type": "queue_position", "position": position, "queue_size": size})
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(self.faults.queue_step)
         room = self.room = self._livekit.create_room(
             f"room-{self.session_id}", on_client_track=self._on_track, network=self._network
         )

@@ -68,7 +68,6 @@ class MediaHooks:
     remote_stream: Callable[[Any], None]  # the raw remote track, for on_remote_stream
     identify: Callable[[str | None, str | None], None]  # session id, subscribe token
     queued: Callable[[int, int], None]  # position, queue size: waiting for a model
-    ended: Callable[[DecartSDKError], None]  # the service ended the session for good
 
 
 class MediaTransport(abc.ABC):
@@ -113,9 +112,7 @@ class MediaTransport(abc.ABC):
 def check(kind: str) -> None:
     """Raise a coded error, saying what to install, unless ``kind`` can be used here."""
     if kind not in TRANSPORTS:
-        raise InvalidOptionsError(
-            f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}"
-        )
+        raise InvalidOptionsError(f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}")
     if kind == "livekit":
         try:
             import livekit.rtc  # noqa: F401

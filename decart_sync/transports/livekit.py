@@ -32,7 +32,7 @@ import numpy as np
 from livekit import rtc
 
 from .. import _process, messages
-from ..errors import DecartSDKError, ICEError, ServerError, TimeoutError_, WebSocketError
+from ..errors import DecartSDKError, ICEError, TimeoutError_, WebSocketError
 from ..messages import Message
 from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import feed
@@ -42,21 +42,14 @@ log = logging.getLogger(__name__)
 _process.settle_livekit_at_exit()  # before this module makes any livekit object
 
 INFERENCE_PREFIX = "inference-server-"
-JOIN_TIMEOUT = 15.0  # for livekit_room_info; every queue_position starts it again
+# For livekit_room_info; the first queue_position stops it (JS SDK 0.1.20's pauseTimeout):
+# the session's queue_timeout bounds the queue instead.
+JOIN_TIMEOUT = 15.0
 CODECS = {"h264": rtc.VideoCodec.H264, "vp9": rtc.VideoCodec.VP9}
 # What the JS SDK 0.1.20 publishes at (REALTIME_CONFIG.livekit): without it LiveKit picks by
 # the picture's size, e.g. 15 fps for a 320x192 camera, whatever the model's rate.
 PUBLISH_FPS = 30
 MAX_BITRATE = {"h264": 3_500_000, "vp9": 3_000_000}
-# generation_ended reasons that end a session, and what they are to the user.
-ENDINGS: dict[str, tuple[type[DecartSDKError], str]] = {
-    "insufficient_credits": (ServerError, "the account has run out of credits"),
-    "moderation_violation": (ServerError, "the session was stopped for a moderation violation"),
-    "timeout": (TimeoutError_, "the service ended the session: it reached its time limit"),
-    "error": (ServerError, "the service ended the session after an internal error"),
-}
-
-
 def room_token(room_name: str) -> str:
     """A viewer's subscribe token in LiveKit mode: base64url of ``{"room_name": ...}``."""
     return base64.urlsafe_b64encode(json.dumps({"room_name": room_name}).encode()).decode()
@@ -70,7 +63,7 @@ class LiveKitTransport(MediaTransport):
         self._settings = settings
         self._hooks = hooks
         self._room_info: asyncio.Future[Message] = loop.create_future()
-        self._heard = loop.time()  # the last word about our place in the queue
+        self._queued = False
         self._room: rtc.Room | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -93,9 +86,10 @@ class LiveKitTransport(MediaTransport):
 
     async def _wait_room_info(self) -> Message:
         loop = asyncio.get_running_loop()
+        end = loop.time() + JOIN_TIMEOUT
         while not self._room_info.done():
-            remaining = self._heard + JOIN_TIMEOUT - loop.time()
-            if remaining <= 0:
+            remaining = None if self._queued else end - loop.time()
+            if remaining is not None and remaining <= 0:
                 raise TimeoutError_(f"the service gave no LiveKit room within {JOIN_TIMEOUT} s")
             await asyncio.wait([self._room_info], timeout=remaining)
         return self._room_info.result()
@@ -112,14 +106,8 @@ class LiveKitTransport(MediaTransport):
             position, size = message["position"], message["queue_size"]
             if not isinstance(position, int) or not isinstance(size, int):
                 raise TypeError("position and queue_size must be integers")
-            self._heard = asyncio.get_running_loop().time()
+            self._queued = True
             self._hooks.queued(position, size)
-        elif kind == "generation_ended":
-            reason = message.get("reason")
-            log.debug("generation ended: %s", reason)
-            if reason in ENDINGS:
-                kind_of, text = ENDINGS[reason]
-                self._hooks.ended(kind_of(f"{text} ({reason})", data=message))
         elif kind != "session_id":  # the legacy message: LiveKit sessions ignore it
             return False
         return True

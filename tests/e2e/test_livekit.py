@@ -199,12 +199,19 @@ def test_reconnect_replays_the_latest_prompt_and_image(connect, emu: Emulator) -
 
 def test_generation_ended_for_credits_ends_the_session_with_its_code(connect, emu) -> None:
     errors: queue.Queue[DecartSDKError] = queue.Queue()
-    client = connect(repeat(FRAME))
-    client.on("error", errors.put)
+    endings: queue.Queue[dict] = queue.Queue()
+    client = connect(repeat(FRAME), on={"error": errors.put, "generation_ended": endings.put})
     frames = client.frames(timeout=10)
     next(frames)
+    # A reason that does not end the session is reported, and streaming goes on.
+    sent = {"type": "generation_ended", "seconds": 2, "reason": "paused-for-test"}
+    assert emu.send(sent, session_id=client.session_id) == 1
+    assert endings.get(timeout=10) == {"seconds": 2, "reason": "paused-for-test"}
+    next(frames)
+    assert client.state == "generating" and errors.empty()
     sent = {"type": "generation_ended", "seconds": 3, "reason": "insufficient_credits"}
     assert emu.send(sent, session_id=client.session_id) == 1
+    assert endings.get(timeout=10) == {"seconds": 3, "reason": "insufficient_credits"}
     error = errors.get(timeout=10)
     assert error.code == "WEBRTC_SERVER_ERROR" and "credits" in error.message
     wait_until(lambda: client.state == "disconnected", 10, "the session ending")
@@ -234,7 +241,7 @@ def test_queue_position_is_surfaced(connect, emu: Emulator) -> None:
     assert [p["position"] for p in positions] == [3, 2, 1]
     assert all(p["queue_size"] == 3 for p in positions)
     assert signals_seen == [3, 2, 1]
-    assert states[:3] == ["connecting", "queued", "connected"]
+    assert states[:4] == ["connecting", "queued", "connecting", "connected"]
 
 
 def test_todays_models_default_to_livekit(connect, emu: Emulator) -> None:

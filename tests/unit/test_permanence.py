@@ -46,6 +46,8 @@ def test_server_words_that_are_not(text: str) -> None:
 
 def test_bad_key_gets_its_code_and_other_refusals_keep_theirs() -> None:
     assert errors.server_error("401 Unauthorized").code == "INVALID_API_KEY"
+    unknown = errors.server_error("Unknown model: lucy-9")
+    assert unknown.code == "MODEL_NOT_FOUND" and unknown.permanent
     denied = errors.server_error("Permission denied")
     assert denied.code == "WEBRTC_SERVER_ERROR" and denied.permanent
 
