@@ -36,7 +36,7 @@ def test_model_the_server_does_not_know(emulator) -> None:
     code = code_of(
         decart_sync.connect, None, model=unknown, api_key=KEY, base_url=emulator.url, timeout=10
     )
-    assert code == "WEBRTC_SERVER_ERROR"
+    assert code == "MODEL_NOT_FOUND"  # the server's "Unknown model" has the local check's code
 
 
 def test_missing_api_key(monkeypatch, emulator) -> None:
