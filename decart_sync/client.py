@@ -52,6 +52,8 @@ def connect(
     stats_interval: float | None = None,
     origin: str | None = None,
     queue_timeout: float | None = None,
+    query_params: Mapping[str, str] | None = None,
+    mirror: bool = False,
     on: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> RealtimeClient:
     """Open a realtime session and return once media flows.
@@ -64,7 +66,7 @@ def connect(
     rest of the official SDK's table) take LiveKit, as the official SDKs do; the
     seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
     ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
-    (``"h264"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
+    (``"h264"``, ``"vp8"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
     ``speed`` (``"fast"``) apply to LiveKit sessions. ``stats_interval``: send
     ``client.stats`` to ``stats`` handlers every so many seconds. ``origin``
     (``"https://example.com"``) is sent as the control WebSocket's ``Origin``
@@ -75,7 +77,10 @@ def connect(
     ``queue_timeout`` (None: no bound) bounds it. ``on`` maps event names to
     handlers that are called as events happen, also during connect
     (``on={"queue_position": show, "connection_change": log}``); handlers added
-    later with ``client.on`` get the connect's events once it returns. A failed
+    later with ``client.on`` get the connect's events once it returns.
+    ``query_params`` adds to the stream URL's query; ``mirror=True`` flips the
+    input left to right before it is sent (a selfie camera, as the JS SDK's
+    ``mirror``). A failed
     attempt is retried as the official SDKs do (1 s doubling to 10 s, five times,
     within ``timeout``); a permanent error (bad key, unknown model) fails at once.
     """
@@ -89,6 +94,7 @@ def connect(
     check_interval(stats_interval)
     origin = options.origin(origin)
     handlers = options.handlers(on)
+    extra = options.query_params(query_params)
     kind = options.transport(transport, definition)
     desired = options.desired(initial_state, pixel_format)
     if definition.is_avatar and source is not None:
@@ -104,7 +110,7 @@ def connect(
     livekit = options.livekit_query(resolution, speed) if kind == "livekit" else None
     session = SessionOptions(
         model=definition,
-        url=options.stream_url(base, definition, key, integration, livekit),
+        url=options.stream_url(base, definition, key, integration, livekit, extra),
         media=media,
         transport=kind,
         verify_tls=options.verify_tls(verify_tls),
@@ -121,6 +127,7 @@ def connect(
         on_remote_stream=on_remote_stream,
         stats_interval=stats_interval,
         handlers=handlers,
+        mirror=bool(mirror),
     )
     client._open(frames, Deadline(timeout))
     return client

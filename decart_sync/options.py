@@ -88,6 +88,14 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
         lambda v: queue_timeout(v),
     ),
     Option(
+        "query_params",
+        "Mapping[str, str] | None",
+        None,
+        "extra query parameters of the stream URL",
+        lambda v: query_params(v),
+    ),
+    Option("mirror", "bool", False, "flip the input left to right (a selfie camera)"),
+    Option(
         "on",
         "Mapping[str, Callable[[Any], Any]] | None",
         None,
@@ -119,6 +127,8 @@ if TYPE_CHECKING:
         stats_interval: float | None
         origin: str | None
         queue_timeout: float | None
+        query_params: Mapping[str, str] | None
+        mirror: bool
         on: Mapping[str, Callable[[Any], Any]] | None
 
 else:
@@ -196,11 +206,42 @@ def stream_url(
     key: str,
     integration: str | None,
     livekit: dict[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
-    """The stream endpoint; ``livekit``: the query of a LiveKit session, in the SDK's order."""
-    query = {"api_key": key, "model": model.name, **(livekit or {})}
+    """The stream endpoint; ``livekit``: the query of a LiveKit session, in the SDK's order;
+    ``extra``: the user's ``query_params`` (checked: they cannot replace ours)."""
+    query = {"api_key": key, "model": model.name, **(livekit or {}), **(extra or {})}
     query["user_agent"] = user_agent(integration)
     return f"{base}{model.url_path}?{urlencode(query, quote_via=quote)}"
+
+
+# What the client itself puts in the stream URL: query_params may not set them (the JS
+# SDK lets api_key and model win silently; refusing says so).
+RESERVED_QUERY = (
+    "api_key",
+    "model",
+    "user_agent",
+    "livekit_early_room_info",
+    "resolution",
+    "speed",
+)
+
+
+def query_params(params: Any) -> dict[str, str]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+    ):
+        raise InvalidOptionsError(
+            f"query_params must be a dict of text to text, e.g. {{'region': 'eu'}}, got {params!r}"
+        )
+    taken = sorted(set(params) & set(RESERVED_QUERY))
+    if taken:
+        raise InvalidOptionsError(
+            f"query_params cannot set {', '.join(taken)}: pass those as connect() options"
+        )
+    return dict(params)
 
 
 def livekit_query(resolution: str | None, speed: str | None) -> dict[str, str]:

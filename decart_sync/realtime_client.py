@@ -33,7 +33,7 @@ from .messages import Desired
 from .options import check_prompt
 from .output_audio import AudioHub, AudioIterator
 from .session import CONNECTED, GENERATING, Session, SessionOptions
-from .sources import Feeder
+from .sources import Feeder, frames_of
 from .stats import Ticker
 from .tracks import FrameHub, FrameIterator, LatestFrame
 from .transports import INPUT_PIXELS
@@ -58,6 +58,7 @@ class RealtimeClient:
         on_remote_stream: Callable[[Any], Any] | None = None,
         stats_interval: float | None = None,
         handlers: Sequence[tuple[signals.Event, Callable[[Any], Any]]] = (),
+        mirror: bool = False,
     ) -> None:
         self.model = session.model
         self.pixel_format = pixel_format
@@ -65,7 +66,9 @@ class RealtimeClient:
         self._audio_out = AudioHub(self._hub)
         takes_video = not (session.subscribe or self.model.is_avatar)
         pixels = INPUT_PIXELS[session.transport]
-        self._input = LatestFrame(self.model, pixel_format, pixels) if takes_video else None
+        self._input = (
+            LatestFrame(self.model, pixel_format, pixels, mirror=mirror) if takes_video else None
+        )
         self._audio = AvatarAudio() if self.model.is_avatar and not session.subscribe else None
         session.media.input = self._input
         session.media.audio = self._audio.track if self._audio is not None else None
@@ -77,6 +80,7 @@ class RealtimeClient:
         for event, handler in handlers:  # the connect's own: called as events happen
             self._events.early(self._handlers.add(event, handler))
         self._feeder: Feeder | None = None
+        self._source_lock = threading.Lock()  # set_source() against close()
         self._read_seen = 0
         self._ticker: Ticker | None = None
         if stats_interval is not None:
@@ -112,14 +116,38 @@ class RealtimeClient:
             self.close()
             raise
         self._figures.connect_seconds = round(time.monotonic() - started, 3)
-        if frames is not None and self._input is not None:
-            self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
-            self._feeder.start()
+        if frames is not None:
+            self._start_feeding(frames)
         self._events.release()  # events of the connect reach handlers registered after it
         if self._ticker is not None:
             self._ticker.start()
 
+    def _start_feeding(self, frames: Callable[[], Iterator[Any]]) -> None:
+        assert self._input is not None
+        self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
+        self._feeder.start()
+
     # -- sending -----------------------------------------------------------
+
+    def set_source(self, source: Any, *, timeout: float = 2.0) -> None:
+        """Swap the input mid-session (the JS SDK's ``replaceVideoTrack``): ``source`` is
+        anything ``connect()`` takes; None stops reading one (push with ``send_frame``).
+
+        A bad source raises before anything changes. The old source's thread is
+        stopped, waiting at most ``timeout`` s for a ``read()`` in progress; the
+        session goes on meanwhile with the old source's last frame.
+        """
+        if self._input is None:
+            raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
+        self._check_open()
+        frames = None if source is None else frames_of(source)
+        with self._source_lock:
+            self._check_open()
+            old, self._feeder = self._feeder, None
+            if old is not None:
+                old.stop(timeout)
+            if frames is not None:
+                self._start_feeding(frames)
 
     def send_frame(self, frame: np.ndarray, *, copy: bool = True) -> None:
         """Queue one input frame (any size, uint8, in ``pixel_format``); never blocks.
@@ -330,8 +358,10 @@ class RealtimeClient:
         atexit.unregister(self.close)
         deadline = Deadline(CLOSE_TIMEOUT)
         left = lambda: deadline.remaining() or 0.0  # noqa: E731
+        with self._source_lock:
+            feeder = self._feeder  # set_source() sees the client closed from now on
         # Asked to stop now, joined at the end: they end while the session closes.
-        for worker in (self._ticker, self._feeder):
+        for worker in (self._ticker, feeder):
             if worker is not None:
                 worker.stop(0.0)
         if self._audio is not None:
@@ -347,8 +377,8 @@ class RealtimeClient:
         if self._ticker is not None:
             self._ticker.stop(left())  # before the events end: its last stats are delivered
         self._events.stop(left())
-        if self._feeder is not None:
-            self._feeder.stop(left())  # last: only a read() stuck in user code takes long
+        if feeder is not None:
+            feeder.stop(left())  # last: only a read() stuck in user code takes long
         self._handlers.clear()
 
     disconnect = close

@@ -90,8 +90,16 @@ class LatestFrame:
     model's fps; the loop sends what it held back, and the repeats.
     """
 
-    def __init__(self, model: ModelDefinition, pixel_format: str, pixels: str = "yuv420p") -> None:
+    def __init__(
+        self,
+        model: ModelDefinition,
+        pixel_format: str,
+        pixels: str = "yuv420p",
+        *,
+        mirror: bool = False,
+    ) -> None:
         self._model = model
+        self._mirror = mirror  # flip left to right, as a selfie view
         self._pixel_format = pixel_format
         self._pixels = pixels
         self._frame = black_frame(model, pixels)
@@ -112,10 +120,15 @@ class LatestFrame:
     def put(self, frame: np.ndarray | av.VideoFrame, copy: bool = True) -> None:
         """Convert once, in the caller's thread, to the kept format at the model's size.
         ``copy=False``: the caller never writes to the array again, so it may be kept."""
+        mirror = self._mirror
+        if isinstance(frame, av.VideoFrame) and mirror:
+            frame, copy = frame.to_ndarray(format=self._pixel_format), False  # ours
         if isinstance(frame, av.VideoFrame):  # decoded from a media file
             video = frame
         else:
             array, layout = check_frame(frame, self._pixel_format)
+            if mirror:  # flipped into an array of our own: no copy is left to make
+                array, copy = np.ascontiguousarray(array[:, ::-1]), False
             # A view of the caller's array: the conversion below writes the kept copy.
             video = av.VideoFrame.from_numpy_buffer(array, format=layout)
         with self._lock:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..tracks import LatestFrame
 
 TRANSPORTS = ("webrtc", "livekit")
-CODECS = ("h264", "vp9")  # what the LiveKit transport publishes
+CODECS = ("h264", "vp8", "vp9")  # what the LiveKit transport publishes (JS SDK 0.1.20)
 # The pixel format each transport takes input frames in (see tracks.LatestFrame).
 INPUT_PIXELS = {"webrtc": "yuv420p", "livekit": "rgb24"}
 

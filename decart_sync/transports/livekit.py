@@ -45,11 +45,11 @@ INFERENCE_PREFIX = "inference-server-"
 # For livekit_room_info; the first queue_position stops it (JS SDK 0.1.20's pauseTimeout):
 # the session's queue_timeout bounds the queue instead.
 JOIN_TIMEOUT = 15.0
-CODECS = {"h264": rtc.VideoCodec.H264, "vp9": rtc.VideoCodec.VP9}
+CODECS = {"h264": rtc.VideoCodec.H264, "vp8": rtc.VideoCodec.VP8, "vp9": rtc.VideoCodec.VP9}
 # What the JS SDK 0.1.20 publishes at (REALTIME_CONFIG.livekit): without it LiveKit picks by
 # the picture's size, e.g. 15 fps for a 320x192 camera, whatever the model's rate.
 PUBLISH_FPS = 30
-MAX_BITRATE = {"h264": 3_500_000, "vp9": 3_000_000}
+MAX_BITRATE = {"h264": 3_500_000, "vp8": 3_500_000, "vp9": 3_000_000}  # JS: VP9 less
 def room_token(room_name: str) -> str:
     """A viewer's subscribe token in LiveKit mode: base64url of ``{"room_name": ...}``."""
     return base64.urlsafe_b64encode(json.dumps({"room_name": room_name}).encode()).decode()
