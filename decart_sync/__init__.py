@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .client import InitialState, RealtimeClient, connect, subscribe
     from .decart_client import DecartClient
     from .opencv import VideoCapture
+    from .preflight import ConnectivityReport, check_connectivity
 
 # The media stack (av, aiortc) loads on first use of these names, not on
 # ``import decart_sync``: see _process for why the order of imports matters.
@@ -46,6 +47,8 @@ _LAZY = {
     "subscribe": "client",
     "DecartClient": "decart_client",
     "VideoCapture": "opencv",
+    "check_connectivity": "preflight",
+    "ConnectivityReport": "preflight",
 }
 _process.load_opencv_before_av()
 
@@ -64,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ConnectivityReport",
     "DecartClient",
     "DecartSDKError",
     "FilesError",
@@ -83,6 +87,7 @@ __all__ = [
     "WebRTCTimeoutError",
     "WebSocketError",
     "__version__",
+    "check_connectivity",
     "connect",
     "models",
     "signals",

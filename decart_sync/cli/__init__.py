@@ -6,6 +6,7 @@
     decart-sync stream --source rtsp://camera.local/stream --seconds 60 --out clip.mp4 -y
     decart-sync stream --model live_avatar --image face.png --audio speech.wav --out avatar.mp4
     decart-sync emulator --port 8765
+    decart-sync doctor [--deep --model lucy-2.1]    # can this machine reach the service?
 
 With no API key (``--api-key`` or ``$DECART_API_KEY``), ``stream`` starts the
 embedded emulator and says so. While it runs, type a prompt and Enter to
@@ -54,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     add("--api-key", default=None, help="default: $DECART_API_KEY")
     add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL")
     add("--timeout", type=float, default=30.0, help="connect timeout, seconds")
+    doctor = sub.add_parser("doctor", help="check the way to the service (a preflight)")
+    add = doctor.add_argument
+    add("--deep", action="store_true", help="also run a short synthetic session (needs --model)")
+    add("--model", default=None, help="the model of the --deep session")
+    add("--stun", nargs="+", default=None, metavar="URL", help="STUN servers to gather from")
+    add("--api-key", default=None, help="for --deep; default: $DECART_API_KEY")
+    add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL, else the service")
+    add("--timeout", type=float, default=10.0, help="seconds for each step")
+    add("--json", action="store_true", help="print the report as JSON")
     emulator = sub.add_parser("emulator", help="serve the local emulator of the service")
     emulator.add_argument(
         "args", nargs=argparse.REMAINDER, help="see python -m decart_sync.emulator -h"
@@ -69,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..emulator.cli import main as emulator_main
 
             return emulator_main(args.args)
+        if args.command == "doctor":
+            from .doctor import run as doctor
+
+            return doctor(args, console)
         from .stream import Refused, run
 
         try:

@@ -112,7 +112,7 @@ def _serve(argv: list[str]) -> int:
         ) as emu:
             print(
                 f"decart-sync emulator serving at {emu.url}, REST API at {emu.rest_url} "
-                "(Ctrl-C stops)",
+                f"(Ctrl-C stops); STUN at {emu.stun_url}",
                 flush=True,
             )
             while not stop.wait(0.5):  # sliced: Ctrl-C lands at once

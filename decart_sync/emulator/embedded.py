@@ -129,6 +129,12 @@ class Emulator:
         return f"ws://{host}:{self.port}"
 
     @property
+    def stun_url(self) -> str:
+        """A STUN server on the emulator's host (``stun:127.0.0.1:PORT``), for
+        ``check_connectivity(ice_servers=[emu.stun_url])``."""
+        return self._server.stun.url
+
+    @property
     def rest_url(self) -> str:
         """The REST API's ``http://host:port`` (``DecartClient``'s ``base_url``)."""
         if self._rest is None:

@@ -47,6 +47,7 @@ from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
 from .faults import Faults
 from .session import ServedSession, Subscriber
+from .stun import StunServer
 
 if TYPE_CHECKING:  # needs the optional livekit-protocol package
     from .livekit import LiveKitRooms
@@ -112,6 +113,7 @@ class EmulatorServer:
         self._sessions: dict[str, ServedSession] = {}
         self._subscribers: list[Subscriber] = []
         self.history: list[ServedSession] = []
+        self.stun = StunServer(self.host)  # for connectivity checks (.stun)
         self.refused = 0  # connections turned away (bad key, model, token; busy), for tests
         # What the REST API (.rest, on its own port) keeps; sessions read them.
         self.files = FileStore()
@@ -136,6 +138,7 @@ class EmulatorServer:
         )
         # Kept: the address still names the emulator in messages after it closed.
         self._port = int(self._server.sockets[0].getsockname()[1])
+        await self.stun.start()
 
     @property
     def port(self) -> int:
@@ -148,6 +151,7 @@ class EmulatorServer:
         server = self._server
         if server is None:
             return
+        self.stun.close()
         server.server.close()  # stop accepting
         closing = [c.close("the emulator closed") for c in self._all()]
         if self.livekit_rooms is not None:

@@ -1,0 +1,28 @@
+"""``decart-sync doctor``: the preflight (:func:`decart_sync.check_connectivity`) for people.
+
+Prints what was reached and the verdict with its reasons (or ``--json``);
+exits 0 for good or fair, 1 for poor or critical, so scripts can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..preflight import check_connectivity
+from .status import Console
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    console.say("checking the way to the service...")
+    report = check_connectivity(
+        base_url=args.base_url,
+        ice_servers=args.stun,
+        deep=args.deep,
+        model=args.model,
+        api_key=args.api_key,
+        timeout=args.timeout,
+    )
+    # The report is the command's output (stdout); the console (stderr) is for progress.
+    print(json.dumps(report.as_dict(), indent=2) if args.json else str(report), flush=True)
+    return 0 if report.verdict in ("good", "fair") else 1

@@ -1,0 +1,255 @@
+"""Preflight: can this machine reach the service, and how well? (the JS SDK's checkConnectivity)
+
+:func:`check_connectivity` answers before a session is paid for:
+
+1. the control WebSocket's host: a TCP connection (and the TLS handshake for
+   ``wss://``) to it, timed; no HTTP request, so no session is opened;
+2. ICE: a throwaway peer connection gathers candidates from the STUN servers;
+   a server-reflexive one means UDP gets out ("udp"), only others mean a relay
+   would be needed ("relay"), none at all "failed" (the JS SDK's words); the
+   time to it stands for the RTT, as in the JS SDK;
+3. with ``deep=True``, a short synthetic session of ``model``: time to first
+   frame and the output's frame rate.
+
+The verdict is the JS SDK 0.1.20's (``classifyConnectivity``): failed ICE is
+critical, a relay or an RTT over 300 ms poor, over 150 ms fair; ours adds an
+unreachable WebSocket (critical) and, when deep, its time-to-first-frame bands
+(4/6/10 s: good/fair/poor, beyond critical). Each downgrade carries a reason a
+person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from . import options
+from ._portal import Portal
+from .errors import DecartSDKError, InvalidOptionsError
+from .models import ModelDefinition
+
+__all__ = ["ConnectivityReport", "check_connectivity"]
+
+LEVELS = ("good", "fair", "poor", "critical")
+RTT_GOOD_MS, RTT_MARGINAL_MS = 150, 300  # JS SDK 0.1.20 REALTIME_CONFIG.preflight.rtt
+ICE_TIMEOUT = 5.0  # JS: iceGatherTimeoutMs
+TTFF_MS = (4000, 6000, 10000)  # JS: connectionQuality.ttff good/fair/poor
+DEEP_SECONDS = 4.0  # of output counted after the first frame, for the frame rate
+
+
+@attrs.frozen
+class ConnectivityReport:
+    """What :func:`check_connectivity` found; ``str()`` is the report for people."""
+
+    verdict: str  # good | fair | poor | critical
+    reasons: tuple[str, ...]
+    websocket: dict[str, Any]  # reachable, rtt_ms, error
+    ice: dict[str, Any]  # transport (udp | relay | failed), rtt_ms, candidates
+    session: dict[str, Any] | None = None  # deep only: ttff_ms, fps, error
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def __str__(self) -> str:
+        ws, ice = self.websocket, self.ice
+        reach = (
+            f"reachable ({ws['rtt_ms']} ms)" if ws["reachable"] else f"unreachable: {ws['error']}"
+        )
+        rtt = f" ({ice['rtt_ms']} ms)" if ice["rtt_ms"] is not None else ""
+        lines = [
+            f"control WebSocket: {reach}",
+            f"ICE: {ice['transport']}{rtt}, candidates: {', '.join(ice['candidates']) or 'none'}",
+        ]
+        if self.session is not None:
+            s = self.session
+            lines.append(
+                f"session: first frame in {s['ttff_ms']} ms, {s['fps']} fps"
+                if s["error"] is None
+                else f"session: failed: {s['error']}"
+            )
+        lines.append(f"verdict: {self.verdict}")
+        lines.extend(f"  - {reason}" for reason in self.reasons)
+        return "\n".join(lines)
+
+
+def check_connectivity(
+    *,
+    base_url: str | None = None,
+    ice_servers: Sequence[str] | None = None,
+    deep: bool = False,
+    model: ModelDefinition | str | None = None,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+) -> ConnectivityReport:
+    """Check the way to the service; never raises for what it finds (bad options do).
+
+    ``ice_servers``: STUN/TURN URLs (default the public STUN server the client
+    uses). ``deep=True`` also opens a short session of ``model`` with a
+    synthetic source (it needs ``api_key`` or ``$DECART_API_KEY``, and costs a
+    few seconds of generation on the real service). ``timeout`` bounds each step.
+    """
+    options.check_timeout(timeout)
+    base = options.base_url(base_url)
+    stun = list(options.DEFAULT_ICE_SERVERS) if ice_servers is None else ice_servers
+    servers = options.ice_servers(stun, base)
+    if deep and model is None:
+        raise InvalidOptionsError("deep=True opens a session: pass model= as well")
+    websocket = _reach(base, timeout)
+    ice = _gather(servers, min(timeout, ICE_TIMEOUT))
+    session = _session(base, model, api_key, timeout) if deep and model is not None else None
+    verdict, reasons = classify(websocket, ice, session)
+    return ConnectivityReport(verdict, tuple(reasons), websocket, ice, session)
+
+
+def classify(
+    websocket: dict[str, Any], ice: dict[str, Any], session: dict[str, Any] | None = None
+) -> tuple[str, list[str]]:
+    """The verdict and its reasons; the worst finding decides."""
+    found: list[tuple[str, str]] = []
+    if not websocket["reachable"]:
+        error = websocket["error"]
+        found.append(("critical", f"The service's control WebSocket cannot be reached: {error}"))
+    transport, rtt = ice["transport"], ice["rtt_ms"]
+    if transport == "failed":
+        found.append(
+            (
+                "critical",
+                "No ICE candidate could be gathered: real-time media is unlikely to work "
+                "on this network.",
+            )
+        )
+    elif transport == "relay":
+        found.append(
+            (
+                "poor",
+                "UDP to the STUN server could not be confirmed: the service needs direct UDP "
+                "(it has no TURN relays); check the firewall.",
+            )
+        )
+    elif rtt is not None and rtt > RTT_MARGINAL_MS:
+        found.append(("poor", f"The round trip is high (~{rtt} ms > {RTT_MARGINAL_MS} ms)."))
+    elif rtt is not None and rtt > RTT_GOOD_MS:
+        found.append(("fair", f"The round trip is elevated (~{rtt} ms > {RTT_GOOD_MS} ms)."))
+    if session is not None:
+        if session["error"] is not None:
+            found.append(("critical", f"A test session failed: {session['error']}"))
+        else:
+            ttff = session["ttff_ms"]
+            level = next(
+                (lvl for lvl, limit in zip(LEVELS, TTFF_MS, strict=False) if ttff <= limit),
+                "critical",
+            )
+            if level != "good":
+                found.append((level, f"The first frame took {ttff} ms (good is <= {TTFF_MS[0]})."))
+    worst = max((LEVELS.index(level) for level, _ in found), default=0)
+    return LEVELS[worst], [reason for _, reason in found]
+
+
+def _reach(base: str, timeout: float) -> dict[str, Any]:
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            if parts.scheme == "wss":
+                with ssl.create_default_context().wrap_socket(raw, server_hostname=host):
+                    pass
+    except socket.gaierror as exc:
+        return _unreached(f"cannot resolve {host!r} ({exc.strerror or exc}); is there a network?")
+    except ssl.SSLError as exc:
+        return _unreached(f"the TLS handshake with {host}:{port} failed ({exc.reason or exc})")
+    except OSError as exc:
+        what = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or repr(exc))
+        return _unreached(f"connecting to {host}:{port} failed: {what}")
+    return {"reachable": True, "rtt_ms": round((time.monotonic() - started) * 1000), "error": None}
+
+
+def _unreached(error: str) -> dict[str, Any]:
+    return {"reachable": False, "rtt_ms": None, "error": error}
+
+
+def _gather(servers: Sequence[str], timeout: float) -> dict[str, Any]:
+    with Portal("decart-sync-preflight") as portal:
+        try:
+            return portal.call(_gather_async(servers, timeout), timeout + 2.0)
+        except TimeoutError:
+            return {"transport": "failed", "rtt_ms": None, "candidates": []}
+
+
+async def _gather_async(servers: Sequence[str], timeout: float) -> dict[str, Any]:
+    kinds, elapsed = await _candidates(servers, timeout)
+    if kinds is None and servers:
+        # The STUN servers never answered: host candidates alone, gathered in a moment,
+        # tell "relay" (UDP unconfirmed) from "failed" (nothing at all), as the JS SDK does.
+        kinds, _ = await _candidates([], timeout)
+    kinds = kinds or []
+    transport = "udp" if "srflx" in kinds else "relay" if kinds else "failed"
+    return {
+        "transport": transport,
+        "rtt_ms": elapsed if transport == "udp" else None,
+        "candidates": sorted(set(kinds)),
+    }
+
+
+async def _candidates(servers: Sequence[str], timeout: float) -> tuple[list[str] | None, int]:
+    """The types of the candidates a throwaway peer gathers, and the ms it took; None at
+    the timeout (aiortc gathers all at once, so a silent STUN server costs it all)."""
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration([RTCIceServer(url) for url in servers]))
+    try:
+        pc.createDataChannel("decart-preflight")
+        started = time.monotonic()
+        try:
+            offer = await pc.createOffer()
+            await asyncio.wait_for(pc.setLocalDescription(offer), timeout)
+        except (asyncio.TimeoutError, OSError):
+            return None, 0
+        elapsed = round((time.monotonic() - started) * 1000)
+        return [
+            line.split(" typ ")[1].split()[0]
+            for line in pc.localDescription.sdp.splitlines()
+            if line.startswith("a=candidate:") and " typ " in line
+        ], elapsed
+    finally:
+        await pc.close()
+
+
+def _session(
+    base: str, model: ModelDefinition | str, api_key: str | None, timeout: float
+) -> dict[str, Any]:
+    from .client import connect
+    from .models import resolve
+    from .sources import synthetic
+
+    started = time.monotonic()
+    try:
+        definition = resolve(model)
+        with connect(
+            synthetic(definition),
+            model=definition,
+            api_key=api_key,
+            base_url=base,
+            timeout=timeout,
+            reconnect=False,
+        ) as client:
+            output = client.frames(timeout=timeout)
+            next(output)
+            ttff = round((time.monotonic() - started) * 1000)
+            first, count = time.monotonic(), 0
+            while time.monotonic() - first < DEEP_SECONDS:
+                next(output)
+                count += 1
+            fps = round(count / (time.monotonic() - first), 1)
+    except (DecartSDKError, StopIteration) as exc:
+        error = exc.message if isinstance(exc, DecartSDKError) else "the output ended"
+        return {"ttff_ms": None, "fps": None, "error": error}
+    return {"ttff_ms": ttff, "fps": fps, "error": None}
