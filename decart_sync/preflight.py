@@ -34,13 +34,13 @@ from . import options
 from ._portal import Portal
 from .errors import DecartSDKError, InvalidOptionsError
 from .models import ModelDefinition
+from .quality import Thresholds, lower_better
 
 __all__ = ["ConnectivityReport", "check_connectivity"]
 
 LEVELS = ("good", "fair", "poor", "critical")
 RTT_GOOD_MS, RTT_MARGINAL_MS = 150, 300  # JS SDK 0.1.20 REALTIME_CONFIG.preflight.rtt
 ICE_TIMEOUT = 5.0  # JS: iceGatherTimeoutMs
-TTFF_MS = (4000, 6000, 10000)  # JS: connectionQuality.ttff good/fair/poor
 DEEP_SECONDS = 4.0  # of output counted after the first frame, for the frame rate
 
 
@@ -141,13 +141,11 @@ def classify(
         if session["error"] is not None:
             found.append(("critical", f"A test session failed: {session['error']}"))
         else:
-            ttff = session["ttff_ms"]
-            level = next(
-                (lvl for lvl, limit in zip(LEVELS, TTFF_MS, strict=False) if ttff <= limit),
-                "critical",
-            )
+            ttff, bands = session["ttff_ms"], Thresholds().ttff_ms
+            level = lower_better(ttff, bands)
             if level != "good":
-                found.append((level, f"The first frame took {ttff} ms (good is <= {TTFF_MS[0]})."))
+                reason = f"The first frame took {ttff} ms (good is <= {bands.good:g})."
+                found.append((level, reason))
     worst = max((LEVELS.index(level) for level, _ in found), default=0)
     return LEVELS[worst], [reason for _, reason in found]
 
