@@ -62,6 +62,7 @@ class Figures:
             "fps_out": round(hub.rate.rate(), 2),
             "frames_dropped": hub.dropped,
             "connect_seconds": self.connect_seconds,
+            "ttff_ms": self._session.ttff_ms,
             "audio_chunks_dropped": self._audio_out.dropped,
             **self.network(),
             "frames_in": feed.count if feed is not None else 0,

@@ -54,6 +54,18 @@ class Thresholds:
     required_upstream_kbps: float = 3500
     fps: Bands = Bands(20, 12, 5)  # output frames per second (stall)
 
+    def for_model(self, width: int, height: int, fps: float) -> Thresholds:
+        """Ours: the JS bands assume a 1280x720 camera at 25-30 fps; a smaller or slower
+        model needs less upstream and renders fewer frames, and is not "poor" for it."""
+        pixels = min(1.0, width * height / (1280 * 720))
+        rate = min(1.0, fps / 25)
+        f = self.fps
+        return attrs.evolve(
+            self,
+            required_upstream_kbps=self.required_upstream_kbps * pixels,
+            fps=Bands(f.good * rate, f.fair * rate, f.poor * rate),
+        )
+
 
 @attrs.frozen
 class Sample:

@@ -310,6 +310,15 @@ class RealtimeClient:
         e.g. during a reconnect). Waits at most about half a second."""
         return self._figures.snapshot()
 
+    @property
+    def connection_quality(self) -> dict[str, Any] | None:
+        """The JS SDK's connection-quality verdict, updated every second once connected:
+        ``level`` good/fair/poor/critical, ``limiting_factor``, ``warming_up`` and the
+        smoothed figures (docs/stats.md); None before the first second. A
+        ``connection_quality`` event carries it whenever its level changes."""
+        report = self._session.connection_quality
+        return None if report is None else report.as_dict()
+
     def media_report(self, timeout: float = 5.0) -> list[Any]:
         """The media library's own stats of what this client sends, as it gives them:
         LiveKit's ``RtcStats`` of the published tracks, or aiortc's ``getStats()``

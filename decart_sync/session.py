@@ -37,8 +37,10 @@ from .errors import (
 )
 from .messages import UNSET, Desired, Message
 from .models import ModelDefinition
+from .quality import QualityMeter, QualityReport, Sample, Thresholds
 from .signals import (
     CONNECTION_CHANGE,
+    CONNECTION_QUALITY,
     ERROR,
     GENERATION_ENDED,
     GENERATION_TICK,
@@ -61,6 +63,7 @@ QUEUED = "queued"  # LiveKit: waiting in the service's queue for a model
 RECONNECT_ATTEMPTS = 5
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 10.0
+QUALITY_INTERVAL = 1.0  # seconds between connection-quality samples (the JS SDK's stats)
 
 
 def backoff() -> Iterator[float]:
@@ -125,6 +128,11 @@ class Session:
         self._closing = False
         self._warned: set[object] = set()
         self._before_queue = CONNECTING
+        model = options.model
+        self._quality = QualityMeter(Thresholds().for_model(model.width, model.height, model.fps))
+        self._quality_task: asyncio.Task[None] | None = None
+        self.started_at: float | None = None  # loop time connect() began, for ttff
+        self.first_frame_at: float | None = None
         self._teardowns: set[asyncio.Task[None]] = set()
 
     # -- states ------------------------------------------------------------
@@ -150,6 +158,7 @@ class Session:
     async def connect(self, deadline: Deadline) -> None:
         """The first connection, retried as the official SDKs do while ``deadline`` lasts;
         a permanent error fails at once. Any failure tears everything down and raises."""
+        self.started_at = asyncio.get_running_loop().time()
         self._set_state(CONNECTING)
         try:
             await self._connect_retrying(deadline)
@@ -198,13 +207,14 @@ class Session:
         assert attempt is not None
         attempt.established = True
         self._set_state(GENERATING if attempt.generating else CONNECTED)
+        self._watch_quality(attempt)
 
     async def _run_attempt(self, deadline: Deadline) -> None:
         attempt = self._attempt = Attempt()
         options = self.options
         hooks = MediaHooks(
             send=attempt.send,
-            video=self.hub.publish,
+            video=self._video,
             audio=self._on_audio,
             lost=functools.partial(self._on_lost, attempt, ICEError),
             remote_stream=functools.partial(self._emit, REMOTE_STREAM),
@@ -235,6 +245,53 @@ class Session:
         await media.start()
         if passthrough and not media.passthrough_first:
             await self._request(attempt, messages.passthrough())
+
+    # -- connection quality ------------------------------------------------
+
+    @property
+    def connection_quality(self) -> QualityReport | None:
+        return self._quality.current
+
+    def _watch_quality(self, attempt: Attempt) -> None:
+        """A verdict per connection, from its first second on (the JS SDK's reset)."""
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+        self._quality.reset()
+        self._quality_task = asyncio.ensure_future(self._sample_quality(attempt))
+
+    async def _sample_quality(self, attempt: Attempt) -> None:
+        while attempt is self._attempt and not self._closing:
+            await asyncio.sleep(QUALITY_INTERVAL)
+            if attempt is not self._attempt:
+                return
+            try:
+                net = await attempt.stats()
+            except Exception as exc:  # a connection going down under us: next time
+                log.debug("no stats for the quality verdict: %r", exc)
+                continue
+            sample = Sample(
+                rtt_ms=net.rtt_ms,
+                fraction_lost=net.fraction_lost_out,
+                available_outgoing_kbps=net.available_out_kbps,
+                fps=self.hub.rate.rate(),
+                ttff_ms=self.ttff_ms,
+                limitation=net.limitation,
+            )
+            report = self._quality.update(sample)
+            if report is not None:
+                self._emit(CONNECTION_QUALITY, report.as_dict())
+
+    def _video(self, frame: Any) -> None:
+        if self.first_frame_at is None:
+            self.first_frame_at = asyncio.get_running_loop().time()
+        self.hub.publish(frame)
+
+    @property
+    def ttff_ms(self) -> float | None:
+        """From the start of connect() to the first output frame."""
+        if self.started_at is None or self.first_frame_at is None:
+            return None
+        return round((self.first_frame_at - self.started_at) * 1000, 1)
 
     # -- requests after connect --------------------------------------------
 
@@ -451,6 +508,9 @@ class Session:
         if self._closing:
             return
         self._closing = True
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            await asyncio.gather(self._quality_task, return_exceptions=True)
         task, self._reconnect_task = self._reconnect_task, None
         if task is not None:
             task.cancel()

@@ -35,6 +35,8 @@ generation_ended: NamedSignal = signal("decart-sync.generation-ended")
 remote_stream: NamedSignal = signal("decart-sync.remote-stream")
 #: kwarg ``queue``: ``{"position": int, "queue_size": int}`` while a LiveKit session waits
 queue_position: NamedSignal = signal("decart-sync.queue-position")
+#: kwarg ``report``: ``client.connection_quality``'s dict, when its level changes
+connection_quality: NamedSignal = signal("decart-sync.connection-quality")
 #: kwarg ``stats``: the dict of ``client.stats``, every ``stats_interval`` seconds when asked
 stats: NamedSignal = signal("decart-sync.stats")
 
@@ -61,8 +63,19 @@ GENERATION_ENDED = Event(generation_ended, "ended", ("generation_ended", "genera
 QUEUE_POSITION = Event(queue_position, "queue", ("queue_position", "queuePosition"))
 REMOTE_STREAM = Event(remote_stream, "tracks")
 STATS = Event(stats, "stats", ("stats",))
+CONNECTION_QUALITY = Event(
+    connection_quality, "report", ("connection_quality", "connectionQuality")
+)
 
-NAMED = (CONNECTION_CHANGE, ERROR, GENERATION_TICK, GENERATION_ENDED, QUEUE_POSITION, STATS)
+NAMED = (
+    CONNECTION_CHANGE,
+    CONNECTION_QUALITY,
+    ERROR,
+    GENERATION_TICK,
+    GENERATION_ENDED,
+    QUEUE_POSITION,
+    STATS,
+)
 _BY_NAME = {name: event for event in NAMED for name in event.names}
 
 
@@ -72,8 +85,8 @@ def named(name: str) -> Event:
         return _BY_NAME[name]
     except KeyError:
         raise InvalidOptionsError(
-            f"unknown event {name!r}; use connection_change, error, generation_tick, "
-            "generation_ended, queue_position or stats"
+            f"unknown event {name!r}; use connection_change, connection_quality, error, "
+            "generation_tick, generation_ended, queue_position or stats"
         ) from None
 
 

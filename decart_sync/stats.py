@@ -64,6 +64,9 @@ class NetworkStats:
     packets_lost_out: int | None = None  # of what we sent, as the service reports it
     bitrate_in_kbps: float | None = None
     bitrate_out_kbps: float | None = None
+    fraction_lost_out: float | None = None  # of what we sent lately, 0..1 (receiver reports)
+    available_out_kbps: float | None = None  # the bandwidth estimate for sending
+    limitation: str | None = None  # what holds the encoder back: bandwidth, cpu, other
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

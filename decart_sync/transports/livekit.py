@@ -50,6 +50,10 @@ CODECS = {"h264": rtc.VideoCodec.H264, "vp8": rtc.VideoCodec.VP8, "vp9": rtc.Vid
 # the picture's size, e.g. 15 fps for a 320x192 camera, whatever the model's rate.
 PUBLISH_FPS = 30
 MAX_BITRATE = {"h264": 3_500_000, "vp8": 3_500_000, "vp9": 3_000_000}  # JS: VP9 less
+# libwebrtc's qualityLimitationReason, as the JS SDK reads it ("none" is not a limit).
+LIMITATIONS = {1: "cpu", 2: "bandwidth", 3: "other"}
+
+
 def room_token(room_name: str) -> str:
     """A viewer's subscribe token in LiveKit mode: base64url of ``{"room_name": ...}``."""
     return base64.urlsafe_b64encode(json.dumps({"room_name": room_name}).encode()).decode()
@@ -283,7 +287,8 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
     ICE candidate pair. No figure of what we receive: :meth:`LiveKitTransport.stats`
     says why."""
     rtts: list[float] = []
-    pair_rtt = None
+    fractions: list[float] = []
+    pair_rtt = available = limitation = None
     lost_out = sent = None
     for item in report:
         which = item.WhichOneof("stats")
@@ -292,13 +297,25 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
             if stat.remote_inbound.round_trip_time_measurements:
                 rtts.append(stat.remote_inbound.round_trip_time)
             lost_out = (lost_out or 0) + stat.received.packets_lost
+            fractions.append(stat.remote_inbound.fraction_lost)
         elif which == "outbound_rtp":
             sent = (sent or 0) + item.outbound_rtp.sent.bytes_sent
+            reason = item.outbound_rtp.outbound.quality_limitation_reason
+            limitation = LIMITATIONS.get(reason, limitation)
         elif which == "candidate_pair" and item.candidate_pair.candidate_pair.nominated:
-            pair_rtt = item.candidate_pair.candidate_pair.current_round_trip_time or pair_rtt
+            pair = item.candidate_pair.candidate_pair
+            pair_rtt = pair.current_round_trip_time or pair_rtt
+            available = pair.available_outgoing_bitrate or available
     out, _ = rates.update(sent, None)
     rtt = sum(rtts) / len(rtts) if rtts else pair_rtt
-    return NetworkStats(rtt_ms=ms(rtt), packets_lost_out=lost_out, bitrate_out_kbps=out)
+    return NetworkStats(
+        rtt_ms=ms(rtt),
+        packets_lost_out=lost_out,
+        bitrate_out_kbps=out,
+        fraction_lost_out=max(fractions) if fractions else None,
+        available_out_kbps=None if available is None else round(available / 1000, 1),
+        limitation=limitation,
+    )
 
 
 def _to_av(frame: rtc.VideoFrame) -> av.VideoFrame:

@@ -323,6 +323,7 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
     losses, our receivers the losses and jitter of what comes in. aiortc's
     inbound-rtp has no byte count, so bytes in are the transport's."""
     rtts: list[float] = []
+    fractions: list[float] = []
     lost_in = lost_out = sent = None
     jitter: dict[str, float] = {}
     received = None
@@ -332,6 +333,7 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
             if item.roundTripTime is not None:
                 rtts.append(item.roundTripTime)
             lost_out = (lost_out or 0) + item.packetsLost
+            fractions.append(item.fractionLost / 256)  # RTCP's 8-bit fixed point
         elif kind == "inbound-rtp":
             lost_in = (lost_in or 0) + item.packetsLost
             jitter[item.kind] = item.jitter / CLOCK_RATES.get(item.kind, 90_000)
@@ -347,6 +349,7 @@ def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
         packets_lost_out=lost_out,
         bitrate_in_kbps=into,
         bitrate_out_kbps=out,
+        fraction_lost_out=max(fractions) if fractions else None,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from decart_sync.quality import QualityMeter, Sample, Thresholds, score
 
 GOOD = Sample(rtt_ms=40, fraction_lost=0.0, available_outgoing_kbps=4000, fps=25)
@@ -89,3 +91,12 @@ def test_unknown_figures_leave_the_window_as_it_was() -> None:
     meter.update(Sample())
     assert meter.current is not None and meter.current.rtt_ms == 100
     assert meter.current.fps == 25
+
+
+def test_a_small_slow_model_is_judged_by_what_it_needs() -> None:
+    full = Thresholds()
+    assert full.for_model(1280, 720, 30) == full  # the JS SDK's own bands
+    small = full.for_model(320, 180, 12.5)
+    assert small.required_upstream_kbps == pytest.approx(3500 / 16)
+    assert small.fps.good == pytest.approx(10) and small.fps.poor == pytest.approx(2.5)
+    assert score(Sample(fps=11, available_outgoing_kbps=300), small) == ("good", "none")
