@@ -63,6 +63,7 @@ class Figures:
             "frames_dropped": hub.dropped,
             "connect_seconds": self.connect_seconds,
             "ttff_ms": self._session.ttff_ms,
+            **dict(zip(("g2g_ms_p50", "g2g_ms_p90"), self._session.g2g.percentiles(), strict=True)),
             "audio_chunks_dropped": self._audio_out.dropped,
             **self.network(),
             "frames_in": feed.count if feed is not None else 0,

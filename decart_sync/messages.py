@@ -66,8 +66,15 @@ def initial(desired: Desired) -> Message | None:
 
 
 def livekit_join(passthrough: bool) -> Message:
-    """Ask for LiveKit room credentials; ``passthrough``: no initial prompt or image."""
-    return {"type": "livekit_join", "passthrough": passthrough}
+    """Ask for LiveKit room credentials; ``passthrough``: no initial prompt or image.
+    ``client_capabilities.frame_timing``: we stamp each published frame (FrameMetadata
+    user_timestamp) and want the stamp back on the output made from it, as the JS SDK
+    0.1.20 asks when it measures glass-to-glass latency."""
+    return {
+        "type": "livekit_join",
+        "passthrough": passthrough,
+        "client_capabilities": {"frame_timing": True},
+    }
 
 
 def offer(sdp: str) -> Message:

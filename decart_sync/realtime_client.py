@@ -149,7 +149,7 @@ class RealtimeClient:
             if frames is not None:
                 self._start_feeding(frames)
 
-    def send_frame(self, frame: np.ndarray, *, copy: bool = True) -> None:
+    def send_frame(self, frame: np.ndarray, *, copy: bool = True) -> float:
         """Queue one input frame (any size, uint8, in ``pixel_format``); never blocks.
 
         The newest frame wins: the track sends whatever is latest at the model's fps.
@@ -157,11 +157,14 @@ class RealtimeClient:
         reconnect). A frame that needs no scaling or conversion is kept as a copy;
         ``copy=False`` keeps the array itself, for a caller that never writes to
         an array once sent (e.g. a fresh array per frame): one copy fewer.
+
+        Returns the frame's capture time (``time.time()``): over LiveKit the output
+        made from it says so (``frames(with_info=True)``'s ``source_time``).
         """
         if self._input is None:
             raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
         self._check_open()
-        self._input.put(frame, copy=copy)
+        return self._input.put(frame, copy=copy)
 
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
         """Change the prompt; returns once the server acknowledged it."""
@@ -237,14 +240,16 @@ class RealtimeClient:
 
     # -- receiving ---------------------------------------------------------
 
-    def frames(self, *, timeout: float | None = None) -> FrameIterator:
+    def frames(self, *, timeout: float | None = None, with_info: bool = False) -> FrameIterator:
         """Iterate output frames (height, width, 3) uint8 in ``pixel_format``.
 
         Each iterator sees every frame it keeps up with; a slow one skips to the
         newest (``.dropped`` counts the skipped). Ends when the client closes;
         raises the error if the session dies, or at ``timeout`` between frames.
+        ``with_info=True`` yields ``(frame, FrameInfo)``: when it arrived and, over
+        LiveKit, the capture time of the input it was made from (``source_time``).
         """
-        return FrameIterator(self._hub, timeout)
+        return FrameIterator(self._hub, timeout, with_info)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames()

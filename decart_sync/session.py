@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -48,7 +49,7 @@ from .signals import (
     REMOTE_STREAM,
     Event,
 )
-from .stats import NetworkStats
+from .stats import Latencies, NetworkStats
 from .tracks import FrameHub
 from .transports import MediaHooks, MediaSettings
 
@@ -133,6 +134,8 @@ class Session:
         self._quality_task: asyncio.Task[None] | None = None
         self.started_at: float | None = None  # loop time connect() began, for ttff
         self.first_frame_at: float | None = None
+        self.g2g = Latencies()  # glass to glass, from LiveKit frame timing
+        self._last_stamp: int | None = None
         self._teardowns: set[asyncio.Task[None]] = set()
 
     # -- states ------------------------------------------------------------
@@ -274,6 +277,7 @@ class Session:
                 fraction_lost=net.fraction_lost_out,
                 available_outgoing_kbps=net.available_out_kbps,
                 fps=self.hub.rate.rate(),
+                g2g_ms=self.g2g.percentiles()[0],
                 ttff_ms=self.ttff_ms,
                 limitation=net.limitation,
             )
@@ -284,6 +288,10 @@ class Session:
     def _video(self, frame: Any) -> None:
         if self.first_frame_at is None:
             self.first_frame_at = asyncio.get_running_loop().time()
+        stamp = frame.opaque
+        if isinstance(stamp, int) and stamp != self._last_stamp:  # each input's first output
+            self._last_stamp = stamp
+            self.g2g.add(time.time() * 1000 - stamp / 1000)
         self.hub.publish(frame)
 
     @property

@@ -32,7 +32,7 @@ from .models import ModelDefinition
 
 log = logging.getLogger(__name__)
 
-Push = Callable[[Any], None]
+Push = Callable[[Any], object]
 
 # A live source that never blocks in read() (a wrapper handing back its latest
 # frame) is still not read in a hot loop: no camera delivers more than this.

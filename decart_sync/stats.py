@@ -10,6 +10,7 @@ imports only the errors, so every layer may use it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -70,6 +71,39 @@ class NetworkStats:
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+class Latencies:
+    """Glass-to-glass samples (ms) of the last :data:`WINDOW` seconds; thread-safe."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self._window = window
+        self._samples: deque[tuple[float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, ms: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._samples.append((now, ms))
+            self._prune(now)
+
+    def percentiles(self, now: float | None = None) -> tuple[float | None, float | None]:
+        """The median and the 90th percentile (nearest rank); None without samples."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._prune(now)
+            values = sorted(ms for _, ms in self._samples)
+        if not values:
+            return None, None
+
+        def rank(p: float) -> float:
+            return round(values[min(len(values) - 1, max(0, math.ceil(p * len(values)) - 1))], 1)
+
+        return rank(0.5), rank(0.9)
+
+    def _prune(self, now: float) -> None:
+        while self._samples and self._samples[0][0] <= now - self._window:
+            self._samples.popleft()
 
 
 class ByteRates:

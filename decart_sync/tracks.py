@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
@@ -117,9 +118,14 @@ class LatestFrame:
         self._sinks_only = False
         self._buffer: tuple[np.ndarray, av.VideoFrame] | None = None  # reused by sinks
 
-    def put(self, frame: np.ndarray | av.VideoFrame, copy: bool = True) -> None:
+    def put(self, frame: np.ndarray | av.VideoFrame, copy: bool = True) -> float:
         """Convert once, in the caller's thread, to the kept format at the model's size.
-        ``copy=False``: the caller never writes to the array again, so it may be kept."""
+        ``copy=False``: the caller never writes to the array again, so it may be kept.
+
+        Returns the frame's capture time (``time.time()``), which travels with it as
+        its frame timing (``frame.opaque``, microseconds) to the service and back."""
+        captured = time.time()
+        stamp = round(captured * 1e6)
         mirror = self._mirror
         if isinstance(frame, av.VideoFrame) and mirror:
             frame, copy = frame.to_ndarray(format=self._pixel_format), False  # ours
@@ -139,6 +145,7 @@ class LatestFrame:
                 height=self._model.height,
                 threads=SCALER_THREADS,
             )
+            kept.opaque = stamp
             if self._sink is not None:
                 if self._cadence.fresh:
                     self.skipped += 1
@@ -148,6 +155,7 @@ class LatestFrame:
                 # Already in the kept format and size: av returned the view itself, and
                 # the caller may reuse its array. numpy copies at memory speed.
                 kept = self._copy(array, layout)
+                kept.opaque = stamp
             self._frame = kept  # a reference swap: the track reads it without waiting on senders
             self.count += 1  # after the swap: a track that sees the count sees the frame
         self.rate.tick()
@@ -155,6 +163,7 @@ class LatestFrame:
         if notify is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closing
                 notify()
+        return captured
 
     def get(self) -> av.VideoFrame:
         """The newest frame, for a track (never once a sink was attached)."""
@@ -352,12 +361,43 @@ class FrameHub:
         return self._error
 
 
-class FrameIterator(Iterator[np.ndarray]):
-    """Iterates a hub from the frame after the current one; counts skipped frames."""
+@attrs.frozen
+class FrameInfo:
+    """Where an output frame came from, for ``frames(with_info=True)``.
 
-    def __init__(self, hub: FrameHub, timeout: float | None) -> None:
+    ``source_time``: the capture time (``time.time()``, as ``send_frame``
+    returned it) of the input frame the service made this one from, over
+    LiveKit, where each frame carries it both ways; None on plain WebRTC, and
+    for a frame the service sent again unchanged. ``received``: when it
+    arrived (``time.time()``). ``g2g_ms``: the two apart, glass to glass.
+    """
+
+    seq: int
+    received: float
+    source_time: float | None = None
+
+    @property
+    def g2g_ms(self) -> float | None:
+        if self.source_time is None:
+            return None
+        return round((self.received - self.source_time) * 1000, 2)
+
+
+def source_time(frame: av.VideoFrame) -> float | None:
+    """The capture time an output frame carries (LiveKit frame timing), in seconds."""
+    stamp = frame.opaque
+    return stamp / 1e6 if isinstance(stamp, int) else None
+
+
+class FrameIterator(Iterator[Any]):
+    """Iterates a hub from the frame after the current one; counts skipped frames.
+
+    Yields arrays, or ``(array, FrameInfo)`` pairs when made ``with_info``."""
+
+    def __init__(self, hub: FrameHub, timeout: float | None, with_info: bool = False) -> None:
         self._hub = hub
         self._timeout = timeout
+        self._with_info = with_info
         self._seen = hub.seq
         self.delivered = 0
         self.dropped = 0
@@ -367,7 +407,7 @@ class FrameIterator(Iterator[np.ndarray]):
     def __iter__(self) -> FrameIterator:
         return self
 
-    def __next__(self) -> np.ndarray:
+    def __next__(self) -> Any:
         got = self._hub.wait_next(self._seen, self._timeout)
         if got is None:
             if self._hub.closed:
@@ -380,5 +420,9 @@ class FrameIterator(Iterator[np.ndarray]):
         self._seen = seq
         self.delivered += 1
         array = self._hub.to_numpy(frame)
-        self.last_age = time.monotonic() - arrived
-        return array
+        now = time.monotonic()
+        self.last_age = now - arrived
+        if not self._with_info:
+            return array
+        received = time.time() - (now - arrived)
+        return array, FrameInfo(seq, received, source_time(frame))

@@ -89,15 +89,17 @@ class PacedVideoTrack(MediaStreamTrack):
         self._on_frame = on_frame
         self._frozen = frozen
         # Pictures not sent yet: two finished close together both go, in order.
-        self._pending: deque[np.ndarray] = deque(maxlen=PENDING)
+        self._pending: deque[tuple[np.ndarray, int | None]] = deque(maxlen=PENDING)
         self._planes: np.ndarray | None = None  # the last picture sent
         self._first = asyncio.Event()
         self._pacer = Pacer(fps, burst=None)  # the session's intake already holds the rate
         self._timestamps = Timestamps()
 
-    def push(self, planes: np.ndarray) -> None:
-        """A new picture, as yuv420p planes; it goes out after those still pending."""
-        self._pending.append(planes)
+    def push(self, planes: np.ndarray, stamp: int | None = None) -> None:
+        """A new picture, as yuv420p planes; it goes out after those still pending.
+        ``stamp``: the frame timing of the input it was made from (``frame.opaque``
+        of its first sending; a repeat carries none)."""
+        self._pending.append((planes, stamp))
         self._first.set()
         self._pacer.arrived()
 
@@ -112,13 +114,15 @@ class PacedVideoTrack(MediaStreamTrack):
             await self._first.wait()  # nothing to repeat before the first picture
             now = await self._pacer.wait()
             self._check_live()
+            stamp = None
             if self._pending:
-                self._planes = self._pending.popleft()
+                self._planes, stamp = self._pending.popleft()
                 if self._pending:
                     self._pacer.arrived()  # the next one is new too
             if not self._frozen() and self._planes is not None:
                 break
         frame = VideoFrame.from_ndarray(self._planes, format="yuv420p")
+        frame.opaque = stamp
         frame.pts = self._timestamps.at(now)
         frame.time_base = VIDEO_TIME_BASE
         self._on_frame()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # needs the optional livekit-protocol package
 
 from ..clock import Pacer
 from ..models import ModelDefinition
-from . import images, media, transforms
+from . import frame_timing, images, media, transforms
 from .accounts import FileStore
 from .connection import Connection, Message
 from .faults import Faults
@@ -79,6 +79,7 @@ class ServedSession(Connection):
         self.audio_frames_in = 0
         self.audio_frames_out = 0
         self.generating = False
+        self.frame_timing = False  # the client asked for frame timing (LiveKit)
         self.seconds = 0
         self.subscribers: set[Subscriber] = set()
         self.forked: list[MediaStreamTrack] = []  # LiveKit viewers' copies of the output
@@ -193,7 +194,12 @@ class ServedSession(Connection):
         )
         video = self.relay.subscribe(self.video_out, buffered=False)
         audio = None if self.audio_out is None else self.relay.subscribe(self.audio_out)
-        room.publish(video, audio, fork=self._fork)
+        # As the service: the input's frame timing copied onto the output, when asked.
+        capabilities = message.get("client_capabilities")
+        self.frame_timing = (
+            isinstance(capabilities, dict) and capabilities.get("frame_timing") is True
+        )
+        room.publish(video, audio, fork=self._fork, frame_timing=self.frame_timing)
         if audio is not None:
             self.spawn(self._render_avatar())
         self.spawn(self._watch_room(room))
@@ -272,7 +278,8 @@ class ServedSession(Connection):
                 planes = await asyncio.to_thread(
                     media.camera_planes, frame, width, height, prompt, image
                 )
-                self.video_out.push(planes)
+                stamp = frame.opaque
+                self.video_out.push(planes, stamp=stamp if isinstance(stamp, int) else None)
         except MediaStreamError:
             pass  # the client's track ended
         finally:
@@ -285,6 +292,7 @@ class ServedSession(Connection):
             while True:
                 frame = await track.recv()
                 if isinstance(frame, VideoFrame):
+                    frame.opaque = frame_timing.stamp_of(track, frame.pts)  # LiveKit's trailer
                     self.frames_in += 1
                     self.last_frame_in = frame
                     latest.put(frame)

@@ -128,11 +128,11 @@ class Core:
                 self.dropped += 1
             return
         try:
-            client.send_frame(frame)
+            captured = client.send_frame(frame)
         except decart_sync.DecartSDKError:
             self.dropped += 1
             return
-        self._relay.input_sent(msg.header)
+        self._relay.input_sent(msg.header, captured)
         self.frames_handed += 1
 
     def on_params(self, params: Mapping[str, Any]) -> list[str]:

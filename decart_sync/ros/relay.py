@@ -1,14 +1,19 @@
 """The output side of the node: restyled frames out, each with the stamp of its input.
 
-The library does not say which input an output came from, so each output
-frame goes out with the header of the newest input handed over when it
-arrived; an output with no new input since the last one is not published
+Over LiveKit each output frame names the input it was made from (its capture
+time, ``frames(with_info=True)``), so it goes out with that input's header.
+A frame that names none is then one the service sent again, and is not
+published (the first few of a connection may come before the frame timing
+does: they follow the rule below). On plain WebRTC, where no frame names its
+input, each goes out with the header of the newest input handed over when it
+arrived, and an output with no new input since the last one is not published
 (two frames with one stamp would confuse whoever matches them).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +23,8 @@ import decart_sync
 
 from .._threads import Worker
 from .settings import Log
+
+KEPT = 256  # input headers remembered, for outputs that name their input
 
 
 class OutputRelay:
@@ -29,16 +36,24 @@ class OutputRelay:
         self._lock = threading.Lock()
         self._header: Any = None
         self._header_seq = 0
+        # Headers by their input's capture time (us): the outputs that name their input.
+        self._by_capture: OrderedDict[int, tuple[Any, int]] = OrderedDict()
         self._published_seq = 0
+        self._timed = False  # outputs have named their inputs (LiveKit frame timing)
         self._worker: Worker | None = None
         self.frames_out = 0  # published on image_out
         self.repeats = 0  # output frames not published: no new input since the last one
 
-    def input_sent(self, header: Any) -> None:
-        """An input frame with this header went to the session (any thread)."""
+    def input_sent(self, header: Any, captured: float | None = None) -> None:
+        """An input frame with this header went to the session (any thread);
+        ``captured``: what ``send_frame`` returned for it."""
         with self._lock:
             self._header = header
             self._header_seq += 1
+            if captured is not None:
+                self._by_capture[round(captured * 1e6)] = (header, self._header_seq)
+                while len(self._by_capture) > KEPT:
+                    self._by_capture.popitem(last=False)
 
     def start(self, client: decart_sync.RealtimeClient) -> None:
         worker = Worker(lambda: self._run(client, worker.stopping), "decart-sync-ros-output")
@@ -55,15 +70,27 @@ class OutputRelay:
             self._worker = None
 
     def _run(self, client: decart_sync.RealtimeClient, stop: threading.Event) -> None:
+        frames = client.frames(timeout=0.5, with_info=True)
         while not stop.is_set():
-            ok, frame = client.read(timeout=0.5)
-            if not ok or frame is None:
+            try:
+                frame, info = next(frames)
+            except decart_sync.WebRTCTimeoutError:
                 if client.state == "disconnected":
                     return
                 continue
+            except (StopIteration, decart_sync.DecartSDKError):
+                return
+            if info.source_time is not None:
+                self._timed = True
+            elif self._timed:  # with frame timing, an output naming no input is a repeat
+                self.repeats += 1
+                continue
             with self._lock:
-                header, seq = self._header, self._header_seq
-            if seq == self._published_seq:
+                named = None
+                if info.source_time is not None:
+                    named = self._by_capture.get(round(info.source_time * 1e6))
+                header, seq = named or (self._header, self._header_seq)
+            if seq == self._published_seq:  # no new input, or this input's again
                 self.repeats += 1
                 continue
             self._published_seq = seq

@@ -154,6 +154,8 @@ class LiveKitTransport(MediaTransport):
                 ),
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 simulcast=False,
+                # Each frame's capture time rides along (livekit_join's frame_timing).
+                frame_metadata_features=[rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP],
                 # The package's own IntEnum for this protobuf enum; its stubs know only the latter.
                 degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,  # type: ignore[arg-type]
             )
@@ -188,7 +190,11 @@ class LiveKitTransport(MediaTransport):
             # rgb24 at the model's size (INPUT_PIXELS), as one flat block: LiveKit copies
             # it as it converts it to I420 (libyuv), before capture_frame returns.
             pixels = frame.to_ndarray().reshape(-1)
-            source.capture_frame(rtc.VideoFrame(frame.width, frame.height, rgb24, pixels.data))
+            stamp = frame.opaque
+            metadata = rtc.FrameMetadata(user_timestamp=stamp) if isinstance(stamp, int) else None
+            source.capture_frame(
+                rtc.VideoFrame(frame.width, frame.height, rgb24, pixels.data), metadata=metadata
+            )
 
         try:
             await feed(self._settings.input, capture)  # paced, newest frame wins
@@ -214,7 +220,11 @@ class LiveKitTransport(MediaTransport):
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420, capacity=2)
         try:
             async for event in stream:
-                self._hooks.video(_to_av(event.frame))
+                frame = _to_av(event.frame)
+                metadata = event.metadata  # the input's capture time, copied by the service
+                if metadata is not None and metadata.user_timestamp:
+                    frame.opaque = metadata.user_timestamp
+                self._hooks.video(frame)
         finally:
             await stream.aclose()
 

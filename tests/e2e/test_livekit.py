@@ -68,7 +68,11 @@ def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
     client.on("generation_tick", ticks.put)
     served = emu.wait_for_session(session_id=client.session_id)
     assert served.mode == "livekit"
-    assert served.messages[0] == {"type": "livekit_join", "passthrough": False}
+    assert served.messages[0] == {
+        "type": "livekit_join",
+        "passthrough": False,
+        "client_capabilities": {"frame_timing": True},
+    }
     assert served.messages[1]["type"] == "prompt"
     room = json.loads(base64.urlsafe_b64decode(client.subscribe_token or ""))
     assert room == {"room_name": served.room.name}

@@ -142,3 +142,64 @@ def test_ros2_adapter_on_a_fake_rclpy(ros2: fake_rclpy.Graph, emulator: Emulator
     )
     left = {t.name for t in threading.enumerate()} - threads_before
     assert all(name.startswith("decart-sync-emulator") for name in left), left  # its pool
+
+
+class ChangingCamera(Camera):
+    """Each image a flat grey of its own, so an output tells which input it came from."""
+
+    @staticmethod
+    def level(n: int) -> int:
+        return 40 + (n * 37) % 170
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.wait(1 / 15):
+            n += 1
+            h, w = self.frame.shape[:2]
+            msg = fake_rclpy.Image(height=h, width=w, encoding="rgb8", step=w * 3)
+            msg.data = bytes([self.level(n)]) * (h * w * 3)
+            msg.header.stamp = fake_rclpy.Time(sec=100 + n, nanosec=0)
+            msg.header.frame_id = "cam"
+            self.graph.publish("/image_in", msg)
+
+
+def test_over_livekit_image_out_has_the_header_of_its_own_input(
+    ros2: fake_rclpy.Graph, emulator: Emulator
+) -> None:
+    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    from decart_sync.ros import ros2 as adapter
+
+    args = ["--ros-args"]
+    for name, value in {
+        "model": MODEL,
+        "transport": "livekit",
+        "emulator_url": emulator.url,
+        "prompt": "invert",
+        "lazy": "false",
+    }.items():
+        args += ["-p", f"{name}:={value}"]
+    result: list[int] = []
+    main = threading.Thread(target=lambda: result.append(adapter.main(args)), name="fake-ros2-main")
+    main.start()
+    assert ros2.spinning.wait(10), ros2.logs
+    camera = ChangingCamera(ros2)
+    camera.thread.start()
+    try:
+        ros2.set_subscribers("/image_out", 1)
+        # The first few outputs of a connection may come before LiveKit's receiver knows
+        # of the frame timing (they take the newest input's header); from then on each
+        # names its own input.
+        ros2.wait_published("/image_out", lambda m: True, 30)
+        start = len(ros2.published["/image_out"]) + 5
+        wait_until(lambda: len(ros2.published["/image_out"]) >= start + 10, 20, "ten outputs")
+        for msg in ros2.published["/image_out"][start : start + 10]:
+            frame = images.to_array(msg, "rgb8")
+            level = ChangingCamera.level(msg.header.stamp.sec - 100)
+            # The inverse of the very input its header names, not of a newer one.
+            assert abs(float(frame.mean()) - (255 - level)) < 8, (msg.header.stamp.sec, level)
+    finally:
+        camera.stop.set()
+        camera.thread.join(2)
+        ros2.shutdown()
+        main.join(10)
+    assert result == [0]

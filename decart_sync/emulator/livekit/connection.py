@@ -37,6 +37,7 @@ from livekit.protocol import rtc as lkr
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from .. import frame_timing
 from . import protos
 from .peers import Feed, Link, parse_trickle
 from .tokens import Grant
@@ -290,6 +291,8 @@ class ClientConnection:
                     continue
                 self._feeds.append(feed)
                 transceiver = link.pc.addTransceiver(feed, direction="sendonly")
+                if info.packet_trailer_features:
+                    frame_timing.stamp_output(transceiver.sender, lambda f=feed: f.last_stamp)
                 # The a=msid stream id names the owner and the track (no public setter).
                 transceiver.sender._stream_id = f"{owner}|{info.sid}"
                 self._attached.add(info.sid)

@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
+from .. import frame_timing
 from ..netem import Shaper
 from ..recovery import KeyframeRecovery
 from . import simulcast, twcc
@@ -85,6 +86,7 @@ class Link:
         self._pending: list[RTCIceCandidate | None] = []
         self._closing: asyncio.Future[None] | None = None
         self._feedback: asyncio.Task[None] | None = None  # publisher: see twcc
+        self._stripped: set[int] = set()  # receivers whose packet trailers are read
 
     @property
     def closed(self) -> bool:
@@ -105,6 +107,10 @@ class Link:
             transport = transceiver.receiver.transport
             self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
         self.recovery.cover(self.pc)
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video" and id(transceiver.receiver) not in self._stripped:
+                self._stripped.add(id(transceiver.receiver))
+                frame_timing.strip_trailers(transceiver.receiver)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
         if self._feedback is None:
@@ -167,6 +173,7 @@ class Feed(MediaStreamTrack):
         self.kind = source.kind
         self._source = source
         self._owns = owns
+        self.last_stamp: int | None = None  # the frame timing of the frame handed out last
 
     def stop(self) -> None:
         super().stop()
@@ -176,4 +183,6 @@ class Feed(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
-        return await self._source.recv()
+        frame = await self._source.recv()
+        self.last_stamp = getattr(frame, "opaque", None)
+        return frame

@@ -88,6 +88,7 @@ class Room:
         identity: str | None = None,
         *,
         fork: Fork | None = None,
+        frame_timing: bool = False,
     ) -> str:
         """Join the server-side participant with these tracks; returns its identity.
 
@@ -95,6 +96,8 @@ class Room:
         works too (a ParticipantUpdate and a renegotiation of the subscriber PC).
         ``fork(track)`` makes a viewer's own copy of a published track (e.g. a
         ``MediaRelay`` subscription); without it viewers get no media.
+        ``frame_timing``: the video carries each frame's stamp in a packet trailer
+        (:mod:`..frame_timing`), announced in its track info.
         """
         if self._server is not None:
             raise RuntimeError(f"room {self.name!r} already has a server participant")
@@ -104,6 +107,8 @@ class Room:
             if track is None:
                 continue
             info = protos.track(protos.new_sid("TR_"), track.kind)
+            if frame_timing and track.kind == "video":
+                info.packet_trailer_features.append(lkm.PacketTrailerFeature.PTF_USER_TIMESTAMP)
             self._server.tracks.append(info)
             self._published.append((info, track))
         self._fork = fork
