@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,2,4,8", help="sessions per process, '' = skip")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--smoke", action="store_true", help="a few seconds, ours only, no targets")
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help="LiveKit clients side by side on impaired networks (benchmarks/network.py)",
+    )
+    parser.add_argument(
+        "--profiles",
+        default="clean,loss5-jitter30,cap1500,blackout3",
+        help="--network: the network profiles to run",
+    )
     args = parser.parse_args(argv)
+    if args.network:
+        return network_main(args)
     if args.smoke:
         args.seconds, args.warmup, args.livekit_warmup, args.reps = 3.0, 1.0, 1.0, 1
         args.variants, args.concurrency = "decart_sync,bare_aiortc", "2"
@@ -167,13 +180,45 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(tables[t]["summary"].get("decart_sync") for t in transports) else 1
 
 
+def network_main(args: argparse.Namespace) -> int:
+    from benchmarks import network
+
+    if args.smoke:
+        args.seconds, args.livekit_warmup, args.reps = 6.0, 1.0, 1
+        args.livekit_width, args.livekit_height = 320, 192
+        args.livekit_variants = "decart_sync"
+    jobs = [v for v in args.livekit_variants.split(",") if v]
+    python = {v: sys.executable for v in jobs}
+    if "official_livekit" in jobs:
+        official = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
+        if official is None:
+            print(f"note: could not install {OFFICIAL_LIVEKIT}; skipping it")
+            jobs.remove("official_livekit")
+        else:
+            python["official_livekit"] = official
+    results = network.run(args, jobs, python)
+    if args.json == str(ROOT / "benchmarks" / "results.json"):  # not the main run's file
+        args.json = str(ROOT / "benchmarks" / "network.json")
+    Path(args.json).write_text(
+        json.dumps(
+            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "network": results},
+            indent=2,
+        )
+    )
+    print(f"wrote {args.json}")
+    ours = [r for by in results["runs"].values() for r in by.get("decart_sync", [])]
+    return 0 if ours and all(r.get("received") for r in ours) else 1
+
+
 class Emulator:
     """The emulator in its own process: its CPU is not the client's."""
 
-    def __init__(self, *extra_models: str) -> None:
+    def __init__(self, *extra_models: str, faults: Sequence[str] = ()) -> None:
         self.cmd = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
         for model in extra_models:
             self.cmd += ["--model", model]
+        for fault in faults:
+            self.cmd += ["--fault", fault]
 
     def __enter__(self) -> str:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)

@@ -17,6 +17,7 @@ import numpy as np
 
 BITS = 16
 BLOCK = 16
+STALL_GAP = 0.5  # seconds without a new output frame that count as a stall
 
 
 class Pattern:
@@ -61,19 +62,25 @@ class Recorder:
         self.bridge: list[float] = []
         self.highest = -1
         self.misread = 0
+        self.stall = 0.0  # seconds in gaps of over STALL_GAP between new output frames
+        self._last_new: float | None = None
         self.connect_time = 0.0
         self.start = 0.0
         self.cpu0 = 0.0
 
     def begin(self) -> None:
-        self.start = time.monotonic()
+        self.start = self._last_new = time.monotonic()
         self.cpu0 = cpu()
 
     def on_output(self, frame: np.ndarray) -> None:
         index = read_stamp(frame)
         if index in self.sent and index >= self.highest:
             if index not in self.received:
-                self.received[index] = time.monotonic()
+                now = time.monotonic()
+                if self._last_new is not None and now - self._last_new > STALL_GAP:
+                    self.stall += now - self._last_new
+                self._last_new = now
+                self.received[index] = now
                 self.highest = index
         elif self.highest >= 0:
             # Video decodes in order: once a measured frame came back, a code that steps
@@ -82,6 +89,8 @@ class Recorder:
 
     def result(self, name: str) -> dict[str, object]:
         elapsed = time.monotonic() - self.start
+        if self._last_new is not None and elapsed + self.start - self._last_new > STALL_GAP:
+            self.stall += elapsed + self.start - self._last_new  # stalled at the end too
         latencies = np.array([self.received[i] - self.sent[i] for i in self.received]) * 1000
         sent_before_end = [i for i, t in self.sent.items() if t < self.start + elapsed - 0.5]
         lost = sum(1 for i in sent_before_end if i not in self.received)
@@ -93,6 +102,7 @@ class Recorder:
             "received": len(self.received),
             "lost": lost,
             "misread": self.misread,
+            "stall_s": round(self.stall, 2),
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
             "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
             "cpu_per_s": (cpu() - self.cpu0) / elapsed if elapsed else 0.0,

@@ -69,8 +69,11 @@ async def run(
         await anext(frames)
     rec.sent.clear()
     rec.begin()
-    while time.monotonic() - rec.start < seconds:
-        out = (await anext(frames)).frame
+    while (left := seconds - (time.monotonic() - rec.start)) > 0:
+        try:  # a stalled network: the clock still ends the run
+            out = (await asyncio.wait_for(anext(frames), left)).frame
+        except asyncio.TimeoutError:
+            break
         rec.on_output(np.frombuffer(out.data, np.uint8).reshape(out.height, out.width, 3))
     figures = rec.result("official_livekit")
     producer.cancel()

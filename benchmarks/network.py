@@ -1,0 +1,92 @@
+"""decart_sync and the official SDK over LiveKit on impaired networks, side by side.
+
+    python -m benchmarks --network                      # every profile, 20 s each
+    python -m benchmarks --network --profiles blackout3 --reps 3
+
+Each profile is an emulator whose media (both ways) cross the network model of
+``decart_sync.emulator.netem``; the same worker programs as the main benchmark
+run against it, one after the other. Printed per profile and client: delivered
+fps, stall seconds (time in gaps of over 0.5 s between new output frames),
+glass-to-glass p50/p95 (each input frame is stamped in its pixels and read back)
+and frames lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from typing import Any
+
+from benchmarks.stamp import STALL_GAP
+
+# The connect and the first second of a session come before the measured window.
+SETTLE = 2.0
+
+
+def profiles(warmup: float, seconds: float) -> dict[str, list[str]]:
+    """Emulator ``--fault`` settings per profile; the blackout lands a third into the
+    measured window (the emulator counts from the session's start)."""
+    blackout_at = SETTLE + warmup + seconds / 3
+    return {
+        "clean": [],
+        "loss5-jitter30": ["loss=0.05", "delay_ms=30", "jitter_ms=30"],
+        "cap1500": ["bandwidth_kbps=1500"],
+        "blackout3": [f"blackout={blackout_at:g},3"],
+    }
+
+
+FIGURES = (
+    ("fps", "fps", "{:.1f}"),
+    ("stall_s", "stall s", "{:.1f}"),
+    ("latency_p50_ms", "g2g p50 ms", "{:.0f}"),
+    ("latency_p95_ms", "g2g p95 ms", "{:.0f}"),
+    ("lost", "lost", "{:.0f}"),
+)
+
+
+def run(args: argparse.Namespace, jobs: list[str], python: dict[str, str]) -> dict[str, Any]:
+    from benchmarks.__main__ import LIVEKIT_MODEL, WORKERS, Emulator, run_worker
+
+    width, height, fps = args.livekit_width, args.livekit_height, args.livekit_fps
+    chosen = [p for p in args.profiles.split(",") if p]
+    table = profiles(args.livekit_warmup, args.seconds)
+    unknown = set(chosen) - set(table)
+    if unknown:
+        sys.exit(f"unknown profiles {sorted(unknown)}; there are {', '.join(table)}")
+    results: dict[str, dict[str, list[dict]]] = {}
+    for profile in chosen:
+        results[profile] = {variant: [] for variant in jobs}
+        model = f"{LIVEKIT_MODEL}:{fps:g}:{width}x{height}"
+        with Emulator(model, faults=table[profile]) as url:
+            for rep in range(args.reps):
+                order = jobs[rep % len(jobs) :] + jobs[: rep % len(jobs)]
+                for variant in order:
+                    cmd = [python[variant], "-m", *WORKERS["livekit", variant]]
+                    cmd += ["--url", url, "--model", LIVEKIT_MODEL]
+                    cmd += ["--seconds", str(args.seconds), "--warmup", str(args.livekit_warmup)]
+                    cmd += ["--width", str(width), "--height", str(height), "--fps", str(fps)]
+                    result = run_worker(cmd, args.seconds * 3 + args.livekit_warmup + 60)
+                    print(f"{profile} rep {rep + 1} {variant}: {result}", flush=True)
+                    if result:
+                        results[profile][variant].append(result)
+    print_table(results, jobs, args)
+    return {"width": width, "height": height, "fps": fps, "profiles": table, "runs": results}
+
+
+def print_table(results: dict[str, dict[str, list[dict]]], jobs: list[str], args: Any) -> None:
+    print(
+        f"\nLiveKit on impaired networks: {args.livekit_width}x{args.livekit_height} @ "
+        f"{args.livekit_fps:g} fps, {args.seconds:g} s x {args.reps} reps, median; "
+        f"stall = gaps over {STALL_GAP:g} s"
+    )
+    header = f"{'profile':16}{'client':18}" + "".join(f"{label:>12}" for _, label, _ in FIGURES)
+    print(header)
+    for profile, by_variant in results.items():
+        for variant in jobs:
+            runs = by_variant.get(variant, [])
+            cells = []
+            for key, _, fmt in FIGURES:
+                values = [r[key] for r in runs if r.get(key) is not None]
+                cells.append(fmt.format(statistics.median(values)) if values else "-")
+            print(f"{profile:16}{variant:18}" + "".join(f"{c:>12}" for c in cells))
