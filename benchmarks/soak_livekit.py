@@ -9,8 +9,8 @@ One session of a synthetic source through the embedded emulator, whose media
 every few seconds. Printed: frames out and fps, stall seconds, how long the
 output took to come back after each blackout, reconnects, error events, RSS
 and threads; the targets: the session never lost, the output back within
-``--recover`` seconds of each blackout's end, RSS growth under 40 MB, threads
-back to their baseline after close.
+``--recover`` seconds of each blackout's end, RSS growth under 40 MB, every
+thread of ours ended after close (LiveKit's native ones are its own).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     model = ModelDefinition(
         "soak-livekit", fps=args.fps, width=args.width, height=args.height, transport="livekit"
     )
-    threads_before = threading.active_count()
     length = args.minutes * 60
     with Emulator(models={model.name: model}) as emu:
         errors: list[decart_sync.DecartSDKError] = []
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() < warm_until:
             _next(frames)
         rss_start = rss_mb()
-        threads_start = threading.active_count()
+        threads_start = sum(t.name.startswith("decart-sync") for t in threading.enumerate())
         served = emu.wait_for_session(session_id=client.session_id)
         start = time.monotonic()
         # Blackouts are windows from the emulator session's start, as netem counts them.
@@ -105,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = client.stats
         rss_end = rss_mb()
         client.close()
-    threads_after = threading.active_count()
+    ours_after = [t.name for t in threading.enumerate() if t.name.startswith("decart-sync")]
+    print([t.name for t in threading.enumerate()])
     growth = rss_end - rss_start
     print(
         f"LiveKit soak: {elapsed:.0f} s of {args.width}x{args.height} @ {args.fps:g} fps, "
@@ -123,18 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  RSS after warm-up {rss_start:.1f} MB, end {rss_end:.1f} MB ({growth:+.1f} MB); "
-        f"threads before {threads_before}, streaming {threads_start}, after close "
-        f"{threads_after}"
+        f"our threads streaming {threads_start}, after close {len(ours_after)} {ours_after}"
     )
     ok = (
         not lost
         and all(r is not None and r <= args.recover for r in recovered)
         and growth < 40
-        and threads_after == threads_before
+        and not ours_after
     )
     print(
         f"  targets {'met' if ok else 'MISSED'}: no lost session, output back within "
-        f"{args.recover:g} s of each blackout, RSS growth < 40 MB, threads back to baseline"
+        f"{args.recover:g} s of each blackout, RSS growth < 40 MB, our threads ended"
     )
     return 0 if ok else 1
 
@@ -153,7 +152,7 @@ def _note_recovery(
     for k in (0, 1):
         end = length * (k + 1) / 3 + blackout
         if recovered[k] is None and end - blackout <= at < end + length / 3 - blackout:
-            recovered[k] = max(0.0, at - end)
+            recovered[k] = at - end
 
 
 if __name__ == "__main__":
