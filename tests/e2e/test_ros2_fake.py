@@ -50,6 +50,20 @@ def ros2(monkeypatch: pytest.MonkeyPatch) -> Iterator[fake_rclpy.Graph]:
     graph.shutdown()
 
 
+def start_node(ros2: fake_rclpy.Graph, **params: str) -> tuple[list[int], threading.Thread]:
+    """The ROS 2 node's main() on a thread of its own, with these parameters; once spinning."""
+    from decart_sync.ros import ros2 as adapter
+
+    args = ["--ros-args"]
+    for name, value in params.items():
+        args += ["-p", f"{name}:={value}"]
+    result: list[int] = []
+    main = threading.Thread(target=lambda: result.append(adapter.main(args)), name="fake-ros2-main")
+    main.start()
+    assert ros2.spinning.wait(10), ros2.logs
+    return result, main
+
+
 def looks_like(style: Any) -> Any:
     want = style(pattern())
 
@@ -63,24 +77,18 @@ def looks_like(style: Any) -> Any:
 
 
 def test_ros2_adapter_on_a_fake_rclpy(ros2: fake_rclpy.Graph, emulator: Emulator) -> None:
-    from decart_sync.ros import ros2 as adapter
 
     threads_before = {t.name for t in threading.enumerate()}
     sessions_before = len(emulator.history)
-    args = ["--ros-args"]
-    for name, value in {
-        "model": MODEL,
-        "emulator_url": emulator.url,
-        "prompt": "invert",
-        "lazy": "true",
-        "encoding": "bgr8",
-        "stats_interval": "0.2",
-    }.items():
-        args += ["-p", f"{name}:={value}"]
-    result: list[int] = []
-    main = threading.Thread(target=lambda: result.append(adapter.main(args)), name="fake-ros2-main")
-    main.start()
-    assert ros2.spinning.wait(10), ros2.logs
+    result, main = start_node(
+        ros2,
+        model=MODEL,
+        emulator_url=emulator.url,
+        prompt="invert",
+        lazy="true",
+        encoding="bgr8",
+        stats_interval="0.2",
+    )
     camera = Camera(ros2)
     camera.thread.start()
     try:
@@ -167,21 +175,14 @@ def test_over_livekit_image_out_has_the_header_of_its_own_input(
     ros2: fake_rclpy.Graph, emulator: Emulator
 ) -> None:
     pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
-    from decart_sync.ros import ros2 as adapter
-
-    args = ["--ros-args"]
-    for name, value in {
-        "model": MODEL,
-        "transport": "livekit",
-        "emulator_url": emulator.url,
-        "prompt": "invert",
-        "lazy": "false",
-    }.items():
-        args += ["-p", f"{name}:={value}"]
-    result: list[int] = []
-    main = threading.Thread(target=lambda: result.append(adapter.main(args)), name="fake-ros2-main")
-    main.start()
-    assert ros2.spinning.wait(10), ros2.logs
+    result, main = start_node(
+        ros2,
+        model=MODEL,
+        transport="livekit",
+        emulator_url=emulator.url,
+        prompt="invert",
+        lazy="false",
+    )
     camera = ChangingCamera(ros2)
     camera.thread.start()
     try:
