@@ -9,13 +9,13 @@
    would be needed ("relay"), none at all "failed" (the JS SDK's words); the
    time to it stands for the RTT, as in the JS SDK;
 3. with ``deep=True``, a short synthetic session of ``model``: time to first
-   frame and the output's frame rate.
+   frame, the output's frame rate and, over LiveKit, glass-to-glass latency.
 
 The verdict is the JS SDK 0.1.20's (``classifyConnectivity``): failed ICE is
 critical, a relay or an RTT over 300 ms poor, over 150 ms fair; ours adds an
-unreachable WebSocket (critical) and, when deep, its time-to-first-frame bands
-(4/6/10 s: good/fair/poor, beyond critical). Each downgrade carries a reason a
-person can act on.
+unreachable WebSocket (critical) and, when deep, the connection-quality bands
+of time to first frame (4/6/10 s) and glass to glass (0.5/0.9/1.5 s). Each
+downgrade carries a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class ConnectivityReport:
     reasons: tuple[str, ...]
     websocket: dict[str, Any]  # reachable, rtt_ms, error
     ice: dict[str, Any]  # transport (udp | relay | failed), rtt_ms, candidates
-    session: dict[str, Any] | None = None  # deep only: ttff_ms, fps, error
+    session: dict[str, Any] | None = None  # deep only: ttff_ms, fps, g2g_ms, error
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -70,7 +70,8 @@ class ConnectivityReport:
         if self.session is not None:
             s = self.session
             lines.append(
-                f"session: first frame in {s['ttff_ms']} ms, {s['fps']} fps"
+                f"session: first frame in {s['ttff_ms']} ms, {s['fps']} fps, glass to glass "
+                + ("unknown (plain WebRTC)" if s["g2g_ms"] is None else f"{s['g2g_ms']} ms")
                 if s["error"] is None
                 else f"session: failed: {s['error']}"
             )
@@ -145,6 +146,11 @@ def classify(
             level = lower_better(ttff, bands)
             if level != "good":
                 reason = f"The first frame took {ttff} ms (good is <= {bands.good:g})."
+                found.append((level, reason))
+            g2g, g2g_bands = session.get("g2g_ms"), Thresholds().g2g_ms
+            level = lower_better(g2g, g2g_bands)
+            if level != "good":
+                reason = f"Glass to glass took {g2g} ms (good is <= {g2g_bands.good:g})."
                 found.append((level, reason))
     worst = max((LEVELS.index(level) for level, _ in found), default=0)
     return LEVELS[worst], [reason for _, reason in found]
@@ -247,7 +253,8 @@ def _session(
                 next(output)
                 count += 1
             fps = round(count / (time.monotonic() - first), 1)
+            g2g = client.stats["g2g_ms_p50"]  # LiveKit's frame timing; None on plain WebRTC
     except (DecartSDKError, StopIteration) as exc:
         error = exc.message if isinstance(exc, DecartSDKError) else "the output ended"
-        return {"ttff_ms": None, "fps": None, "error": error}
-    return {"ttff_ms": ttff, "fps": fps, "error": None}
+        return {"ttff_ms": None, "fps": None, "g2g_ms": None, "error": error}
+    return {"ttff_ms": ttff, "fps": fps, "g2g_ms": g2g, "error": None}

@@ -12,6 +12,7 @@ import pytest
 from helpers import KEY
 
 import decart_sync
+from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
 from decart_sync.preflight import classify
 
@@ -58,6 +59,19 @@ def test_deep_runs_a_short_session(emulator: Emulator, small) -> None:
     assert session is not None and session["error"] is None
     assert 0 < session["ttff_ms"] < 10_000 and session["fps"] > 0
     assert report.verdict in ("good", "fair")  # a slow CI machine may take over 4 s
+    assert session["g2g_ms"] is None  # plain WebRTC carries no frame timing
+
+
+def test_deep_over_livekit_measures_glass_to_glass(small) -> None:
+    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    model = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+    with Emulator(models={model.name: model}) as emu:
+        report = decart_sync.check_connectivity(
+            base_url=emu.url, ice_servers=[emu.stun_url], deep=True, model=model, api_key=KEY
+        )
+    session = report.session
+    assert session is not None and session["error"] is None, session
+    assert 0 < session["g2g_ms"] < 5000 and "glass to glass" in str(report)
 
 
 def test_deep_with_a_bad_key_says_so(small) -> None:
