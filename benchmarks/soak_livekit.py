@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             initial_state={"prompt": PROMPTS[0]},
             on={"error": errors.append},
         )
+        client.connection_quality  # noqa: B018  # reading it starts the verdict
         frames = client.frames(timeout=1.0)
         warm_until = time.monotonic() + args.warmup
         while time.monotonic() < warm_until:

@@ -9,6 +9,7 @@ converts and waits (always with a deadline, always interruptible).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -87,6 +88,7 @@ class RealtimeClient:
             self._ticker = Ticker(stats_interval, self._emit_stats, "decart-sync-stats")
         self._closed = False
         self._close_lock = threading.Lock()
+        session_wants_quality = any(e is signals.CONNECTION_QUALITY for e, _ in handlers)
         self._session = Session(
             session,
             hub=self._hub,
@@ -94,6 +96,7 @@ class RealtimeClient:
             desired=desired,
             on_audio=self._count_audio,
         )
+        self._session.quality_wanted = session_wants_quality  # nothing runs yet
         self._figures = Figures(
             self._session, self._portal, self._hub, self._audio_out, self._input, self._audio
         )
@@ -321,8 +324,14 @@ class RealtimeClient:
         ``level`` good/fair/poor/critical, ``limiting_factor``, ``warming_up`` and the
         smoothed figures (docs/stats.md); None before the first second. A
         ``connection_quality`` event carries it whenever its level changes."""
+        self._want_quality()
         report = self._session.connection_quality
         return None if report is None else report.as_dict()
+
+    def _want_quality(self) -> None:
+        if not self._session.quality_wanted and self._portal.running:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                self._portal.loop.call_soon_threadsafe(self._session.want_quality)
 
     def media_report(self, timeout: float = 5.0) -> list[Any]:
         """The media library's own stats of what this client sends, as it gives them:
@@ -343,7 +352,10 @@ class RealtimeClient:
     def on(self, event: str, handler: Callable[[Any], Any]) -> None:
         """Call ``handler(data)`` on each event: ``connection_change`` (state),
         ``error`` (DecartSDKError), ``generation_tick`` (seconds); JS spellings too."""
-        self._handlers.add(signals.named(event), handler)
+        named = signals.named(event)
+        self._handlers.add(named, handler)
+        if named is signals.CONNECTION_QUALITY:
+            self._want_quality()
 
     def off(self, event: str, handler: Callable[[Any], Any]) -> None:
         self._handlers.remove(signals.named(event), handler)

@@ -132,6 +132,9 @@ class Session:
         model = options.model
         self._quality = QualityMeter(Thresholds().for_model(model.width, model.height, model.fps))
         self._quality_task: asyncio.Task[None] | None = None
+        # Sampled only once asked for: the media library's stats each second cost the
+        # loop enough to thin the output on a busy 2-core machine (tests/e2e/test_network_faults).
+        self.quality_wanted = False
         self.started_at: float | None = None  # loop time connect() began, for ttff
         self.first_frame_at: float | None = None
         self.g2g = Latencies()  # glass to glass, from LiveKit frame timing
@@ -210,7 +213,8 @@ class Session:
         assert attempt is not None
         attempt.established = True
         self._set_state(GENERATING if attempt.generating else CONNECTED)
-        self._watch_quality(attempt)
+        if self.quality_wanted:
+            self._watch_quality(attempt)
 
     async def _run_attempt(self, deadline: Deadline) -> None:
         attempt = self._attempt = Attempt()
@@ -254,6 +258,15 @@ class Session:
     @property
     def connection_quality(self) -> QualityReport | None:
         return self._quality.current
+
+    def want_quality(self) -> None:
+        """Start the verdict (loop thread): a handler or a reader wants it."""
+        if self.quality_wanted:
+            return
+        self.quality_wanted = True
+        attempt = self._attempt
+        if attempt is not None and attempt.established and not self._closing:
+            self._watch_quality(attempt)
 
     def _watch_quality(self, attempt: Attempt) -> None:
         """A verdict per connection, from its first second on (the JS SDK's reset)."""
