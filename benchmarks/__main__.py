@@ -233,6 +233,8 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def run_worker(cmd: list[str], timeout: float) -> dict | None:

@@ -1,33 +1,52 @@
-"""Soak over LiveKit on a lossy network with two blackouts: the session rides them out.
+"""Soak over LiveKit on a lossy network with two blackouts: the client rides them out, leak-free.
 
     python -m benchmarks.soak_livekit                    # 10 minutes at 1280x720/30
-    python -m benchmarks.soak_livekit --minutes 0.75 --width 320 --height 192   # CI's
+    python -m benchmarks.soak_livekit --minutes 0.75 --width 320 --height 192 --warmup 5  # CI's
 
-One session of a synthetic source through the embedded emulator, whose media
-(both ways) lose ``--loss`` of their packets throughout and all of them for
-``--blackout`` seconds at a third and at two thirds of the run. Prompts change
-every few seconds. Printed: frames out and fps, stall seconds, how long the
-output took to come back after each blackout, reconnects, error events, RSS
-and threads; the targets: the session never lost, the output back within
-``--recover`` seconds of each blackout's end, RSS growth under 40 MB, every
-thread of ours ended after close (LiveKit's native ones are its own).
+The emulator runs in a process of its own, so that what is measured is the
+client alone. One session of a synthetic source streams through it; its media
+(both ways) lose ``--loss`` of their packets throughout, and all of them for
+``--blackout`` seconds at a third and at two thirds of the run, set on the
+running emulator with its admin ``faults`` command (a blackout counts from the
+session's start; the command answers the session's age). Prompts change every
+few seconds. ``--iterators`` frame iterators read the output at once: one at
+full speed in the main thread, the others in threads of their own, the last a
+slow consumer (a fifth of a second per frame).
+
+Printed: frames out and fps, stall seconds, how long the output took to come
+back after each blackout, reconnects, error events, RSS, open fds and
+threads; the targets: the session never lost, the output back within
+``--recover`` seconds of each blackout's end, RSS growth under 20 MB and no
+more open fds than after the warm-up, every iterator still delivering at the
+end, and after close every thread of ours ended and the fds back to what
+they were before connect, give or take what LiveKit's native runtime keeps
+for the process (its own threads and fds, made once, not per session).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import decart_sync
+from benchmarks.__main__ import Emulator
 from benchmarks.soak import PROMPTS, rss_mb
 from benchmarks.stamp import STALL_GAP
 from decart_sync import ModelDefinition
-from decart_sync.emulator import Emulator, Faults
+from decart_sync.emulator.cli import admin_url
 from decart_sync.sources import synthetic
+
+RSS_TARGET_MB = 20
+ALIVE_S = 5.0  # an iterator with no frame in the run's last this many seconds is dead
+SLOW_S = 0.2  # the slow iterator's time per frame
+NATIVE_FDS = 8  # fds LiveKit's native runtime may keep open once it has started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,45 +60,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recover", type=float, default=10.0, help="target, seconds")
     parser.add_argument("--prompt-every", type=float, default=5.0, help="seconds")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before RSS counts")
+    parser.add_argument("--iterators", type=int, default=3, help="frame iterators at once")
     args = parser.parse_args(argv)
+    name = "soak-livekit"
     model = ModelDefinition(
-        "soak-livekit", fps=args.fps, width=args.width, height=args.height, transport="livekit"
+        name, fps=args.fps, width=args.width, height=args.height, transport="livekit"
     )
     length = args.minutes * 60
-    with Emulator(models={model.name: model}) as emu:
+    fds_before = open_fds()
+    with Emulator(f"{name}:{args.fps:g}:{args.width}x{args.height}:livekit") as url:
         errors: list[decart_sync.DecartSDKError] = []
         client = decart_sync.connect(
             synthetic(model),
             model=model,
             api_key="soak",
-            base_url=emu.url,
+            base_url=url,
             timeout=30,
             initial_state={"prompt": PROMPTS[0]},
             on={"error": errors.append},
         )
         client.connection_quality  # noqa: B018  # reading it starts the verdict
         frames = client.frames(timeout=1.0)
+        readers = [
+            Reader(client, SLOW_S if k == args.iterators - 1 else 0.0)
+            for k in range(1, args.iterators)
+        ]
         warm_until = time.monotonic() + args.warmup
         while time.monotonic() < warm_until:
             _next(frames)
-        rss_start = rss_mb()
+        rss_start, fds_start = rss_mb(), open_fds()
         threads_start = sum(t.name.startswith("decart-sync") for t in threading.enumerate())
-        served = emu.wait_for_session(session_id=client.session_id)
         start = time.monotonic()
         # Blackouts are windows from the emulator session's start, as netem counts them.
-        offset = start - served.started
-        outages = [(offset + length * k / 3, args.blackout) for k in (1, 2)]
-        emu.faults = Faults(loss=args.loss, blackout=outages[0], seed=1)
+        age = _session_age(set_faults(url, loss=args.loss, seed=1), client.session_id)
+        outages = [age + length * k / 3 for k in (1, 2)]
+        set_faults(url, blackout=f"{outages[0]},{args.blackout}")
         switched = False
         prompts = itertools.cycle(PROMPTS)
         next_prompt, next_report = start + args.prompt_every, start + 60
         received, stall, last_new = 0, 0.0, start
         recovered: list[float | None] = [None, None]
-        lost, prompt_failures = False, 0
+        lost, prompt_failures, fds_peak = False, 0, fds_start
         try:
             while (now := time.monotonic()) - start < length:
                 if not switched and now - start > length / 2:  # the second blackout
-                    emu.faults = Faults(loss=args.loss, blackout=outages[1], seed=1)
+                    set_faults(url, blackout=f"{outages[1]},{args.blackout}")
                     switched = True
                 frame = _next(frames)
                 now = time.monotonic()
@@ -90,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         _note_recovery(recovered, now - start, length, args.blackout)
                     last_new = now
                 if now >= next_report:
-                    print(f"  {now - start:4.0f} s: RSS {rss_mb():.1f} MB, {client.stats}")
+                    fds_peak = max(fds_peak, open_fds())
+                    print(f"  {now - start:4.0f} s: RSS {rss_mb():.1f} MB, fds {open_fds()}, "
+                          f"{client.stats}", flush=True)  # fmt: skip
                     next_report += 60
                 if now >= next_prompt and client.is_connected():
                     try:
@@ -101,21 +128,34 @@ def main(argv: list[str] | None = None) -> int:
         except decart_sync.DecartSDKError as exc:
             lost = True
             print(f"session lost: {exc}")
-        elapsed = time.monotonic() - start
+        end = time.monotonic()
+        elapsed = end - start
         stats = client.stats
-        rss_end = rss_mb()
+        rss_end, fds_end = rss_mb(), max(fds_peak, open_fds())
         client.close()
+        for reader in readers:
+            reader.join(10)
+    fds_after = open_fds()
     ours_after = [t.name for t in threading.enumerate() if t.name.startswith("decart-sync")]
-    print([t.name for t in threading.enumerate()])
     growth = rss_end - rss_start
+    alive = [last_new >= end - ALIVE_S] + [r.last >= end - ALIVE_S for r in readers]
     print(
         f"LiveKit soak: {elapsed:.0f} s of {args.width}x{args.height} @ {args.fps:g} fps, "
-        f"loss {args.loss:.0%} both ways, two {args.blackout:g} s blackouts"
+        f"loss {args.loss:.0%} both ways, two {args.blackout:g} s blackouts; the emulator "
+        "in a process of its own"
     )
     print(
         f"  frames out {received} ({received / elapsed:.1f} fps), stall {stall:.1f} s "
         f"(gaps over {STALL_GAP:g} s), back after each blackout: "
         + ", ".join("never" if r is None else f"{r:.1f} s" for r in recovered)
+    )
+    print(
+        "  other iterators: "
+        + ", ".join(
+            f"{r.count} frames{' (slow)' if r.pause else ''}, {r.timeouts} timeouts"
+            for r in readers
+        )
+        + f"; alive at the end: {alive}"
     )
     print(
         f"  reconnects {stats['reconnects']}, error events {len(errors)}, prompt calls "
@@ -124,19 +164,68 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  RSS after warm-up {rss_start:.1f} MB, end {rss_end:.1f} MB ({growth:+.1f} MB); "
-        f"our threads streaming {threads_start}, after close {len(ours_after)} {ours_after}"
+        f"fds before connect {fds_before}, after warm-up {fds_start}, most while streaming "
+        f"{fds_end}, after close {fds_after}; our threads streaming {threads_start}, "
+        f"after close {len(ours_after)} {ours_after}"
     )
     ok = (
         not lost
         and all(r is not None and r <= args.recover for r in recovered)
-        and growth < 40
+        and growth < RSS_TARGET_MB
+        and fds_end <= fds_start
+        and fds_after <= fds_before + NATIVE_FDS
+        and all(alive)
         and not ours_after
     )
     print(
         f"  targets {'met' if ok else 'MISSED'}: no lost session, output back within "
-        f"{args.recover:g} s of each blackout, RSS growth < 40 MB, our threads ended"
+        f"{args.recover:g} s of each blackout, RSS growth < {RSS_TARGET_MB} MB, no fds "
+        f"gained while streaming, every iterator alive, our threads ended, fds back after "
+        f"close (+{NATIVE_FDS} at most for LiveKit's runtime)"
     )
     return 0 if ok else 1
+
+
+class Reader(threading.Thread):
+    """A frame iterator of its own, read in its own thread until the client closes;
+    ``pause`` seconds per frame makes it a slow consumer."""
+
+    def __init__(self, client: decart_sync.RealtimeClient, pause: float) -> None:
+        super().__init__(name=f"soak-reader-{pause}", daemon=True)
+        self.frames = client.frames(timeout=1.0)
+        self.pause = pause
+        self.count = self.timeouts = 0
+        self.last = time.monotonic()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                next(self.frames)
+            except decart_sync.WebRTCTimeoutError:
+                self.timeouts += 1
+                continue
+            except (StopIteration, decart_sync.DecartSDKError):
+                return  # closed
+            self.count += 1
+            self.last = time.monotonic()
+            if self.pause:
+                time.sleep(self.pause)  # a consumer busy with each frame: its work, not a wait
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def set_faults(url: str, **fields: Any) -> dict[str, Any]:
+    """Change the running emulator's faults (over the ones it has); its answer."""
+    params = "&".join(f"{k}={v}" for k, v in fields.items())
+    with urllib.request.urlopen(f"{admin_url(url, 'faults')}?{params}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _session_age(report: dict[str, Any], session_id: str | None) -> float:
+    return next(s["age_s"] for s in report["sessions"] if s["session_id"] == session_id)
 
 
 def _next(frames: Any) -> object | None:

@@ -121,6 +121,7 @@ class RealtimeClient:
         self._figures.connect_seconds = round(time.monotonic() - started, 3)
         if frames is not None:
             self._start_feeding(frames)
+        self._events.caught_up()  # the handlers given to connect() have seen "connected"
         self._events.release()  # events of the connect reach handlers registered after it
         if self._ticker is not None:
             self._ticker.start()

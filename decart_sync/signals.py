@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -139,6 +140,15 @@ class Dispatcher:
         """Thread-safe and non-blocking: callable from the loop."""
         self._queue.put((event, value))
 
+    def caught_up(self, timeout: float = 1.0) -> None:
+        """Wait (up to ``timeout``) until every event so far has been given to the early
+        receivers: connect() returns after the handlers given to it saw "connected". Never
+        waits on the dispatcher's own thread (a handler calling it)."""
+        done = threading.Event()
+        self._queue.put(done)
+        if not self._worker.in_thread():
+            done.wait(timeout)
+
     def release(self) -> None:
         self._queue.put(_RELEASE)
 
@@ -153,6 +163,9 @@ class Dispatcher:
         held: list[tuple[Event, Any]] | None = []  # None once released
         while True:
             item = self._queue.get()
+            if isinstance(item, threading.Event):
+                item.set()  # caught up
+                continue
             if item is _STOP or item is _RELEASE:
                 for event, value in held or ():
                     self._deliver(event, value, late_only=True)

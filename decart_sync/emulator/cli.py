@@ -1,15 +1,20 @@
-"""The emulator's command line: serve the emulator, or tell a running one to drop.
+"""The emulator's command line: serve the emulator, or tell a running one to drop or misbehave.
 
 ``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run :func:`main`.
 
     python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--rest-port 8766]
         [--api-key KEY ...]
-        [--model NAME:FPS:WIDTHxHEIGHT ...] [--fault FIELD=VALUE ...]
+        [--model NAME:FPS:WIDTHxHEIGHT[:TRANSPORT] ...] [--fault FIELD=VALUE ...]
         (e.g. --fault loss=0.05 --fault jitter_ms=30 --fault blackout=5,3)
     python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
+    python -m decart_sync.emulator faults --url ws://127.0.0.1:8765 [--reset] [FIELD=VALUE ...]
 
 The first line printed when serving is the URL, then the REST API's URL
-(scripts read them, e.g. with ``--port 0``).
+(scripts read them, e.g. with ``--port 0``). ``faults`` changes a running
+emulator's faults (over the ones it has, or over none with ``--reset``) and
+prints them as JSON with its live sessions and their ages in seconds, which
+is what a blackout's ``at_s`` counts from: a test that drives an emulator in
+another process can black out its session now (``blackout=AGE,3``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "drop":
         return _drop(args[1:])
+    if args and args[0] == "faults":
+        return _set_faults(args[1:])
     if args and args[0] == "serve":
         args = args[1:]
     return _serve(args)
@@ -50,7 +57,8 @@ def _serve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m decart_sync.emulator",
         description="Serve a local emulator of Decart's realtime service until Ctrl-C. "
-        "(Subcommand: 'drop --url URL [--how both]' drops a running emulator's sessions.)",
+        "(Subcommands: 'drop --url URL [--how both]' drops a running emulator's sessions; "
+        "'faults --url URL [--reset] [FIELD=VALUE ...]' changes its faults.)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument(
@@ -75,8 +83,9 @@ def _serve(argv: list[str]) -> int:
         dest="models",
         default=[],
         type=_model,
-        metavar="NAME:FPS:WxH",
-        help="serve an extra model, e.g. bench-small:25:640x352 (repeatable)",
+        metavar="NAME:FPS:WxH[:TRANSPORT]",
+        help="serve an extra model, e.g. bench-small:25:640x352 or lk:30:1280x720:livekit "
+        "(repeatable)",
     )
     parser.add_argument(
         "--fault",
@@ -90,7 +99,7 @@ def _serve(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        faults = _faults(args.faults)
+        faults = Faults.parse(args.faults)
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -142,6 +151,41 @@ def _drop(argv: list[str]) -> int:
     return 0
 
 
+def _set_faults(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m decart_sync.emulator faults",
+        description="Change a running emulator's faults, then print them and its live sessions "
+        "(with their ages, which blackout's at_s counts from) as JSON.",
+    )
+    parser.add_argument("--url", default=f"ws://127.0.0.1:{DEFAULT_PORT}", help="emulator URL")
+    parser.add_argument("--reset", action="store_true", help="start from no faults")
+    parser.add_argument(
+        "settings",
+        nargs="*",
+        metavar="FIELD=VALUE",
+        help=f"fields: {', '.join(_FAULT_FIELDS)}",
+    )
+    args = parser.parse_args(argv)
+    try:
+        Faults.parse(args.settings)  # refused here, before anything is sent
+    except ValueError as exc:
+        parser.error(str(exc))
+    params = [("reset", "1")] if args.reset else []
+    params += [tuple(setting.split("=", 1)) for setting in args.settings]
+    url = admin_url(args.url, "faults") + "?" + urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            print(r.read().decode("utf-8", "replace").strip())
+    except urllib.error.HTTPError as exc:
+        print(f"error: the emulator refused: {exc.read().decode(errors='replace').strip()}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"error: could not reach the emulator at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def admin_url(url: str, command: str, **params: str) -> str:
     """The HTTP admin URL on the same port as a ``ws://`` / ``http://`` emulator URL."""
     parts = urlsplit(url)
@@ -152,35 +196,21 @@ def admin_url(url: str, command: str, **params: str) -> str:
 _FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
 
 
-def _faults(settings: list[str]) -> Faults:
-    """``FIELD=VALUE`` pairs into a :class:`Faults`, each value parsed as its field's type
-    (``blackout=5,3``: at 5 s for 3 s)."""
-    values: dict[str, object] = {}
-    defaults = Faults()
-    for setting in settings:
-        name, sep, text = setting.partition("=")
-        if not sep or name not in _FAULT_FIELDS:
-            raise ValueError(f"--fault wants FIELD=VALUE with FIELD in {', '.join(_FAULT_FIELDS)}")
-        default = getattr(defaults, name)
-        if isinstance(default, bool):
-            values[name] = text.lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, (int, float)):
-            values[name] = type(default)(text)
-        else:  # text, or a field whose converter parses text (bandwidth_kbps, blackout)
-            values[name] = text or None
-    try:
-        return Faults(**values)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _model(text: str) -> ModelDefinition:
     try:
-        name, fps, size = text.split(":")
+        name, fps, size, *transport = text.split(":")
         width, height = size.lower().split("x")
-        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
+        return ModelDefinition(
+            name,
+            fps=float(fps),
+            width=int(width),
+            height=int(height),
+            transport=transport[0] if transport else "webrtc",
+        )
     except (ValueError, DecartSDKError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:FPS:WIDTHxHEIGHT ({exc})") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME:FPS:WIDTHxHEIGHT[:TRANSPORT] ({exc})"
+        ) from None
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -180,11 +180,7 @@ class Emulator:
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
-        # Live sessions following the shared plan switch too; one given its own keeps it.
-        old, self._server.faults = self._server.faults, faults
-        for connection in [*self._server.sessions, *self._server.subscribers]:
-            if connection.faults is old:
-                connection.faults = faults
+        self._server.set_faults(faults)
 
     def session(self, session_id: str) -> ServedSession | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)

@@ -15,6 +15,7 @@ both ways, on both transports: :mod:`.netem`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -83,6 +84,33 @@ class Faults:
     blackout: tuple[float, float] | None = attrs.field(default=None, converter=_window)
     # Seeds the random draws of loss and jitter: the same seed loses the same packets.
     seed: int = attrs.field(default=0, converter=int)
+
+    @classmethod
+    def parse(cls, settings: Iterable[str], base: Faults | None = None) -> Faults:
+        """``FIELD=VALUE`` texts (the CLI's ``--fault``, the admin ``faults`` command) over
+        ``base`` (default: a well-behaved service), each value parsed as its field's type
+        (``blackout=5,3``: at 5 s for 3 s; ``blackout=``: none). ValueError names the culprit."""
+        names = [field.name for field in attrs.fields(cls)]
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            if not sep or name not in names:
+                raise ValueError(f"{setting!r}: want FIELD=VALUE with FIELD in {', '.join(names)}")
+            default = getattr(defaults, name)
+            try:
+                if isinstance(default, bool):
+                    values[name] = text.lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, (int, float)):
+                    values[name] = type(default)(text)
+                else:  # text, or a field whose converter parses text (bandwidth_kbps, blackout)
+                    values[name] = text or None
+            except ValueError:
+                raise ValueError(f"{setting!r}: {name} wants a {type(default).__name__}") from None
+        try:
+            return attrs.evolve(base if base is not None else defaults, **values)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
     def network(self) -> tuple[float, float, float, float | None, tuple[float, float] | None, int]:
         """The network fields, for :mod:`.netem` to notice a change."""

@@ -18,8 +18,8 @@ from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSess
 from aiortc.sdp import candidate_from_sdp
 
 from .._ice import loopback_only_sdp
+from ..transports.recovery import KeyframeRecovery
 from .netem import Shaper
-from .recovery import KeyframeRecovery
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,10 @@ Routes (one port):
 
 - ``/_emulator/...`` (plain HTTP GET, answered in ``process_request``):
   ``drop?how=signaling|peer|both`` drops every live session, ``sessions``
-  lists them as JSON, ``health`` answers ``ok``. No API key: it is a local
-  test tool.
+  lists them as JSON, ``faults?FIELD=VALUE&...`` changes the faults of the
+  emulator and of its sessions following them (``reset=1``: from none first)
+  and answers them and the sessions as JSON, ``health`` answers ``ok``. No API
+  key: it is a local test tool.
 - ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
 - ``POST /watch-stream/{room}`` (plain HTTP, key in ``x-api-key``): a LiveKit
   viewer's credentials, ``{livekit_url, token, room_name, session_id}``; 401
@@ -33,10 +35,12 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import attrs
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -197,6 +201,14 @@ class EmulatorServer:
                 connection.target.subscribers.discard(connection)
         self._on_change()
 
+    def set_faults(self, faults: Faults) -> None:
+        """The new plan for what comes; live sessions following the shared plan switch too
+        (one given its own keeps it)."""
+        old, self.faults = self.faults, faults
+        for connection in [*self.sessions, *self.subscribers]:
+            if connection.faults is old:
+                connection.faults = faults
+
     async def drop(self, how: str = "both") -> int:
         """Drop every live session the given way; their subscribers go with "both"."""
         if how not in DROP_MODES:
@@ -240,6 +252,20 @@ class EmulatorServer:
         if command == "sessions":
             body = json.dumps([_describe(s) for s in self.sessions], indent=2) + "\n"
             return _json_response(body)
+        if command == "faults":
+            reset = query.pop("reset", "") not in ("", "0")
+            try:
+                faults = Faults.parse(
+                    [f"{k}={v}" for k, v in query.items()], None if reset else self.faults
+                )
+            except ValueError as exc:
+                return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+            self.set_faults(faults)
+            report = {
+                "faults": attrs.asdict(faults),
+                "sessions": [_describe(s) for s in self.sessions],
+            }
+            return _json_response(json.dumps(report, indent=2) + "\n")
         if command == "health":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         return connection.respond(http.HTTPStatus.NOT_FOUND, f"no admin command {command!r}\n")
@@ -390,6 +416,7 @@ def _describe(session: ServedSession) -> dict[str, Any]:
         "frames_in": session.frames_in,
         "frames_out": session.frames_out,
         "subscribers": len(session.subscribers),
+        "age_s": round(time.monotonic() - session.started, 3),
     }
 
 

@@ -38,6 +38,7 @@ from ..stats import ByteRates, NetworkStats, ms
 from ..tokens import SubscribeToken
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
+from .recovery import KeyframeRecovery
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class WebRTCTransport(MediaTransport):
         self._tasks: list[asyncio.Task[None]] = []
         self._relay: MediaRelay | None = None
         self._rates: ByteRates | None = None  # from the moment media flows
+        # aiortc's receiver alone stalls the picture for seconds after an unlucky loss.
+        self._recovery = KeyframeRecovery()
 
     async def start(self) -> None:
         settings = self._settings
@@ -159,6 +162,8 @@ class WebRTCTransport(MediaTransport):
         self._hooks.lost(f"the media stack raised {type(exc).__name__}: {exc}", exc)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video" and self._pc is not None:
+            self._recovery.cover(self._pc)
         source = track
         if self._settings.wants_remote_stream:
             self._relay = self._relay or MediaRelay()
@@ -201,6 +206,7 @@ class WebRTCTransport(MediaTransport):
                 fut.exception()  # mark retrieved: a failed attempt may never await it
 
     async def close(self) -> None:
+        self._recovery.close()
         for task in self._tasks:
             task.cancel()
         pc = self._pc
@@ -208,6 +214,7 @@ class WebRTCTransport(MediaTransport):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pc.close(), 1.0)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._recovery.closed()
         # Our handlers on the peer hold this transport, and through its hooks the session's
         # attempt: a cycle, freed only by the cyclic GC.
         if pc is not None:

@@ -152,9 +152,11 @@ def test_simulcast_is_accepted_and_its_full_layer_reaches_the_model(
 
     # One condition: the client may step its top layer's size while its estimate grows.
     wait_until(
-        lambda: len(sent := layers_sent()) == 3
-        and sent[-1] == (1280, 720)
-        and at_emulator() == (1280, 720),
+        lambda: (
+            len(sent := layers_sent()) == 3
+            and sent[-1] == (1280, 720)
+            and at_emulator() == (1280, 720)
+        ),
         20,
         "three layers sent, the full one 1280x720 and at the emulator",
     )

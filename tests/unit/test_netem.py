@@ -7,7 +7,6 @@ import itertools
 import pytest
 
 from decart_sync.emulator import Faults
-from decart_sync.emulator.cli import _faults
 from decart_sync.emulator.netem import QUEUE_SECONDS, Impairment
 
 STEP = 0.002  # seconds between packets: 500 packets a second
@@ -88,11 +87,11 @@ def test_blackout_drops_everything_in_its_window_and_nothing_outside() -> None:
 
 def test_faults_fields_from_the_command_line() -> None:
     settings = ["loss=0.05", "delay_ms=80", "jitter_ms=30", "bandwidth_kbps=1500", "blackout=5,3"]
-    faults = _faults([*settings, "seed=9"])
+    faults = Faults.parse([*settings, "seed=9"])
     assert faults.network() == (0.05, 80.0, 30.0, 1500.0, (5.0, 3.0), 9)
     assert Faults().network() == (0.0, 0.0, 0.0, None, None, 0)
     for bad in ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3"):
         with pytest.raises(ValueError):
-            _faults([bad])
+            Faults.parse([bad])
     faults.blackout = "1,2"  # type: ignore[assignment]  # converted when set, too
     assert faults.blackout == (1.0, 2.0)

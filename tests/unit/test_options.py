@@ -120,9 +120,7 @@ def test_the_ros_node_connects_with_its_wanted_state() -> None:
 def test_subscribe_options_are_subscribes_keywords() -> None:
     params = list(inspect.signature(decart_sync.subscribe).parameters)[1:]
     account = {o.name for o in CONNECT_OPTIONS if o.account}
-    assert list(options.SubscribeOptions.__annotations__) == [
-        p for p in params if p not in account
-    ]
+    assert list(options.SubscribeOptions.__annotations__) == [p for p in params if p not in account]
 
 
 def test_live_view_refuses_unknown_keywords_before_connecting() -> None:

@@ -29,9 +29,9 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from ..._ice import loopback_only_sdp
+from ...transports.recovery import KeyframeRecovery
 from .. import frame_timing
 from ..netem import Shaper
-from ..recovery import KeyframeRecovery
 from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
