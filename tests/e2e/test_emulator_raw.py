@@ -32,6 +32,7 @@ from raw_client import (
 )
 
 from decart_sync.emulator import Emulator, Faults, transforms
+from decart_sync.emulator.cli import admin_url
 from decart_sync.emulator.cli import main as emulator_main
 from decart_sync.models import ModelDefinition
 
@@ -328,6 +329,33 @@ def test_admin_drop_and_cli(emu: Emulator, signaling) -> None:
         urllib.request.urlopen(f"{http_url}/_emulator/drop?how=everything", timeout=5)
     assert info.value.code == 400
     info.value.close()
+
+
+def test_admin_faults_and_cli(emu: Emulator, signaling, capsys) -> None:
+    channel = signaling()
+    session = emu.wait_for_session(session_id=channel.recv()["session_id"])
+    try:
+        assert emulator_main(["faults", "--url", emu.url, "loss=0.1", "blackout=5,3"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert emu.faults.loss == 0.1 and emu.faults.blackout == (5.0, 3.0)
+        assert session.faults is emu.faults  # a live session follows the shared plan
+        assert report["faults"]["loss"] == 0.1
+        ages = {s["session_id"]: s["age_s"] for s in report["sessions"]}
+        assert 0 < ages[session.session_id] < 60
+        # Over what it has: the loss stays.
+        assert emulator_main(["faults", "--url", emu.url, "jitter_ms=30"]) == 0
+        assert (emu.faults.loss, emu.faults.jitter_ms) == (0.1, 30.0)
+        with pytest.raises(SystemExit):  # refused before anything is sent
+            emulator_main(["faults", "--url", emu.url, "losss=0.1"])
+        assert "losss" in capsys.readouterr().err
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(admin_url(emu.url, "faults", loss="2"), timeout=5)
+        assert info.value.code == 400 and b"loss" in info.value.read()
+        info.value.close()
+        assert emulator_main(["faults", "--url", emu.url, "--reset"]) == 0
+        assert emu.faults == Faults() and session.faults is emu.faults
+    finally:
+        emu.faults = Faults()
 
 
 def test_faults() -> None:
