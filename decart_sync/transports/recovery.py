@@ -13,13 +13,14 @@ emulator's (the camera to its model).
 - It asks again for missing packets, each at most every :data:`RENACK`
   seconds and :data:`MAX_ASKS` times (libwebrtc's NackRequester: again after
   a round trip, ten tries), aiortc's own requests included.
-- A hole between two frames (after a frame's last packet or a padding-only
-  packet, before a frame's or NAL unit's first or a padding packet) that
-  stays unanswered after :data:`FILL_AFTER` requests, from a sender that
-  pads, held padding, which no sender keeps for retransmission: it is filled
-  with empty packets, so the frames behind it go on to the decoder. libwebrtc
-  probes the bandwidth with padding on the video SSRC when no RTX was
-  negotiated (the LiveKit client's publisher): before this, one lost padding
+- A short hole (:data:`MAX_FILL` packets at most) between two frames (after a
+  frame's last packet or a padding-only packet, before a frame's or NAL
+  unit's first or a padding packet) that stays unanswered after
+  :data:`FILL_AFTER` requests, from a sender that pads, held padding, which
+  no sender keeps for retransmission: it is filled with empty packets, so
+  the frames behind it go on to the decoder. libwebrtc probes the bandwidth
+  with padding on the video SSRC when no RTX was negotiated (the LiveKit
+  client's publisher): before this, one lost padding
   packet stalled the emulator's input as a lost frame did, and under 5% loss
   some runs fell into a spiral of keyframe requests (7.8 to 25 fps of 25).
 - When packets keep coming but no frame has been decoded for :data:`STALL`
@@ -28,6 +29,10 @@ emulator's (the camera to its model).
   receiver holds, sends a PLI, and keeps what arrives from the decoder until a
   keyframe begins (VP8, H.264): delta frames without their reference would
   only decode into garbage.
+- Every frame complete in the jitter buffer goes to the decoder at once, not
+  one per arriving packet as aiortc's does: frames held behind a mended hole
+  stayed behind for good when the sender sent one packet per frame (a still
+  picture): 3 s of latency after a blackout.
 - It keeps empty frames from the decoder. aiortc assembles received padding
   into a frame with no data, and FFmpeg takes an empty packet as end of
   stream: every later frame failed with "End of file" (seen after a 3 s
@@ -56,6 +61,7 @@ CHECK = 0.05  # how often a receiver is looked at
 RENACK = 0.1  # seconds before the same packet is asked for again (about a round trip here)
 MAX_ASKS = 10
 FILL_AFTER = 2  # unanswered requests before a hole between frames counts as padding
+MAX_FILL = 4  # packets: a longer hole (an outage) is frames lost, not padding
 STALL = 0.2  # seconds without a decoded frame, with a packet unanswered GIVE_UP_AFTER times...
 GIVE_UP_AFTER = 3
 LONG_STALL = 1.0  # ... or with none (a big keyframe still arriving is left to finish)
@@ -111,10 +117,17 @@ class _Watch:
         handle, add, recv = receiver._handle_rtp_packet, self.buffer.add, receiver.track.recv
         receiver._send_rtcp_nack = self.nack
 
+        mapper = receiver._RTCRtpReceiver__timestamp_mapper
+        extra: list[tuple[Any, Any]] = []  # frames ready behind the one aiortc takes
+
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
             self.last_packet, self.ssrc = time.monotonic(), packet.ssrc
             self.padded = self.padded or not packet.payload
             await handle(packet, arrival_time_ms=arrival_time_ms)
+            for codec, frame in extra:  # after aiortc's, in order
+                frame.timestamp = mapper.map(frame.timestamp)
+                queue.put((codec, frame))
+            extra.clear()
 
         def add_after_keyframe(packet: RtpPacket) -> tuple[bool, Any]:
             if self.awaiting_keyframe:
@@ -125,7 +138,14 @@ class _Watch:
                 self.missing.difference_update(
                     [seq for seq in self.missing if not uint16_gt(seq, packet.sequence_number)]
                 )
-            return add(packet)
+            pli, frame = add(packet)
+            # aiortc takes one frame per packet: frames held behind a hole that has just
+            # been mended would stay behind, as latency, for as long as the sender sends
+            # one packet per frame (a still picture). All of them go on now.
+            ready = self.buffer._remove_frame
+            while frame is not None and (more := ready(packet.sequence_number)) is not None:
+                extra.append((self._codecs.get(packet.payload_type), more))
+            return pli, frame
 
         receiver._handle_rtp_packet = handle_rtp_packet
         self.buffer.add = add_after_keyframe
@@ -160,6 +180,8 @@ class _Watch:
             await self._send_nack(ssrc, due)
 
     async def run(self) -> None:
+        if self.receiver.track is None:
+            return  # a transceiver that only sends
         try:
             self._install()
         except AttributeError as exc:
@@ -215,7 +237,8 @@ class _Watch:
             between = (before.marker or not before.payload) and (
                 not after.payload or _start(self._codec(after), after.payload) is not None
             )
-            if not between or any(self.asked.get(s, (0, 0.0))[0] < FILL_AFTER for s in hole):
+            unanswered = all(self.asked.get(s, (0, 0.0))[0] >= FILL_AFTER for s in hole)
+            if not between or len(hole) > MAX_FILL or not unanswered:
                 return
             log.debug("padding lost between frames (%d packets): filled", len(hole))
             for seq in hole:
