@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import decart_sync
@@ -40,7 +38,7 @@ from benchmarks.__main__ import Emulator
 from benchmarks.soak import PROMPTS, rss_mb
 from benchmarks.stamp import STALL_GAP
 from decart_sync import ModelDefinition
-from decart_sync.emulator.cli import admin_url
+from decart_sync.emulator.cli import set_faults
 from decart_sync.sources import synthetic
 
 RSS_TARGET_MB = 20
@@ -94,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         threads_start = sum(t.name.startswith("decart-sync") for t in threading.enumerate())
         start = time.monotonic()
         # Blackouts are windows from the emulator session's start, as netem counts them.
-        age = _session_age(set_faults(url, loss=args.loss, seed=1), client.session_id)
+        age = _session_age(set_faults(url, [f"loss={args.loss}", "seed=1"]), client.session_id)
         outages = [age + length * k / 3 for k in (1, 2)]
-        set_faults(url, blackout=f"{outages[0]},{args.blackout}")
+        set_faults(url, [f"blackout={outages[0]},{args.blackout}"])
         switched = False
         prompts = itertools.cycle(PROMPTS)
         next_prompt, next_report = start + args.prompt_every, start + 60
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while (now := time.monotonic()) - start < length:
                 if not switched and now - start > length / 2:  # the second blackout
-                    set_faults(url, blackout=f"{outages[1]},{args.blackout}")
+                    set_faults(url, [f"blackout={outages[1]},{args.blackout}"])
                     switched = True
                 frame = _next(frames)
                 now = time.monotonic()
@@ -117,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         _note_recovery(recovered, now - start, length, args.blackout)
                     last_new = now
                 if now >= next_report:
-                    fds_peak = max(fds_peak, open_fds())
-                    print(f"  {now - start:4.0f} s: RSS {rss_mb():.1f} MB, fds {open_fds()}, "
+                    fds = open_fds()
+                    fds_peak = max(fds_peak, fds)
+                    print(f"  {now - start:4.0f} s: RSS {rss_mb():.1f} MB, fds {fds}, "
                           f"{client.stats}", flush=True)  # fmt: skip
                     next_report += 60
                 if now >= next_prompt and client.is_connected():
@@ -217,13 +216,6 @@ class Reader(threading.Thread):
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def set_faults(url: str, **fields: Any) -> dict[str, Any]:
-    """Change the running emulator's faults (over the ones it has); its answer."""
-    params = "&".join(f"{k}={v}" for k, v in fields.items())
-    with urllib.request.urlopen(f"{admin_url(url, 'faults')}?{params}", timeout=10) as r:
-        return json.loads(r.read())
 
 
 def _session_age(report: dict[str, Any], session_id: str | None) -> float:

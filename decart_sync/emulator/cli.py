@@ -20,6 +20,7 @@ another process can black out its session now (``blackout=AGE,3``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -167,23 +169,31 @@ def _set_faults(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        Faults.parse(args.settings)  # refused here, before anything is sent
-    except ValueError as exc:
+        report = set_faults(args.url, args.settings, reset=args.reset)
+    except ValueError as exc:  # refused here, before anything is sent
         parser.error(str(exc))
-    params = [("reset", "1")] if args.reset else []
-    params += [tuple(setting.split("=", 1)) for setting in args.settings]
-    url = admin_url(args.url, "faults") + "?" + urlencode(params)
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            print(r.read().decode("utf-8", "replace").strip())
     except urllib.error.HTTPError as exc:
         print(f"error: the emulator refused: {exc.read().decode(errors='replace').strip()}",
               file=sys.stderr)  # fmt: skip
         return 1
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError) as exc:
         print(f"error: could not reach the emulator at {args.url}: {exc}", file=sys.stderr)
         return 1
+    print(json.dumps(report, indent=2))
     return 0
+
+
+def set_faults(url: str, settings: Sequence[str] = (), *, reset: bool = False) -> dict[str, Any]:
+    """Change the faults of the emulator at ``url`` (in another process) by ``FIELD=VALUE``
+    settings, over the ones it has or, with ``reset``, over none; its answer: the faults, and
+    its live sessions with their ages. ValueError for a setting :meth:`Faults.parse` refuses."""
+    Faults.parse(settings)
+    params = dict(setting.split("=", 1) for setting in settings)
+    if reset:
+        params["reset"] = "1"
+    with urllib.request.urlopen(admin_url(url, "faults", **params), timeout=10) as response:
+        report: dict[str, Any] = json.loads(response.read())
+    return report
 
 
 def admin_url(url: str, command: str, **params: str) -> str:
