@@ -27,8 +27,8 @@ def run(
     rec = Recorder()
     # The media stack loads on first use (``import decart_sync`` loads no av); the other
     # workers import theirs before the clock starts, so this one does too.
-    importlib.import_module("decart_sync.client")
-    importlib.import_module(f"decart_sync.transports.{transport}")
+    importlib.import_module("decart_sync.client.start")
+    importlib.import_module(f"decart_sync.realtime.transports.{transport}")
     t0 = time.monotonic()
     client = decart_sync.connect(None, model=model, api_key="bench", base_url=url)
     rec.connect_time = time.monotonic() - t0

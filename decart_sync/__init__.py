@@ -33,8 +33,7 @@ from .errors import (
 from .models import ModelDefinition
 
 if TYPE_CHECKING:
-    from .client import InitialState, RealtimeClient, connect, subscribe
-    from .decart_client import DecartClient
+    from .client import DecartClient, InitialState, RealtimeClient, connect, subscribe
     from .opencv import VideoCapture
     from .preflight import ConnectivityReport, check_connectivity
 
@@ -45,7 +44,7 @@ _LAZY = {
     "RealtimeClient": "client",
     "connect": "client",
     "subscribe": "client",
-    "DecartClient": "decart_client",
+    "DecartClient": "client",
     "VideoCapture": "opencv",
     "check_connectivity": "preflight",
     "ConnectivityReport": "preflight",

@@ -9,10 +9,13 @@ installer                      called by                                    chan
 =============================  ===========================================  ======================
 load_opencv_before_av()        ``import decart_sync`` (``__init__``)        ``sys.meta_path``
 allow_loopback_candidates()    a client of a loopback URL; the Emulator     ``aioice.ice``
-settle_livekit_at_exit()       ``import decart_sync.transports.livekit``    ``atexit``
+settle_livekit_at_exit()       ``import decart_sync.realtime.transports.livekit``  ``atexit``
 chain_sigint(callback)         every ``notebook.LiveView``                  the SIGINT handler
 route_thread_output(user)      ``LiveView.on`` (``unroute_thread_output``)  ``sys.stdout/stderr``
 =============================  ===========================================  ======================
+
+Also here: ``hand_back_freed_memory()``, called after a connection's teardown,
+hands the C heap's freed memory back to the system (glibc's ``malloc_trim``).
 
 Not here, because each belongs to one object or to a program that owns its
 process: ``RealtimeClient`` and ``Emulator`` register their own ``close`` with
@@ -25,8 +28,10 @@ Nothing heavy is imported here: ``import decart_sync`` must not load av.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import ctypes
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -228,9 +233,7 @@ def chain_sigint(callback: Callable[[], None]) -> None:
         _on_interrupt.append(callback)
     if threading.current_thread() is not threading.main_thread():
         return
-    from ._ipython import shell  # here: IPython loads only for a notebook
-
-    ip = shell()
+    ip = ipython_shell()
     kernel = getattr(ip, "kernel", None)
     if kernel is not None and hasattr(kernel, "saved_sigint_handler"):
         if not _ours(kernel.saved_sigint_handler):
@@ -358,3 +361,31 @@ INSTALLERS: tuple[Callable[..., None], ...] = (
     chain_sigint,
     route_thread_output,
 )
+
+
+def ipython_shell() -> Any:
+    """The running IPython shell, or None; IPython is imported only when asked."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipywidgets brings IPython
+        return None
+    return get_ipython()
+
+
+# -- Freed memory handed back -----------------------------------------------------
+# glibc raises its mmap threshold after the first large free; frame-sized buffers
+# then come from the heap, and what a torn-down connection's codecs freed in its
+# middle is not handed back by itself (``benchmarks.soak`` grew 74 MB over 9
+# reconnects). Pinning the threshold instead made every frame buffer page-fault
+# (docs/benchmarks.md, Soak).
+
+try:
+    _malloc_trim: Callable[[int], int] | None = ctypes.CDLL(None).malloc_trim
+except (OSError, AttributeError, TypeError):  # not glibc
+    _malloc_trim = None
+
+
+async def hand_back_freed_memory() -> None:
+    """Return freed heap to the system after a teardown (glibc only), off the event loop."""
+    if _malloc_trim is not None:
+        await asyncio.to_thread(_malloc_trim, 0)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .models import ModelDefinition
 
 if TYPE_CHECKING:
-    from .decart_client import DecartClient
+    from .client.account import DecartClient
 
 EMULATOR_KEY = "local-emulator"
 
@@ -42,7 +42,7 @@ def client(stack: contextlib.ExitStack, *, models: Iterable[ModelDefinition] = (
     Without ``DECART_API_KEY``: the emulator at ``DECART_REALTIME_BASE_URL`` and
     ``DECART_BASE_URL`` (its REST URL), or one started here and closed with ``stack``.
     """
-    from .decart_client import DecartClient
+    from .client.account import DecartClient
 
     if os.environ.get("DECART_API_KEY"):
         return DecartClient()

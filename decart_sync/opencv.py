@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .client import RealtimeClient, connect
+from .client.start import RealtimeClient, connect
 from .errors import InvalidInputError
 from .options import forwarded, with_prompt
 

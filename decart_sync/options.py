@@ -14,15 +14,16 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 
-from . import images, signals, transports
-from ._ice import is_loopback_url
+from . import signals
 from ._version import __version__
 from .errors import InvalidAPIKeyError, InvalidBaseURLError, InvalidInputError, InvalidOptionsError
-from .messages import Desired
+from .metrics.rates import check_interval
 from .models import ModelDefinition
-from .stats import check_interval
-from .tokens import SubscribeToken
-from .tracks import PIXEL_FORMATS
+from .realtime import images, transports
+from .realtime.messages import Desired
+from .realtime.subscribe_tokens import SubscribeToken
+from .realtime.tracks import PIXEL_FORMATS
+from .realtime.transports.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
 

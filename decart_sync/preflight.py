@@ -33,8 +33,8 @@ import attrs
 from . import options
 from ._portal import Portal
 from .errors import DecartSDKError, InvalidOptionsError
+from .metrics.quality import Thresholds, lower_better
 from .models import ModelDefinition
-from .quality import Thresholds, lower_better
 
 __all__ = ["ConnectivityReport", "check_connectivity"]
 
@@ -230,7 +230,7 @@ async def _candidates(servers: Sequence[str], timeout: float) -> tuple[list[str]
 def _session(
     base: str, model: ModelDefinition | str, api_key: str | None, timeout: float
 ) -> dict[str, Any]:
-    from .client import connect
+    from .client.start import connect
     from .models import resolve
     from .sources import synthetic
 

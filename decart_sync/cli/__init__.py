@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DecartSDKError
-from ..transports import TRANSPORTS
+from ..realtime.transports import TRANSPORTS
 from .status import Console
 
 SOURCES = (

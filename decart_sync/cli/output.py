@@ -15,8 +15,8 @@ import threading
 import av
 import numpy as np
 
+from ..client.output_audio import AudioChunk
 from ..models import ModelDefinition
-from ..output_audio import AudioChunk
 
 AUDIO_RATE = 48_000
 RESYNC = 0.2  # seconds audio may run behind the clock before it jumps ahead

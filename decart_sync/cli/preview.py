@@ -8,7 +8,7 @@ import av
 import numpy as np
 
 from ..models import ModelDefinition
-from ..tracks import SCALER_THREADS
+from ..realtime.tracks import SCALER_THREADS
 
 WINDOW = "decart-sync: input | output (q to stop)"
 INSTALL = "--preview needs OpenCV, which is not installed: pip install opencv-python"

@@ -24,7 +24,7 @@ import av
 
 from .. import models, options
 from .._threads import Worker
-from ..client import RealtimeClient, connect
+from ..client.start import RealtimeClient, connect
 from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_
 from ..models import ModelDefinition
 from ..sources import Timed, frames_of, is_media_spec, synthetic

@@ -24,7 +24,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from ..clock import VIDEO_TIME_BASE, Pacer, Timestamps
+from ..realtime.clock import VIDEO_TIME_BASE, Pacer, Timestamps
 from . import transforms
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class PacedVideoTrack(MediaStreamTrack):
 
     Like a model that emits a frame per processed input (the session caps
     intake at the model's fps); with nothing new for a while the last picture
-    goes again, at the model's fps (:class:`~decart_sync.clock.Pacer`, the
+    goes again, at the model's fps (:class:`~decart_sync.realtime.clock.Pacer`, the
     client's input track keeps time the same way). ``on_frame`` runs for every
     frame handed out (the session counts them and starts generation on the
     first); ``frozen`` is consulted per frame so a fault can stall the output

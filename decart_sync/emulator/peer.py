@@ -17,8 +17,8 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from .._ice import loopback_only_sdp
-from ..transports.recovery import KeyframeRecovery
+from ..realtime.transports.loopback import loopback_only_sdp
+from ..realtime.transports.recovery import KeyframeRecovery
 from .netem import Shaper
 
 log = logging.getLogger(__name__)

@@ -45,8 +45,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from .._ice import is_loopback_host
 from ..models import REGISTRY, SEED_GENERATION, ModelDefinition
+from ..realtime.transports.loopback import is_loopback_host
 from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
 from .faults import Faults

@@ -28,8 +28,8 @@ from websockets.asyncio.server import ServerConnection
 if TYPE_CHECKING:  # needs the optional livekit-protocol package
     from .livekit import LiveKitRooms, Room
 
-from ..clock import Pacer
 from ..models import ModelDefinition
+from ..realtime.clock import Pacer
 from . import frame_timing, images, media, transforms
 from .accounts import FileStore
 from .connection import Connection, Message

@@ -65,7 +65,7 @@ def test_a_livekit_room_failure_ends_connect_at_once_naming_it(monkeypatch) -> N
 
 @pytest.fixture
 def reconnect_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.INFO, logger="decart_sync.session")
+    caplog.set_level(logging.INFO, logger="decart_sync.realtime.session")
     yield caplog
 
 

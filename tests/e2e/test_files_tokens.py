@@ -25,8 +25,8 @@ from helpers import wait_until as wait_for
 
 from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local
 from decart_sync.emulator import Emulator
-from decart_sync.images import encode_png
-from decart_sync.session import Session
+from decart_sync.realtime.images import encode_png
+from decart_sync.realtime.session import Session
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import KEY, SMALL, emulator_process, pattern, wait_until
 
 import decart_sync
-from decart_sync.realtime_client import CLOSE_TIMEOUT
+from decart_sync.client.realtime import CLOSE_TIMEOUT
 
 pytestmark = pytest.mark.timeout(120)
 

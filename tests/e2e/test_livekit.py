@@ -130,7 +130,7 @@ def test_simulcast_is_accepted_and_its_full_layer_reaches_the_model(
     # What LiveKit clients do by default, the official SDK among them. A LiveKit server
     # takes every layer; the emulator must too, or the client encodes something else
     # than it would for the service.
-    import decart_sync.transports.livekit as lk
+    import decart_sync.realtime.transports.livekit as lk
 
     options = lk.rtc.TrackPublishOptions
     monkeypatch.setattr(

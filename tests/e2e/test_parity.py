@@ -11,7 +11,7 @@ from helpers import KEY, SMALL, close_to, grayscale, invert, pattern, wait_for_f
 
 import decart_sync
 from decart_sync import models
-from decart_sync.images import encode_png
+from decart_sync.realtime.images import encode_png
 
 pytestmark = pytest.mark.timeout(120)
 

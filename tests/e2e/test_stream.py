@@ -55,7 +55,7 @@ def test_reference_image_is_blended_in(connect, tmp_path) -> None:
     reference = np.zeros_like(frame_in)
     reference[:, :, 2] = 255  # pure blue
     path = tmp_path / "blue.png"
-    from decart_sync.images import encode_png
+    from decart_sync.realtime.images import encode_png
 
     path.write_bytes(encode_png(reference))
     client = connect(None)

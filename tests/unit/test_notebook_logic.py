@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from decart_sync import _process
-from decart_sync.notebook import RateCap
+from decart_sync.notebook.view import RateCap
 
 
 def test_rate_cap_spaces_shows_and_does_not_burst_after_a_stall() -> None:

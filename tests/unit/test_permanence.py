@@ -12,9 +12,9 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from decart_sync import errors, messages
-from decart_sync.acks import Acks
-from decart_sync.signaling import Signaling
-from decart_sync.transports import webrtc
+from decart_sync.realtime.acks import Acks
+from decart_sync.realtime.signaling import Signaling
+from decart_sync.realtime.transports import webrtc
 
 
 @pytest.mark.parametrize(

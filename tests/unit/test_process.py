@@ -25,7 +25,8 @@ def test_every_installer_is_listed_in_the_table_and_documented() -> None:
         if inspect.isfunction(value) and value.__module__ == _process.__name__
         if not name.startswith("_")
     }
-    helpers = {"unroute_thread_output", "captured"}  # undo and use, not installers
+    helpers = {"unroute_thread_output", "captured", "ipython_shell", "hand_back_freed_memory"}
+    # (undo, use and look: not installers)
     assert public - helpers == {installer.__name__ for installer in _process.INSTALLERS}
     assert _process.__doc__ is not None
     table = _process.__doc__.split("=====")[1:]  # the rows come after the first rule

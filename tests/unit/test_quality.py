@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decart_sync.quality import QualityMeter, Sample, Thresholds, score
+from decart_sync.metrics.quality import QualityMeter, Sample, Thresholds, score
 
 GOOD = Sample(rtt_ms=40, fraction_lost=0.0, available_outgoing_kbps=4000, fps=25)
 

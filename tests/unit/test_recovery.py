@@ -12,8 +12,8 @@ import pytest
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
-from decart_sync.transports import recovery
-from decart_sync.transports.recovery import _start, _Watch
+from decart_sync.realtime.transports import recovery
+from decart_sync.realtime.transports.recovery import _start, _Watch
 
 H264 = 96
 VP8_KEY = bytes([0x10, 0x00]) + b"key"  # S bit, partition 0; P bit 0: a keyframe

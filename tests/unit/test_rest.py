@@ -10,11 +10,11 @@ import pytest
 import requests
 
 from decart_sync import DecartClient, messages, models, options
-from decart_sync.client_tokens import ClientToken, request_body
 from decart_sync.errors import DecartSDKError, InvalidOptionsError, is_permanent
-from decart_sync.files import check_ttl
-from decart_sync.images import is_file_ref, to_wire
-from decart_sync.messages import Desired
+from decart_sync.realtime.images import is_file_ref, to_wire
+from decart_sync.realtime.messages import Desired
+from decart_sync.rest.files import check_ttl
+from decart_sync.rest.tokens import ClientToken, request_body
 
 SECRET = "sk-unit-secret"
 

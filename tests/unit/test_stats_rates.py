@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from decart_sync.stats import ByteRates, RateMeter
+from decart_sync.metrics.rates import ByteRates, RateMeter
 
 
 def test_rate_meter_counts_the_last_seconds() -> None:

@@ -16,13 +16,13 @@ import pytest
 
 import decart_sync
 from decart_sync import errors, images, models
-from decart_sync.clock import Pacer
-from decart_sync.messages import parse
 from decart_sync.options import check_prompt, user_agent
-from decart_sync.signaling import redact
-from decart_sync.tokens import SubscribeToken, decode_token
-from decart_sync.tracks import InputTrack, LatestFrame, feed
-from decart_sync.transports import webrtc
+from decart_sync.realtime.clock import Pacer
+from decart_sync.realtime.messages import parse
+from decart_sync.realtime.signaling import redact
+from decart_sync.realtime.subscribe_tokens import SubscribeToken, decode_token
+from decart_sync.realtime.tracks import InputTrack, LatestFrame, feed
+from decart_sync.realtime.transports import webrtc
 
 
 def test_models_and_factories() -> None:
@@ -126,7 +126,7 @@ def test_output_conversion_allocates_only_the_array() -> None:
 
     import av
 
-    from decart_sync.tracks import FrameHub, FrameIterator
+    from decart_sync.realtime.tracks import FrameHub, FrameIterator
 
     model = models.ModelDefinition("t", fps=25, width=640, height=352)
     hub = FrameHub(model, "rgb24")
@@ -180,7 +180,7 @@ def test_images_over_http(tmp_path) -> None:
 def test_audio_decoding(tmp_path) -> None:
     import av
 
-    from decart_sync.audio import RATE, decode_audio
+    from decart_sync.realtime.audio import RATE, decode_audio
 
     path = tmp_path / "tone.wav"
     with av.open(str(path), "w") as container:

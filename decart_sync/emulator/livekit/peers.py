@@ -28,8 +28,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
-from ..._ice import loopback_only_sdp
-from ...transports.recovery import KeyframeRecovery
+from ...realtime.transports.loopback import loopback_only_sdp
+from ...realtime.transports.recovery import KeyframeRecovery
 from .. import frame_timing
 from ..netem import Shaper
 from . import simulcast, twcc

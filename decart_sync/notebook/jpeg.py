@@ -8,7 +8,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .tracks import SCALER_THREADS
+from ..realtime.tracks import SCALER_THREADS
 
 
 class Jpeg:

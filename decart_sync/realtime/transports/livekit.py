@@ -14,7 +14,7 @@ yuv420p costs five times libyuv's, so LiveKit converts); received I420
 frames become av frames the output hub converts for each consumer.
 LiveKit's native threads are its own; everything here runs on the loop,
 except ``capture_frame`` for a new input frame, which runs in the sender's
-thread (:func:`~decart_sync.tracks.feed` says why).
+thread (:func:`~decart_sync.realtime.tracks.feed` says why).
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import av
 import numpy as np
 from livekit import rtc
 
-from .. import _process, messages
-from ..errors import DecartSDKError, ICEError, TimeoutError_, WebSocketError
+from ... import _process
+from ...errors import DecartSDKError, ICEError, TimeoutError_, WebSocketError
+from ...metrics.rates import ByteRates, NetworkStats, ms
+from .. import messages
 from ..messages import Message
-from ..stats import ByteRates, NetworkStats, ms
 from ..tracks import feed
 from . import MediaHooks, MediaSettings, MediaTransport
 

@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 import attrs
 
-from .errors import FilesError, InvalidInputError
-from .images import is_file_ref
-from .messages import FILE_REF_PREFIX
-from .rest import DEFAULT_TIMEOUT, Account, json_object
+from ..errors import FilesError, InvalidInputError
+from ..realtime.images import is_file_ref
+from ..realtime.messages import FILE_REF_PREFIX
+from .http import DEFAULT_TIMEOUT, Account, json_object
 
 __all__ = ["FILE_REF_PREFIX", "FileReference", "FilesClient", "check_ttl", "is_file_ref"]
 

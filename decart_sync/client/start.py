@@ -12,18 +12,18 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import options
-from ._portal import Deadline
-from .errors import InvalidOptionsError
-from .messages import Desired
-from .models import ModelDefinition, resolve
-from .options import InitialState
-from .realtime_client import RealtimeClient
-from .session import SessionOptions
-from .sources import frames_of
-from .stats import check_interval
-from .tokens import RoomToken, decode_token, watch_credentials
-from .transports import MediaSettings
+from .. import options
+from .._portal import Deadline
+from ..errors import InvalidOptionsError
+from ..metrics.rates import check_interval
+from ..models import ModelDefinition, resolve
+from ..options import InitialState
+from ..realtime.messages import Desired
+from ..realtime.session import SessionOptions
+from ..realtime.subscribe_tokens import RoomToken, decode_token, watch_credentials
+from ..realtime.transports import MediaSettings
+from ..sources import frames_of
+from .realtime import RealtimeClient
 
 __all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]
 

@@ -20,7 +20,7 @@ import av
 import numpy as np
 import requests
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 from .messages import FILE_REF_PREFIX
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024

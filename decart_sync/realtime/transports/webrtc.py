@@ -31,11 +31,11 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 
+from ...errors import DecartSDKError, InvalidOptionsError, SignalingError
+from ...metrics.rates import ByteRates, NetworkStats, ms
 from .. import messages
-from ..errors import DecartSDKError, InvalidOptionsError, SignalingError
 from ..messages import Message
-from ..stats import ByteRates, NetworkStats, ms
-from ..tokens import SubscribeToken
+from ..subscribe_tokens import SubscribeToken
 from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
 from .recovery import KeyframeRecovery

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 import requests
 
-from .errors import InvalidAPIKeyError, InvalidInputError, WebSocketError
+from ..errors import InvalidAPIKeyError, InvalidInputError, WebSocketError
 
 
 @attrs.frozen

@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 
-from ._threads import Worker
-from .errors import InvalidOptionsError
+from .._threads import Worker
+from ..errors import InvalidOptionsError
 
 log = logging.getLogger(__name__)
 

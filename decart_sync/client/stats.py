@@ -12,15 +12,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._portal import Portal
-from .errors import TimeoutError_
-from .stats import NetworkStats
+from .._portal import Portal
+from ..errors import TimeoutError_
+from ..metrics.rates import NetworkStats
 
 if TYPE_CHECKING:
-    from .audio import AvatarAudio
+    from ..realtime.audio import AvatarAudio
+    from ..realtime.session import Session
+    from ..realtime.tracks import FrameHub, LatestFrame
     from .output_audio import AudioHub
-    from .session import Session
-    from .tracks import FrameHub, LatestFrame
 
 log = logging.getLogger(__name__)
 

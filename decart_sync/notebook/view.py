@@ -1,6 +1,6 @@
 """A live view for Jupyter: the restyled video, a prompt box and a stop button.
 
->>> from decart_sync.notebook import live_view
+>>> from decart_sync.notebook.view import live_view
 >>> view = live_view(camera, model=models.realtime.mirage(), prompt="sepia")
 
 This module sits above the client and uses only its public API. A
@@ -32,19 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from . import _ipython, _process
-from ._jpeg import Jpeg
-from ._portal import Deadline, wait_until
-from ._threads import Worker
-from .client import RealtimeClient, connect
-from .errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
-from .options import forwarded, with_prompt
+from .. import _process
+from .._portal import Deadline, wait_until
+from .._threads import Worker
+from ..client.start import RealtimeClient, connect
+from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_, WebSocketError
+from ..options import forwarded, with_prompt
+from . import kernel
+from .jpeg import Jpeg
 
 try:
     import ipywidgets as widgets
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "decart_sync.notebook needs ipywidgets: pip install 'decart-sync[notebook]'"
+        "decart_sync.notebook.view needs ipywidgets: pip install 'decart-sync[notebook]'"
     ) from exc
 
 __all__ = ["LiveView", "RateCap", "live_view"]
@@ -71,7 +72,7 @@ def live_view(
     """
     RateCap(max_fps)  # a bad max_fps or keyword fails before anything connects or stops
     forwarded(connect_options, "live_view", own=("prompt", "enhance", "max_fps", "display"))
-    _stop_earlier(_ipython.cell_id())
+    _stop_earlier(kernel.cell_id())
     connect_options = with_prompt(connect_options, prompt, enhance=enhance, both="initial_state")
     client = connect(source, model=model, **connect_options)
     try:
@@ -80,7 +81,7 @@ def live_view(
         client.close()
         raise
     if display:
-        _ipython.display(view.widget)
+        kernel.display(view.widget)
     return view
 
 
@@ -122,7 +123,7 @@ class LiveView:
         self._error: DecartSDKError | None = None
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._handlers: dict[tuple[str, Callable[[Any], Any]], Callable[[Any], None]] = {}
-        self._cell = _ipython.cell_id()
+        self._cell = kernel.cell_id()
 
         self.image = widgets.Image(
             format="jpeg", layout=widgets.Layout(width=f"{client.model.width}px")

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
-from ._portal import wait_until
-from .errors import DecartSDKError, TimeoutError_
+from .._portal import wait_until
+from ..errors import DecartSDKError, TimeoutError_
 
 KEEP = 250  # chunks: 5 s of aiortc's 20 ms frames, 2.5 s of LiveKit's 10 ms ones
 

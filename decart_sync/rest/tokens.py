@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from .errors import InvalidInputError, TokenCreateError
-from .models import ModelDefinition
-from .options import origin as check_origin
-from .rest import DEFAULT_TIMEOUT, Account, json_object
+from ..errors import InvalidInputError, TokenCreateError
+from ..models import ModelDefinition
+from ..options import origin as check_origin
+from .http import DEFAULT_TIMEOUT, Account, json_object
 
 MAX_EXPIRES_IN = 3600  # the JS SDK's documented range: 1-3600 s, default 60
 MAX_ITEMS = 20  # allowedModels, allowedOrigins

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .errors import DecartSDKError, InvalidAPIKeyError, InvalidBaseURLError
-from .options import check_timeout, user_agent
+from ..errors import DecartSDKError, InvalidAPIKeyError, InvalidBaseURLError
+from ..options import check_timeout, user_agent
 
 DEFAULT_REST_BASE_URL = "https://api.decart.ai"  # the JS SDK 0.1.20's createDecartClient default
 DEFAULT_TIMEOUT = 30.0

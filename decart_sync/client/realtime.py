@@ -18,26 +18,27 @@ from typing import Any
 
 import numpy as np
 
-from . import _process, images, signals
-from ._ice import is_loopback_url
-from ._portal import Deadline, Portal, wait_until
-from .audio import AvatarAudio, decode_audio
-from .errors import (
+from .. import _process, signals
+from .._portal import Deadline, Portal, wait_until
+from ..errors import (
     DecartSDKError,
     InvalidInputError,
     InvalidOptionsError,
     TimeoutError_,
     WebSocketError,
 )
-from .figures import Figures
-from .messages import Desired
-from .options import check_prompt
+from ..metrics.rates import Ticker
+from ..options import check_prompt
+from ..realtime import images
+from ..realtime.audio import AvatarAudio, decode_audio
+from ..realtime.messages import Desired
+from ..realtime.session import CONNECTED, GENERATING, Session, SessionOptions
+from ..realtime.tracks import FrameHub, FrameIterator, LatestFrame
+from ..realtime.transports import INPUT_PIXELS
+from ..realtime.transports.loopback import is_loopback_url
+from ..sources import Feeder, frames_of
 from .output_audio import AudioHub, AudioIterator
-from .session import CONNECTED, GENERATING, Session, SessionOptions
-from .sources import Feeder, frames_of
-from .stats import Ticker
-from .tracks import FrameHub, FrameIterator, LatestFrame
-from .transports import INPUT_PIXELS
+from .stats import Figures
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ class RealtimeClient:
     def audio_frames(self, *, timeout: float | None = None) -> AudioIterator:
         """Iterate the service's output audio (live_avatar speaks back) from now on.
 
-        Each item is an :class:`~decart_sync.output_audio.AudioChunk`:
+        Each item is an :class:`~decart_sync.client.output_audio.AudioChunk`:
         ``.samples`` (frames, channels) int16 and ``.sample_rate``. The last
         few seconds are kept for each reader; one that falls further behind
         skips ahead (``.dropped``). Ends when the client closes; raises at

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cell_id", "display", "shell"]
+from .._process import ipython_shell as shell
 
-
-def shell() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - ipywidgets brings IPython
-        return None
-    return get_ipython()
+__all__ = ["cell_id", "display"]
 
 
 def cell_id() -> str | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import options
-from .client import RealtimeClient, connect, subscribe
-from .client_tokens import TokensClient
-from .files import FilesClient
-from .options import ConnectOptions, SubscribeOptions
-from .rest import Account, rest_base_url
+from .. import options
+from ..options import ConnectOptions, SubscribeOptions
+from ..rest.files import FilesClient
+from ..rest.http import Account, rest_base_url
+from ..rest.tokens import TokensClient
+from .start import RealtimeClient, connect, subscribe
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

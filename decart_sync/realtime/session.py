@@ -22,11 +22,8 @@ from typing import Any
 
 import attrs
 
-from . import messages, transports
-from ._portal import Deadline, Expired, within
-from .acks import Acks
-from .attempt import Attempt
-from .errors import (
+from .._portal import Deadline, Expired, within
+from ..errors import (
     DecartSDKError,
     ICEError,
     RejectedError,
@@ -36,10 +33,10 @@ from .errors import (
     WebSocketError,
     server_error,
 )
-from .messages import UNSET, Desired, Message
-from .models import ModelDefinition
-from .quality import QualityMeter, QualityReport, Sample, Thresholds
-from .signals import (
+from ..metrics.quality import QualityMeter, QualityReport, Sample, Thresholds
+from ..metrics.rates import Latencies, NetworkStats
+from ..models import ModelDefinition
+from ..signals import (
     CONNECTION_CHANGE,
     CONNECTION_QUALITY,
     ERROR,
@@ -49,7 +46,10 @@ from .signals import (
     REMOTE_STREAM,
     Event,
 )
-from .stats import Latencies, NetworkStats
+from . import messages, transports
+from .acks import Acks
+from .attempt import Attempt
+from .messages import UNSET, Desired, Message
 from .tracks import FrameHub
 from .transports import MediaHooks, MediaSettings
 

@@ -31,11 +31,11 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
-from ._portal import wait_until
+from .._portal import wait_until
+from ..errors import DecartSDKError, InvalidInputError, TimeoutError_
+from ..metrics.rates import RateMeter
+from ..models import ModelDefinition
 from .clock import VIDEO_TIME_BASE, Cadence, Pacer, Timestamps
-from .errors import DecartSDKError, InvalidInputError, TimeoutError_
-from .models import ModelDefinition
-from .stats import RateMeter
 
 log = logging.getLogger(__name__)
 

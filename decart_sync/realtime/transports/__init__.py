@@ -1,7 +1,7 @@
 """Media transports: how a session's video and audio travel.
 
 The control WebSocket (prompts, images, acks, ticks, errors) is the same for
-every transport and stays with :class:`~decart_sync.session.Session`; only
+every transport and stays with :class:`~decart_sync.realtime.session.Session`; only
 the media handshake and the media themselves differ. A transport is made for
 one connection attempt and thrown away with it:
 
@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import DecartSDKError, InvalidOptionsError
+from ...errors import DecartSDKError, InvalidOptionsError
+from ...metrics.rates import NetworkStats
+from ...models import ModelDefinition
 from ..messages import Message
-from ..models import ModelDefinition
-from ..stats import NetworkStats
 
 if TYPE_CHECKING:
     from ..tracks import LatestFrame

@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websocket
 
-from ._threads import Worker
-from .errors import InvalidAPIKeyError, WebSocketError
+from .._threads import Worker
+from ..errors import InvalidAPIKeyError, WebSocketError
 from .messages import Message, parse
 
 log = logging.getLogger(__name__)

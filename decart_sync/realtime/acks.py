@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from .errors import DecartSDKError, RejectedError, is_permanent
+from ..errors import DecartSDKError, RejectedError, is_permanent
 from .messages import Message
 
 _ACK_OF = {"prompt_ack": "prompt", "set_image_ack": "set_image"}

@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ._memory import hand_back_freed_memory
-from ._portal import Deadline
-from .errors import DecartSDKError, TimeoutError_, WebSocketError
+from .._portal import Deadline
+from .._process import hand_back_freed_memory
+from ..errors import DecartSDKError, TimeoutError_, WebSocketError
+from ..metrics.rates import NetworkStats
 from .messages import Message
 from .signaling import Signaling
-from .stats import NetworkStats
 from .transports import MediaTransport
 
 

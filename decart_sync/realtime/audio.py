@@ -23,7 +23,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 RATE = 48_000
 CHUNK = 960  # 20 ms
