@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .client import DecartClient, InitialState, RealtimeClient, connect, subscribe
     from .opencv import VideoCapture
     from .preflight import ConnectivityReport, check_connectivity
+    from .realtime.frame_hub import FrameInfo
 
 # The media stack (av, aiortc) loads on first use of these names, not on
 # ``import decart_sync``: see _process for why the order of imports matters.
@@ -46,6 +47,7 @@ _LAZY = {
     "subscribe": "client",
     "DecartClient": "client",
     "VideoCapture": "opencv",
+    "FrameInfo": "realtime.frame_hub",
     "check_connectivity": "preflight",
     "ConnectivityReport": "preflight",
 }
@@ -70,6 +72,7 @@ __all__ = [
     "DecartClient",
     "DecartSDKError",
     "FilesError",
+    "FrameInfo",
     "ICEError",
     "InitialState",
     "InvalidAPIKeyError",

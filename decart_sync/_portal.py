@@ -15,7 +15,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -216,29 +216,73 @@ class Portal:
 
     # -- calls -------------------------------------------------------------
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the loop; the returned Future cancels it when cancelled."""
-        try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop)
-        except BaseException:
-            coro.close()
-            raise
+    def submit(
+        self, func: Callable[..., Awaitable[T]], *args: Any
+    ) -> concurrent.futures.Future[T]:
+        """Run ``func(*args)`` on the loop; cancelling the returned Future cancels it.
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float | Deadline | None = None) -> T:
-        """Run ``coro`` on the loop and wait for it, at most ``timeout`` seconds."""
+        The coroutine is made on the loop, as anyio's portal does: a call refused
+        or cancelled before it starts leaves no coroutine behind to be closed.
+        """
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self.loop.call_soon_threadsafe(_start, func, args, future)
+        return future
+
+    def call(
+        self,
+        func: Callable[..., Awaitable[T]],
+        *args: Any,
+        timeout: float | Deadline | None = None,
+    ) -> T:
+        """Run ``func(*args)`` on the loop and wait for it, at most ``timeout`` seconds."""
         if self.in_loop_thread():
-            coro.close()
             raise RuntimeError(
                 "a blocking decart_sync call was made from its own event-loop thread; "
                 "this would deadlock"
             )
-        return wait_future(self.submit(coro), timeout)
+        return wait_future(self.submit(func, *args), timeout)
 
     def __enter__(self) -> Portal:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _start(
+    func: Callable[..., Awaitable[T]], args: tuple[Any, ...], future: concurrent.futures.Future[T]
+) -> None:
+    """On the loop: start ``func(*args)`` unless the caller gave up already, and tie the
+    task and ``future`` together both ways (as asyncio.run_coroutine_threadsafe does)."""
+    if future.cancelled():
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        task = asyncio.ensure_future(func(*args))
+    except BaseException as exc:
+        if future.set_running_or_notify_cancel():
+            future.set_exception(exc)
+        return
+
+    def caller_gave_up(done: concurrent.futures.Future[T]) -> None:
+        if done.cancelled():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+                loop.call_soon_threadsafe(task.cancel)
+
+    def finished(done: asyncio.Future[T]) -> None:
+        if done.cancelled():
+            future.cancel()
+            return
+        if not future.set_running_or_notify_cancel():
+            return
+        error = done.exception()
+        if error is None:
+            future.set_result(done.result())
+        else:
+            future.set_exception(error)
+
+    future.add_done_callback(caller_gave_up)
+    task.add_done_callback(finished)
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

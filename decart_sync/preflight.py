@@ -183,7 +183,7 @@ def _unreached(error: str) -> dict[str, Any]:
 def _gather(servers: Sequence[str], timeout: float) -> dict[str, Any]:
     with Portal("decart-sync-preflight") as portal:
         try:
-            return portal.call(_gather_async(servers, timeout), timeout + 2.0)
+            return portal.call(_gather_async, servers, timeout, timeout=timeout + 2.0)
         except TimeoutError:
             return {"transport": "failed", "rtt_ms": None, "candidates": []}
 

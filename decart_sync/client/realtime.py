@@ -1,15 +1,15 @@
-"""The live session the user holds: :class:`RealtimeClient`.
+"""The live session the user holds: RealtimeClient.
 
-It sends frames and prompts, hands back numpy frames and audio, reports
-state, stats and events, and closes. Everything asynchronous happens in
-:mod:`.session` on the client's own loop thread; this module only validates,
-converts and waits (always with a deadline, always interruptible).
+It sends frames and prompts, hands back numpy frames and audio, reports state,
+stats and events, and closes. Everything asynchronous happens in the session
+(``realtime.session``) on the client's own loop thread; this module only
+validates, converts and waits (always with a deadline, always interruptible).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
+import functools
 import logging
 import threading
 import time
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import _process, signals
-from .._portal import Deadline, Portal, wait_until
+from .._portal import Deadline, Portal
 from ..errors import (
     DecartSDKError,
     InvalidInputError,
@@ -27,16 +27,17 @@ from ..errors import (
     TimeoutError_,
     WebSocketError,
 )
-from ..metrics.rates import Ticker
 from ..options import check_prompt
 from ..realtime import images
 from ..realtime.audio import AvatarAudio, decode_audio
-from ..realtime.messages import Desired
+from ..realtime.frame_hub import FrameHub, FrameIterator
+from ..realtime.messages import UNSET, Desired
 from ..realtime.session import CONNECTED, GENERATING, Session, SessionOptions
-from ..realtime.tracks import FrameHub, FrameIterator, LatestFrame
+from ..realtime.tracks import LatestFrame
 from ..realtime.transports import INPUT_PIXELS
 from ..realtime.transports.loopback import is_loopback_url
-from ..sources import Feeder, frames_of
+from ..sources import frames_of
+from .feeding import Feeding
 from .output_audio import AudioHub, AudioIterator
 from .stats import Figures
 
@@ -81,12 +82,12 @@ class RealtimeClient:
             handlers = [*handlers, (signals.REMOTE_STREAM, on_remote_stream)]
         for event, handler in handlers:  # the connect's own: called as events happen
             self._events.early(self._handlers.add(event, handler))
-        self._feeder: Feeder | None = None
-        self._source_lock = threading.Lock()  # set_source() against close()
+        self._feeding = (
+            Feeding(self._input.put, self.model.fps, self._source_failed)
+            if self._input is not None
+            else None
+        )
         self._read_seen = 0
-        self._ticker: Ticker | None = None
-        if stats_interval is not None:
-            self._ticker = Ticker(stats_interval, self._emit_stats, "decart-sync-stats")
         self._closed = False
         self._close_lock = threading.Lock()
         session_wants_quality = any(e is signals.CONNECTION_QUALITY for e, _ in handlers)
@@ -96,11 +97,13 @@ class RealtimeClient:
             emit=self._events.emit,  # queued only: user code never runs on the loop
             desired=desired,
             on_audio=self._count_audio,
+            quality_wanted=session_wants_quality,
         )
-        self._session.quality_wanted = session_wants_quality  # nothing runs yet
         self._figures = Figures(
             self._session, self._portal, self._hub, self._audio_out, self._input, self._audio
         )
+        if stats_interval is not None:
+            self._figures.tick(stats_interval, functools.partial(self._events.emit, signals.STATS))
 
     def _open(self, frames: Callable[[], Iterator[Any]] | None, deadline: Deadline) -> None:
         if is_loopback_url(self._session.options.url or ""):
@@ -109,28 +112,19 @@ class RealtimeClient:
         atexit.register(self.close)
         started = time.monotonic()
         try:
-            self._portal.call(self._session.connect(deadline), deadline)  # it pauses in a queue
-        except DecartSDKError:  # the session's own reason, a TimeoutError_ included
+            # the deadline pauses while the session waits in the service's queue
+            self._portal.call(self._session.connect, deadline, timeout=deadline)
+        except BaseException as exc:
             self.close()
-            raise
-        except TimeoutError:
-            self.close()
-            raise TimeoutError_(f"could not connect within {deadline.timeout} s") from None
-        except BaseException:
-            self.close()
-            raise
+            if isinstance(exc, TimeoutError) and not isinstance(exc, DecartSDKError):
+                raise TimeoutError_(f"could not connect within {deadline.timeout} s") from None
+            raise  # the session's own reason (a coded TimeoutError_ among them), or Ctrl-C
         self._figures.connect_seconds = round(time.monotonic() - started, 3)
-        if frames is not None:
-            self._start_feeding(frames)
+        if frames is not None and self._feeding is not None:
+            self._feeding.start(frames)
         self._events.caught_up()  # the handlers given to connect() have seen "connected"
         self._events.release()  # events of the connect reach handlers registered after it
-        if self._ticker is not None:
-            self._ticker.start()
-
-    def _start_feeding(self, frames: Callable[[], Iterator[Any]]) -> None:
-        assert self._input is not None
-        self._feeder = Feeder(frames, self._input.put, self.model.fps, self._source_failed)
-        self._feeder.start()
+        self._figures.start()
 
     # -- sending -----------------------------------------------------------
 
@@ -142,17 +136,10 @@ class RealtimeClient:
         stopped, waiting at most ``timeout`` s for a ``read()`` in progress; the
         session goes on meanwhile with the old source's last frame.
         """
-        if self._input is None:
+        if self._feeding is None:
             raise InvalidOptionsError(f"{self.model.name} clients send no video frames")
         self._check_open()
-        frames = None if source is None else frames_of(source)
-        with self._source_lock:
-            self._check_open()
-            old, self._feeder = self._feeder, None
-            if old is not None:
-                old.stop(timeout)
-            if frames is not None:
-                self._start_feeding(frames)
+        self._feeding.start(None if source is None else frames_of(source), timeout)
 
     def send_frame(self, frame: np.ndarray, *, copy: bool = True) -> float:
         """Queue one input frame (any size, uint8, in ``pixel_format``); never blocks.
@@ -174,7 +161,7 @@ class RealtimeClient:
     def set_prompt(self, prompt: str, *, enhance: bool = True, timeout: float = 15.0) -> None:
         """Change the prompt; returns once the server acknowledged it."""
         check_prompt(prompt)
-        self._call(self._session.set_prompt(prompt, bool(enhance)), Deadline(timeout), "the prompt")
+        self._call(Deadline(timeout), "the prompt", self._session.set_prompt, prompt, bool(enhance))
 
     def set(
         self,
@@ -213,11 +200,8 @@ class RealtimeClient:
             data = images.to_wire(
                 image, pixel_format=self.pixel_format, fetch_timeout=deadline.remaining()
             )
-        if prompt is None:
-            call = self._session.set_image(data, enhance=enhance)
-        else:
-            call = self._session.set_image(data, prompt, enhance)
-        self._call(call, deadline, what)
+        kept = UNSET if prompt is None else prompt  # unset: the server's prompt stays
+        self._call(deadline, what, self._session.set_image, data, kept, enhance)
 
     def play_audio(
         self, audio: Any, *, sample_rate: int | None = None, timeout: float | None = None
@@ -231,17 +215,7 @@ class RealtimeClient:
         pcm = decode_audio(audio, sample_rate)
         if timeout is None:
             timeout = len(pcm) / 48_000 + 30.0
-        done = self._audio.queue(pcm)
-        try:
-            over = lambda: self._closed or self._session.error is not None  # noqa: E731
-            wait_until(lambda: done.is_set() or over(), done.wait, timeout)
-            if not done.is_set():
-                if over():
-                    raise self._session.error or WebSocketError("the client was closed")
-                raise TimeoutError_(f"the audio did not finish playing within {timeout} s")
-        except BaseException:
-            self._audio.cancel()
-            raise
+        self._audio.play(pcm, timeout, self._why_over)
 
     # -- receiving ---------------------------------------------------------
 
@@ -261,16 +235,11 @@ class RealtimeClient:
 
     def read(self, timeout: float | None = None) -> tuple[bool, np.ndarray | None]:
         """Like ``cv2.VideoCapture.read()``: ``(True, frame)`` or ``(False, None)``."""
-        try:
-            got = self._hub.wait_next(self._read_seen, timeout)
-        except DecartSDKError:
-            return False, None
+        got = self._hub.read_after(self._read_seen, timeout)
         if got is None:
             return False, None
-        if self._read_seen:
-            self._hub.count_dropped(got[0] - self._read_seen - 1)
-        self._read_seen, frame, _ = got
-        return True, self._hub.to_numpy(frame)
+        self._read_seen, array = got
+        return True, array
 
     def audio_frames(self, *, timeout: float | None = None) -> AudioIterator:
         """Iterate the service's output audio (live_avatar speaks back) from now on.
@@ -311,13 +280,10 @@ class RealtimeClient:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Figures people can read (docs/stats.md has the table): counters of
-        frames put (``frames_in``), sent, skipped (replaced by a newer one before
-        they could go: the source is faster than the model's fps), received and
-        dropped by slow consumers; rolling ``fps_in``/``fps_out``;
-        ``seconds_since_last_frame``, which grows when the service's media
-        stalls; and the media library's network figures (None while unknown,
-        e.g. during a reconnect). Waits at most about half a second."""
+        """Figures people can read (docs/stats.md has the table): frames in, sent,
+        skipped, received and dropped; rolling fps both ways; time to first frame and
+        glass to glass; the media library's network figures (None while unknown, e.g.
+        during a reconnect). Waits at most about half a second."""
         return self._figures.snapshot()
 
     @property
@@ -326,14 +292,7 @@ class RealtimeClient:
         ``level`` good/fair/poor/critical, ``limiting_factor``, ``warming_up`` and the
         smoothed figures (docs/stats.md); None before the first second. A
         ``connection_quality`` event carries it whenever its level changes."""
-        self._want_quality()
-        report = self._session.connection_quality
-        return None if report is None else report.as_dict()
-
-    def _want_quality(self) -> None:
-        if not self._session.quality_wanted and self._portal.running:
-            with contextlib.suppress(RuntimeError):  # the loop is closing
-                self._portal.loop.call_soon_threadsafe(self._session.want_quality)
+        return self._figures.quality()
 
     def media_report(self, timeout: float = 5.0) -> list[Any]:
         """The media library's own stats of what this client sends, as it gives them:
@@ -342,12 +301,9 @@ class RealtimeClient:
         for tests and diagnosis. Raises TimeoutError_ after ``timeout`` seconds."""
         return self._figures.media_report(timeout)
 
-    def _emit_stats(self) -> None:
-        self._events.emit(signals.STATS, self.stats)
-
     @property
     def source_finished(self) -> bool:
-        return self._feeder is not None and self._feeder.finished.is_set()
+        return self._feeding is not None and self._feeding.finished
 
     # -- events ------------------------------------------------------------
 
@@ -357,7 +313,7 @@ class RealtimeClient:
         named = signals.named(event)
         self._handlers.add(named, handler)
         if named is signals.CONNECTION_QUALITY:
-            self._want_quality()
+            self._figures.want_quality()
 
     def off(self, event: str, handler: Callable[[Any], Any]) -> None:
         self._handlers.remove(signals.named(event), handler)
@@ -365,6 +321,12 @@ class RealtimeClient:
     def _count_audio(self, frame: Any) -> None:
         self._figures.count_audio()
         self._audio_out.publish(frame)
+
+    def _why_over(self) -> DecartSDKError | None:
+        """Why this client can do no more: the session's error, or its closing; else None."""
+        if self._closed:
+            return self._session.error or WebSocketError("the client was closed")
+        return self._session.error
 
     def _source_failed(self, error: DecartSDKError) -> None:
         self._events.emit(signals.ERROR, error)
@@ -386,24 +348,20 @@ class RealtimeClient:
         atexit.unregister(self.close)
         deadline = Deadline(CLOSE_TIMEOUT)
         left = lambda: deadline.remaining() or 0.0  # noqa: E731
-        with self._source_lock:
-            feeder = self._feeder  # set_source() sees the client closed from now on
         # Asked to stop now, joined at the end: they end while the session closes.
-        for worker in (self._ticker, feeder):
-            if worker is not None:
-                worker.stop(0.0)
+        feeder = self._feeding.stop_soon() if self._feeding is not None else None
+        self._figures.stop(0.0)
         if self._audio is not None:
             self._audio.cancel()
         if self._portal.running and not self._portal.in_loop_thread():
             try:
-                self._portal.call(self._session.close(), max(0.0, left() - CLOSE_RESERVE))
+                self._portal.call(self._session.close, timeout=max(0.0, left() - CLOSE_RESERVE))
             except BaseException as exc:  # closing must finish whatever happened
                 log.debug("session close did not finish cleanly: %r", exc)
             self._portal.stop(left())
         self._hub.close()
         self._audio_out.close()
-        if self._ticker is not None:
-            self._ticker.stop(left())  # before the events end: its last stats are delivered
+        self._figures.stop(left())  # before the events end: its last stats are delivered
         self._events.stop(left())
         if feeder is not None:
             feeder.stop(left())  # last: only a read() stuck in user code takes long
@@ -429,13 +387,11 @@ class RealtimeClient:
         if self._closed:
             raise WebSocketError("the client is closed")
 
-    def _call(self, coro: Any, deadline: Deadline, what: str) -> Any:
-        """Run ``coro`` in what is left of ``deadline``."""
-        if self._closed:
-            coro.close()
-            raise WebSocketError("the client is closed")
+    def _call(self, deadline: Deadline, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func(*args)`` on the loop in what is left of ``deadline``."""
+        self._check_open()
         try:
-            return self._portal.call(coro, deadline.remaining())
+            return self._portal.call(func, *args, timeout=deadline.remaining())
         except TimeoutError:
             raise TimeoutError_(
                 f"the server did not acknowledge {what} within {deadline.timeout} s"

@@ -70,7 +70,7 @@ class Emulator:
             _process.allow_loopback_candidates()  # before any peer: aioice omits 127.0.0.1
             self._portal.start()
             try:
-                self._portal.call(self._server.start(), START_TIMEOUT)
+                self._portal.call(self._server.start, timeout=START_TIMEOUT)
                 server = self._server
                 self._rest = RestServer(
                     server.host,
@@ -81,7 +81,7 @@ class Emulator:
                 ).start()
             except BaseException:
                 with contextlib.suppress(Exception):
-                    self._portal.call(self._server.close(), START_TIMEOUT)
+                    self._portal.call(self._server.close, timeout=START_TIMEOUT)
                 self._portal.stop()
                 self._state = "closed"
                 raise
@@ -101,7 +101,7 @@ class Emulator:
         if self._rest is not None:
             self._rest.close(timeout / 2)
         with contextlib.suppress(Exception):
-            self._portal.call(self._server.close(), timeout)
+            self._portal.call(self._server.close, timeout=timeout)
         self._portal.stop(max(0.5, timeout - (time.monotonic() - start)))
         self._notify()
 
@@ -227,7 +227,7 @@ class Emulator:
         client gives up its peer), "peer" closes the peer connections (the
         WebSockets stay open), "both" does both and ends the sessions.
         """
-        return self._portal.call(self._server.drop(how), timeout)
+        return self._portal.call(self._server.drop, how, timeout=timeout)
 
     def send(
         self, message: dict[str, Any] | str, *, session_id: str | None = None, timeout: float = 5.0
@@ -238,7 +238,7 @@ class Emulator:
         ``emu.send({"type": "error", "error": "Insufficient credits"})``. Returns
         how many sessions it reached.
         """
-        return self._portal.call(self._server.send(message, session_id), timeout)
+        return self._portal.call(self._server.send, message, session_id, timeout=timeout)
 
     def _notify(self) -> None:
         with self._changed:

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -23,7 +23,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from ..errors import InvalidInputError
+from .._portal import wait_until
+from ..errors import InvalidInputError, TimeoutError_
 
 RATE = 48_000
 CHUNK = 960  # 20 ms
@@ -52,6 +53,20 @@ class AvatarAudio:
             for i, piece in enumerate(pieces):
                 self._chunks.append((piece, done if i == len(pieces) - 1 else None))
         return done
+
+    def play(self, pcm: np.ndarray, timeout: float, over: Callable[[], Exception | None]) -> None:
+        """Queue ``pcm`` and wait until it was played (a user thread, never the loop's);
+        ``over()`` names why it never will be. What is left is dropped on the way out."""
+        done = self.queue(pcm)
+        try:
+            wait_until(lambda: done.is_set() or over() is not None, done.wait, timeout)
+            if not done.is_set():
+                raise over() or TimeoutError_(
+                    f"the audio did not finish playing within {timeout} s"
+                )
+        except BaseException:
+            self.cancel()
+            raise
 
     def cancel(self) -> None:
         with self._lock:

@@ -1,14 +1,15 @@
 """The realtime session's state machine: connect, requests, states, reconnect (async core).
 
-Pure asyncio; it knows nothing of threads. The control WebSocket
-(:mod:`.signaling`) is the session's own; media is a transport's
-(:mod:`.transports`). The session reports to its owner through one
-``emit(event, value)`` callable with the events of :mod:`.signals`.
+Pure asyncio; it knows nothing of threads. The control WebSocket is the
+session's own (``signaling``), media a transport's (``transports``); what the
+service's messages mean is ``server_messages``, when to try again ``retry``,
+and the figures about the session's health its ``observer``. The session
+reports to its owner through one ``emit(event, value)`` callable.
 
-One :class:`~.attempt.Attempt` holds what a single connection owns (the
-WebSocket and the media transport); a reconnect throws it away and builds
-another, while the session's own state (latest prompt and image, pending
-acks, the output hub) carries over.
+One ``Attempt`` holds what a single connection owns (the WebSocket and the
+media transport); a reconnect throws it away and builds another, while the
+session's own state (latest prompt and image, pending acks, the output hub)
+carries over.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -26,19 +26,14 @@ from .._portal import Deadline, Expired, within
 from ..errors import (
     DecartSDKError,
     ICEError,
-    RejectedError,
-    ServerError,
     SignalingError,
     TimeoutError_,
     WebSocketError,
-    server_error,
 )
-from ..metrics.quality import QualityMeter, QualityReport, Sample, Thresholds
-from ..metrics.rates import Latencies, NetworkStats
+from ..metrics.rates import NetworkStats
 from ..models import ModelDefinition
 from ..signals import (
     CONNECTION_CHANGE,
-    CONNECTION_QUALITY,
     ERROR,
     GENERATION_ENDED,
     GENERATION_TICK,
@@ -46,11 +41,13 @@ from ..signals import (
     REMOTE_STREAM,
     Event,
 )
-from . import messages, transports
+from . import messages, retry, transports
 from .acks import Acks
 from .attempt import Attempt
+from .frame_hub import FrameHub
 from .messages import UNSET, Desired, Message
-from .tracks import FrameHub
+from .observer import Observer
+from .server_messages import Ack, Ended, Failed, Generating, interpret
 from .transports import MediaHooks, MediaSettings
 
 log = logging.getLogger(__name__)
@@ -59,32 +56,7 @@ CONNECTING, CONNECTED, GENERATING = "connecting", "connected", "generating"
 DISCONNECTED, RECONNECTING = "disconnected", "reconnecting"
 QUEUED = "queued"  # LiveKit: waiting in the service's queue for a model
 
-# The official SDKs' retry (JS 0.1.20 REALTIME_CONFIG.session.retry: p-retry with 5
-# retries, 1 s doubling to 10 s), for the first connect and for reconnects alike.
-RECONNECT_ATTEMPTS = 5
-RECONNECT_FIRST_DELAY = 1.0
-RECONNECT_MAX_DELAY = 10.0
-QUALITY_INTERVAL = 1.0  # seconds between connection-quality samples (the JS SDK's stats)
-
-
-def backoff() -> Iterator[float]:
-    """The pauses before each retry: 1, 2, 4, 8, 10 s."""
-    delay = RECONNECT_FIRST_DELAY
-    for _ in range(RECONNECT_ATTEMPTS):
-        yield delay
-        delay = min(delay * 2, RECONNECT_MAX_DELAY)
-
-
 Emit = Callable[[Event, Any], None]
-
-# generation_ended reasons that end a LiveKit session, and what they are to the user.
-ENDINGS: dict[str, tuple[type[DecartSDKError], str]] = {
-    "insufficient_credits": (ServerError, "the account has run out of credits"),
-    "moderation_violation": (ServerError, "the session was stopped for a moderation violation"),
-    "timeout": (TimeoutError_, "the service ended the session: it reached its time limit"),
-    "error": (ServerError, "the service ended the session after an internal error"),
-}
-
 
 @attrs.define
 class SessionOptions:
@@ -110,6 +82,7 @@ class Session:
         emit: Emit,
         desired: Desired,
         on_audio: Callable[[Any], None] = lambda frame: None,
+        quality_wanted: bool = False,
     ) -> None:
         self.options = options
         self.model = options.model
@@ -129,16 +102,9 @@ class Session:
         self._closing = False
         self._warned: set[object] = set()
         self._before_queue = CONNECTING
-        model = options.model
-        self._quality = QualityMeter(Thresholds().for_model(model.width, model.height, model.fps))
-        self._quality_task: asyncio.Task[None] | None = None
-        # Sampled only once asked for: the media library's stats each second cost the
-        # loop enough to thin the output on a busy 2-core machine (tests/e2e/test_network_faults).
-        self.quality_wanted = False
-        self.started_at: float | None = None  # loop time connect() began, for ttff
-        self.first_frame_at: float | None = None
-        self.g2g = Latencies()  # glass to glass, from LiveKit frame timing
-        self._last_stamp: int | None = None
+        self.observer = Observer(
+            options.model, emit, self.media_stats, hub.rate.rate, quality_wanted=quality_wanted
+        )
         self._teardowns: set[asyncio.Task[None]] = set()
 
     # -- states ------------------------------------------------------------
@@ -150,6 +116,7 @@ class Session:
             self.state = state
             self._state_changed.set()
             self._state_changed = asyncio.Event()
+            self.observer.state(state)
             self._emit(CONNECTION_CHANGE, state)
 
     async def wait_usable(self) -> None:
@@ -164,31 +131,15 @@ class Session:
     async def connect(self, deadline: Deadline) -> None:
         """The first connection, retried as the official SDKs do while ``deadline`` lasts;
         a permanent error fails at once. Any failure tears everything down and raises."""
-        self.started_at = asyncio.get_running_loop().time()
         self._set_state(CONNECTING)
         try:
-            await self._connect_retrying(deadline)
+            await retry.within_deadline(
+                functools.partial(self._connect_once, deadline), self._drop_attempt, deadline
+            )
         except BaseException:
             await self._drop_attempt()
             self._set_state(DISCONNECTED)
             raise
-
-    async def _connect_retrying(self, deadline: Deadline) -> None:
-        delays = backoff()
-        failed: DecartSDKError | None = None  # the last attempt's reason, for a timeout
-        while True:
-            try:
-                await self._connect_once(deadline, failed)
-                return
-            except DecartSDKError as exc:
-                delay = next(delays, None)
-                remaining = deadline.remaining()
-                if _final(exc) or delay is None or (remaining is not None and remaining <= delay):
-                    raise
-                failed = exc
-                await self._drop_attempt()
-                log.info("connecting failed (%s); trying again in %g s", exc.message, delay)
-                await asyncio.sleep(delay)
 
     async def _connect_once(self, deadline: Deadline, failed: DecartSDKError | None = None) -> None:
         try:
@@ -213,8 +164,6 @@ class Session:
         assert attempt is not None
         attempt.established = True
         self._set_state(GENERATING if attempt.generating else CONNECTED)
-        if self.quality_wanted:
-            self._watch_quality(attempt)
 
     async def _run_attempt(self, deadline: Deadline) -> None:
         attempt = self._attempt = Attempt()
@@ -253,66 +202,9 @@ class Session:
         if passthrough and not media.passthrough_first:
             await self._request(attempt, messages.passthrough())
 
-    # -- connection quality ------------------------------------------------
-
-    @property
-    def connection_quality(self) -> QualityReport | None:
-        return self._quality.current
-
-    def want_quality(self) -> None:
-        """Start the verdict (loop thread): a handler or a reader wants it."""
-        if self.quality_wanted:
-            return
-        self.quality_wanted = True
-        attempt = self._attempt
-        if attempt is not None and attempt.established and not self._closing:
-            self._watch_quality(attempt)
-
-    def _watch_quality(self, attempt: Attempt) -> None:
-        """A verdict per connection, from its first second on (the JS SDK's reset)."""
-        if self._quality_task is not None:
-            self._quality_task.cancel()
-        self._quality.reset()
-        self._quality_task = asyncio.ensure_future(self._sample_quality(attempt))
-
-    async def _sample_quality(self, attempt: Attempt) -> None:
-        while attempt is self._attempt and not self._closing:
-            await asyncio.sleep(QUALITY_INTERVAL)
-            if attempt is not self._attempt:
-                return
-            try:
-                net = await attempt.stats()
-            except Exception as exc:  # a connection going down under us: next time
-                log.debug("no stats for the quality verdict: %r", exc)
-                continue
-            sample = Sample(
-                rtt_ms=net.rtt_ms,
-                fraction_lost=net.fraction_lost_out,
-                available_outgoing_kbps=net.available_out_kbps,
-                fps=self.hub.rate.rate(),
-                g2g_ms=self.g2g.percentiles()[0],
-                ttff_ms=self.ttff_ms,
-                limitation=net.limitation,
-            )
-            report = self._quality.update(sample)
-            if report is not None:
-                self._emit(CONNECTION_QUALITY, report.as_dict())
-
     def _video(self, frame: Any) -> None:
-        if self.first_frame_at is None:
-            self.first_frame_at = asyncio.get_running_loop().time()
-        stamp = frame.opaque
-        if isinstance(stamp, int) and stamp != self._last_stamp:  # each input's first output
-            self._last_stamp = stamp
-            self.g2g.add(time.time() * 1000 - stamp / 1000)
+        self.observer.frame(frame)
         self.hub.publish(frame)
-
-    @property
-    def ttff_ms(self) -> float | None:
-        """From the start of connect() to the first output frame."""
-        if self.started_at is None or self.first_frame_at is None:
-            return None
-        return round((self.first_frame_at - self.started_at) * 1000, 1)
 
     # -- requests after connect --------------------------------------------
 
@@ -360,14 +252,27 @@ class Session:
         if attempt is not self._attempt or self._closing:
             return
         kind = message["type"]
-        handler = getattr(self, "_msg_" + kind.replace("-", "_"), None)
         try:
             if attempt.media is not None and attempt.media.handle(message):
                 return
-            if handler is None:
+            meaning = interpret(message, self.options.transport)
+            if isinstance(meaning, Ack):
+                self._acks.settle(message)
+            elif isinstance(meaning, Generating):
+                attempt.generating = True
+                if attempt.established:
+                    self._set_state(GENERATING)
+                if meaning.seconds is not None:
+                    self._emit(GENERATION_TICK, meaning.seconds)
+            elif isinstance(meaning, Ended):
+                log.debug("generation ended: %s", meaning.report["reason"])
+                self._emit(GENERATION_ENDED, meaning.report)
+                if meaning.error is not None:
+                    self._failed(attempt, meaning.error, final=True)
+            elif isinstance(meaning, Failed):
+                self._failed(attempt, meaning.error, final=meaning.error.permanent)
+            elif not meaning.known:
                 self._warn_once(kind, "ignoring a signaling message of unknown type %r", kind)
-            else:
-                handler(attempt, message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._warn_once(
                 ("malformed", kind), "ignoring a malformed %r message (%s)", kind, repr(exc)
@@ -379,52 +284,17 @@ class Session:
             self._warned.add(key)
             log.warning(text, *args)
 
-    def _msg_prompt_ack(self, attempt: Attempt, message: Message) -> None:
-        self._acks.settle(message)
-
-    _msg_set_image_ack = _msg_prompt_ack
-
-    def _msg_generation_started(self, attempt: Attempt, message: Message) -> None:
-        self._generating(attempt)
-
-    def _generating(self, attempt: Attempt) -> None:
-        attempt.generating = True
-        if attempt.established:
-            self._set_state(GENERATING)
-
-    def _msg_generation_tick(self, attempt: Attempt, message: Message) -> None:
-        """A tick also means generating, as in the JS SDK (a lost generation_started)."""
-        seconds = _seconds(message["seconds"])
-        self._generating(attempt)
-        self._emit(GENERATION_TICK, seconds)
-
-    def _msg_generation_ended(self, attempt: Attempt, message: Message) -> None:
-        """Reported for every reason, as the JS SDK's ``generationEnded``. Over LiveKit the
-        reasons that end the session (PROTOCOL.md section 11) end it with their codes; the
-        seed's service sends this unreliably (section 3), so there it only informs."""
-        seconds = message.get("seconds")
-        reason = message.get("reason")
-        if reason is not None and not isinstance(reason, str):
-            raise TypeError("reason is not text")
-        ended = {"seconds": None if seconds is None else _seconds(seconds), "reason": reason}
-        log.debug("generation ended: %s", reason)
-        self._emit(GENERATION_ENDED, ended)
-        if self.options.transport == "livekit" and reason in ENDINGS:
-            kind, text = ENDINGS[reason]
-            self._ended(attempt, kind(f"{text} ({reason})", data=message))
-
-    def _msg_ready(self, attempt: Attempt, message: Message) -> None:
-        log.debug("server ready")
-
-    def _msg_error(self, attempt: Attempt, message: Message) -> None:
-        text = message.get("error")
-        error = server_error(text if isinstance(text, str) and text else "unknown server error")
+    def _failed(self, attempt: Attempt, error: DecartSDKError, *, final: bool) -> None:
+        """The service reported ``error``; ``final``: the session is over for it, no reconnect
+        (e.g. out of credits)."""
+        if self.error is not None:
+            return
         self._acks.fail_all(error)
         if not attempt.established:
             attempt.fail(error)
             return
         self._emit(ERROR, error)
-        if error.permanent:
+        if final:
             self._finish(error)
 
     # -- what media tells the session ---------------------------------------
@@ -448,17 +318,6 @@ class Session:
             if self.state == QUEUED:
                 self._set_state(self._before_queue)
 
-    def _ended(self, attempt: Attempt, error: DecartSDKError) -> None:
-        """The service ended the session for good (e.g. out of credits): no reconnect."""
-        if attempt is not self._attempt or self._closing or self.error is not None:
-            return
-        self._acks.fail_all(error)
-        if not attempt.established:
-            attempt.fail(error)
-            return
-        self._emit(ERROR, error)
-        self._finish(error)
-
     # -- losing and regaining the connection --------------------------------
 
     def _on_lost(
@@ -476,34 +335,25 @@ class Session:
             return
         if self._reconnect_task is not None:
             return
-        error = WebSocketError(f"{what}", cause=exc)
         if not self.options.reconnect:
-            self._finish(error)
+            self._finish(WebSocketError(what, cause=exc))
             return
         log.info("%s; reconnecting", what)
-        self._reconnect_task = asyncio.ensure_future(self._reconnect(error))
+        self._reconnect_task = asyncio.ensure_future(self._reconnect())
 
-    async def _reconnect(self, error: DecartSDKError) -> None:
+    async def _reconnect(self) -> None:
         self._set_state(RECONNECTING)
         self._acks.fail_all(WebSocketError("the connection was lost before the server answered"))
         await self._drop_attempt()
-        for number, delay in enumerate(backoff(), 1):
-            await asyncio.sleep(delay)
-            try:
-                await self._connect_once(Deadline(self.options.connect_timeout))
-            except DecartSDKError as exc:
-                error = exc
-                await self._drop_attempt()
-                log.info("reconnect attempt %d failed: %s", number, exc.message)
-                if _final(exc):
-                    break
-                continue
-            self.reconnects += 1
-            self._reconnect_task = None
-            return
+        failed = await retry.after_loss(
+            lambda: self._connect_once(Deadline(self.options.connect_timeout)), self._drop_attempt
+        )
         self._reconnect_task = None
-        self._emit(ERROR, error)
-        self._finish(error)
+        if failed is None:
+            self.reconnects += 1
+            return
+        self._emit(ERROR, failed)
+        self._finish(failed)
 
     def _finish(self, error: DecartSDKError) -> None:
         """The session is over for good: nothing is retried, consumers learn why."""
@@ -529,9 +379,7 @@ class Session:
         if self._closing:
             return
         self._closing = True
-        if self._quality_task is not None:
-            self._quality_task.cancel()
-            await asyncio.gather(self._quality_task, return_exceptions=True)
+        await self.observer.close()
         task, self._reconnect_task = self._reconnect_task, None
         if task is not None:
             task.cancel()
@@ -541,17 +389,6 @@ class Session:
         await asyncio.gather(*self._teardowns, return_exceptions=True)
         self.hub.close()
         self._set_state(DISCONNECTED)
-
-
-def _final(error: DecartSDKError) -> bool:
-    """Trying again cannot help: a permanent error, or the same prompt or image refused."""
-    return error.permanent or isinstance(error, RejectedError)
-
-
-def _seconds(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("seconds is not a number")
-    return int(value)
 
 
 async def _tear_down(attempt: Attempt | None) -> None:

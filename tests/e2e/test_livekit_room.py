@@ -66,7 +66,7 @@ class Server:
         self.rooms = LiveKitRooms(loopback=True)
         self.server = EmulatorServer(livekit_rooms=self.rooms)
         self.portal = Portal("decart-sync-emulator").start()
-        self.portal.call(self.server.start(), CALL_TIMEOUT)
+        self.portal.call(self.server.start, timeout=CALL_TIMEOUT)
         self.url = f"ws://127.0.0.1:{self.server.port}"
 
     def call(self, fn: Any, *args: Any) -> Any:
@@ -75,10 +75,10 @@ class Server:
         async def run() -> Any:
             return fn(*args)
 
-        return self.portal.call(run(), CALL_TIMEOUT)
+        return self.portal.call(run, timeout=CALL_TIMEOUT)
 
     def close(self) -> None:
-        self.portal.call(self.server.close(), CALL_TIMEOUT)
+        self.portal.call(self.server.close, timeout=CALL_TIMEOUT)
         self.portal.stop()
 
 
@@ -196,7 +196,7 @@ def test_client_rejoins_after_a_drop(server: Server) -> None:
 
     def drop() -> None:
         joins.append(server.call(lambda: room.client is not None))
-        server.portal.call(room.drop(), CALL_TIMEOUT)
+        server.portal.call(room.drop, timeout=CALL_TIMEOUT)
 
     identities = asyncio.run(_client(server.url, token, rtc.VideoCodec.H264, drop))
 

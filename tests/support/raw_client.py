@@ -156,7 +156,7 @@ class RawPeer:
         self.audio_frames = 0
         self.tone = ToneTrack() if audio == "tone" else None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.pc: RTCPeerConnection = self.portal.call(self._create(send, audio), 10)
+        self.pc: RTCPeerConnection = self.portal.call(self._create, send, audio, timeout=10)
 
     async def _create(self, send: np.ndarray | None, audio: str | None) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -193,11 +193,11 @@ class RawPeer:
             await self.pc.setLocalDescription(await self.pc.createOffer())
             return self.pc.localDescription.sdp
 
-        return self.portal.call(make(), 10)
+        return self.portal.call(make, timeout=10)
 
     def accept(self, answer: str) -> None:
         description = RTCSessionDescription(sdp=answer, type="answer")
-        self.portal.call(self.pc.setRemoteDescription(description), 10)
+        self.portal.call(self.pc.setRemoteDescription, description, timeout=10)
 
     def wait_state(self, wanted: set[str], timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout
@@ -221,7 +221,7 @@ class RawPeer:
 
     def close(self) -> None:
         if self.portal.running:
-            self.portal.call(self.pc.close(), 5)
+            self.portal.call(self.pc.close, timeout=5)
             self.portal.stop()
 
 

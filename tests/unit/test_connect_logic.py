@@ -12,7 +12,7 @@ import pytest
 from decart_sync import _portal, options, signals
 from decart_sync._portal import Deadline, Expired, within
 from decart_sync.errors import InvalidOptionsError
-from decart_sync.realtime.session import backoff
+from decart_sync.realtime.retry import backoff
 
 
 class Clock:

@@ -126,7 +126,7 @@ def test_output_conversion_allocates_only_the_array() -> None:
 
     import av
 
-    from decart_sync.realtime.tracks import FrameHub, FrameIterator
+    from decart_sync.realtime.frame_hub import FrameHub, FrameIterator
 
     model = models.ModelDefinition("t", fps=25, width=640, height=352)
     hub = FrameHub(model, "rgb24")
