@@ -158,3 +158,16 @@ def server_error(message: str) -> DecartSDKError:
     if _NO_MODEL.search(message):
         return ModelNotFoundError(message)
     return ServerError(message, permanent=bool(_REFUSED.search(message)))
+
+
+# Raised by our own code or the media stack under it, these mean a broken install or a
+# bug on this machine (an older pyOpenSSL ahead of the virtualenv makes aiortc's DTLS
+# raise "TypeError: cert must be an X509 instance"): no retry fixes them. A network's
+# faults come as OSError or the media library's own errors, and are retried.
+_LOCAL_FAULTS = (TypeError, AttributeError, ImportError, NameError, NotImplementedError)
+
+
+def local_fault(exc: BaseException | None) -> bool | None:
+    """``permanent=`` for an error made of ``exc``: True for a local fault, else None
+    (the error class decides)."""
+    return True if isinstance(exc, _LOCAL_FAULTS) else None

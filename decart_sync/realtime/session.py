@@ -29,6 +29,7 @@ from ..errors import (
     SignalingError,
     TimeoutError_,
     WebSocketError,
+    local_fault,
 )
 from ..metrics.rates import NetworkStats
 from ..models import ModelDefinition
@@ -155,7 +156,9 @@ class Session:
         except Exception as exc:
             # Whatever the media library raised: the caller, and the reconnect loop, need a code.
             raise SignalingError(
-                f"could not connect to {self.model.name}: {exc!r}", cause=exc
+                f"could not connect to {self.model.name}: {exc!r}",
+                cause=exc,
+                permanent=local_fault(exc),
             ) from exc
         finally:
             if self.state == QUEUED:  # failed while queued: back to (re)connecting
@@ -331,7 +334,7 @@ class Session:
         if attempt is not self._attempt or self._closing or self.error is not None:
             return
         if not attempt.established:
-            attempt.fail(kind(f"{what} during connect", cause=exc))
+            attempt.fail(kind(f"{what} during connect", cause=exc, permanent=local_fault(exc)))
             return
         if self._reconnect_task is not None:
             return

@@ -1,7 +1,9 @@
-"""The media stack failing during connect ends connect() with the cause, not a bare timeout:
-each attempt fails at once, is retried while the timeout lasts, and the last one's reason
-is raised; only a permanent error (decided when it was made, never from a URL) stops the
-reconnects."""
+"""The media stack failing during connect ends connect() with the cause, not a bare timeout.
+
+A local fault (our own media stack raising, e.g. a broken install) fails at once, even
+with the default timeout: no retry fixes it. Anything else fails each attempt at once,
+is retried while the timeout lasts, and the last one's reason is raised; only a
+permanent error (decided when it was made, never from a URL) stops the reconnects."""
 
 from __future__ import annotations
 
@@ -34,6 +36,17 @@ def _connect_fails_fast(**options: object) -> DecartSDKError:
     return info.value
 
 
+def _local_fault_fails_at_once(**options: object) -> DecartSDKError:
+    # With the default timeout (30 s) a retried fault would take 1+2+4+8+10 s.
+    started = time.monotonic()
+    with pytest.raises(DecartSDKError) as info:
+        decart_sync.connect(repeat(pattern()), api_key=KEY, **options)  # type: ignore[arg-type]
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"connect() took {elapsed:.1f} s to fail: {info.value}"
+    assert info.value.permanent  # no retry fixes a broken install
+    return info.value
+
+
 def test_a_dtls_failure_ends_connect_at_once_naming_it(remote_emulator, monkeypatch) -> None:
     # The emulator is another process: only this client's DTLS handshake breaks.
     def broken(self: RTCCertificate, srtp_profiles: object) -> object:
@@ -41,17 +54,32 @@ def test_a_dtls_failure_ends_connect_at_once_naming_it(remote_emulator, monkeypa
 
     monkeypatch.setattr(RTCCertificate, "_create_ssl_context", broken)
     small = ModelDefinition("test-small", fps=25, width=320, height=192)
-    error = _connect_fails_fast(model=small, base_url=remote_emulator)
+    error = _local_fault_fails_at_once(model=small, base_url=remote_emulator)
     assert error.code == "WEBRTC_ICE_ERROR"
     assert f"TypeError: {CAUSE}" in error.message
     assert isinstance(error.__cause__, TypeError) and str(error.__cause__) == CAUSE
-    assert not error.permanent  # a reconnect may well succeed
 
 
-def test_a_livekit_room_failure_ends_connect_at_once_naming_it(monkeypatch) -> None:
+def test_a_livekit_local_fault_ends_connect_at_once_naming_it(monkeypatch) -> None:
     rtc = pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
 
     async def broken(self: object, url: str, token: str, options: object = None) -> None:
+        raise TypeError(CAUSE)
+
+    monkeypatch.setattr(rtc.Room, "connect", broken)
+    model = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
+    with Emulator(models={model.name: model}) as emulator:
+        error = _local_fault_fails_at_once(model=model, base_url=emulator.url)
+    assert error.code == "WEBRTC_ICE_ERROR"
+    assert f"TypeError: {CAUSE}" in error.message
+
+
+def test_a_livekit_room_failure_is_retried_and_named(monkeypatch) -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
+    calls = []
+
+    async def broken(self: object, url: str, token: str, options: object = None) -> None:
+        calls.append(url)
         raise rtc.ConnectError("engine: signal failure")
 
     monkeypatch.setattr(rtc.Room, "connect", broken)
@@ -61,11 +89,12 @@ def test_a_livekit_room_failure_ends_connect_at_once_naming_it(monkeypatch) -> N
     assert error.code == "WEBRTC_ICE_ERROR"
     assert "ConnectError: engine: signal failure" in error.message
     assert isinstance(error.__cause__, rtc.ConnectError)
+    assert not error.permanent and len(calls) == 2  # tried again after 1 s: a network may heal
 
 
 @pytest.fixture
 def reconnect_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.INFO, logger="decart_sync.realtime.session")
+    caplog.set_level(logging.INFO, logger="decart_sync.realtime")
     yield caplog
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from livekit import rtc
 
 from ... import _process
-from ...errors import DecartSDKError, ICEError, TimeoutError_, WebSocketError
+from ...errors import DecartSDKError, ICEError, TimeoutError_, WebSocketError, local_fault
 from ...metrics.rates import ByteRates, NetworkStats, ms
 from .. import messages
 from ..messages import Message
@@ -127,7 +127,9 @@ class LiveKitTransport(MediaTransport):
         except Exception as exc:
             # The room's own failure, by name: what to fix, not just that it did not connect.
             raise ICEError(
-                f"the LiveKit room failed: {type(exc).__name__}: {exc}", cause=exc
+                f"the LiveKit room failed: {type(exc).__name__}: {exc}",
+                cause=exc,
+                permanent=local_fault(exc),
             ) from exc
 
     async def _join_room(self) -> None:
