@@ -138,17 +138,18 @@ class LatestFrame:
                 height=self._model.height,
                 threads=SCALER_THREADS,
             )
+            if kept is video and copy and not isinstance(frame, av.VideoFrame):
+                # Already in the kept format and size: av returned the view itself, and
+                # the caller may reuse its array. numpy copies at memory speed.
+                kept = self._copy(array, layout)
+            # On the kept frame only: PyAV keys opaque values by id(), so a second frame
+            # holding the same value loses it as soon as the first one is freed.
             kept.opaque = stamp
             if self._sink is not None:
                 if self._cadence.fresh:
                     self.skipped += 1
                 self._cadence.fresh = True
                 self._send_if_due(kept, time.monotonic())
-            if kept is video and copy and not isinstance(frame, av.VideoFrame):
-                # Already in the kept format and size: av returned the view itself, and
-                # the caller may reuse its array. numpy copies at memory speed.
-                kept = self._copy(array, layout)
-                kept.opaque = stamp
             self._frame = kept  # a reference swap: the track reads it without waiting on senders
             self.count += 1  # after the swap: a track that sees the count sees the frame
         self.rate.tick()

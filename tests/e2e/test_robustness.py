@@ -20,8 +20,9 @@ import pytest
 from helpers import KEY, SMALL, pattern, repeat, wait_until
 
 import decart_sync
-from decart_sync import DecartSDKError, images
+from decart_sync import DecartSDKError
 from decart_sync.emulator import Emulator, Faults
+from decart_sync.realtime import images
 
 pytestmark = pytest.mark.timeout(180)
 

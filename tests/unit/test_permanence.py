@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from aiortc import RTCPeerConnection
 
-from decart_sync import errors, messages
+from decart_sync import errors
+from decart_sync.realtime import messages
 from decart_sync.realtime.acks import Acks
 from decart_sync.realtime.signaling import Signaling
 from decart_sync.realtime.transports import webrtc

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from decart_sync import DecartClient, messages, models, options
+from decart_sync import DecartClient, models, options
 from decart_sync.errors import DecartSDKError, InvalidOptionsError, is_permanent
+from decart_sync.realtime import messages
 from decart_sync.realtime.images import is_file_ref, to_wire
 from decart_sync.realtime.messages import Desired
 from decart_sync.rest.files import check_ttl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import threading
 import time
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 
 import decart_sync
-from decart_sync import errors, images, models
+from decart_sync import errors, models
 from decart_sync.options import check_prompt, user_agent
+from decart_sync.realtime import images
 from decart_sync.realtime.clock import Pacer
 from decart_sync.realtime.messages import parse
 from decart_sync.realtime.signaling import redact
@@ -286,6 +288,28 @@ def test_put_keeps_a_copy_unless_told_the_array_is_never_written_again() -> None
     assert int(holder.get().to_ndarray()[0, 0, 0]) == 7
     holder.put(array, copy=False)
     assert np.shares_memory(holder.get().to_ndarray(), array)
+
+
+@pytest.mark.parametrize("pixels", ["rgb24", "yuv420p"])  # LiveKit's (a copy), aiortc's
+def test_every_kept_and_sent_frame_keeps_its_own_capture_time(pixels: str) -> None:
+    model = models.ModelDefinition("stamp-test", fps=2.0, width=64, height=48)  # 0.5 s periods
+    holder = LatestFrame(model, "rgb24", pixels)
+    sent: list[object] = []
+    holder.attach(lambda frame: sent.append(frame.opaque))
+    # A burst inside one period: what the rate allows goes at once, the rest is held back.
+    stamps = [round(holder.put(np.full((48, 64, 3), red, np.uint8)) * 1e6) for red in range(5)]
+    gc.collect()  # the views and superseded frames are gone: their stamps must not take ours
+    assert sent and all(stamp in stamps for stamp in sent), (sent, stamps)
+    assert holder.get().opaque == stamps[-1]  # what the loop sends, and repeats
+    deadline = time.monotonic() + 5
+    while sent[-1] != stamps[-1]:  # the held-back newest goes once its period has come
+        assert time.monotonic() < deadline, f"the newest never went with its stamp: {sent}"
+        time.sleep(holder.send_due())
+    repeats = len(sent) + 1
+    while len(sent) < repeats:  # and the repeat after it
+        assert time.monotonic() < deadline, "no repeat"
+        time.sleep(holder.send_due())
+    assert sent[-1] == stamps[-1]
 
 
 def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> None:
