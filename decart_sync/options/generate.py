@@ -87,8 +87,10 @@ def write_typed() -> bool:
     return True
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def table_cell(text: str) -> str:
+    """``text`` in a table's cell: a pipe outside a code span would end the cell."""
+    spans = text.split("`")
+    return "`".join(s if i % 2 else s.replace("|", "\\|") for i, s in enumerate(spans))
 
 
 def markdown_table() -> str:
@@ -102,5 +104,5 @@ def markdown_table() -> str:
         if option.account:
             what += " The account's: `DecartClient` passes its own."
         cells = [f"`{option.name}`", f"`{option.annotation}`", default, what]
-        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        rows.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"

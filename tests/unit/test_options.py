@@ -21,7 +21,7 @@ from decart_sync.options import (
     typed,
     with_prompt,
 )
-from decart_sync.options.generate import markdown_table, typed_source
+from decart_sync.options.generate import markdown_table, table_cell, typed_source
 
 NOWHERE = {"api_key": "k", "base_url": "ws://127.0.0.1:9"}  # nothing listens: fails if reached
 
@@ -69,7 +69,8 @@ def test_the_docs_table_has_a_row_per_option() -> None:
     assert [row.split(" | ")[0] for row in rows] == [f"| `{o.name}`" for o in CONNECT_OPTIONS]
     (codec,) = [row for row in rows if row.startswith("| `video_codec`")]
     assert "`'h264'`" in codec and "`vp8`" in codec
-    assert "`ModelDefinition \\| str \\| None` | required |" in rows[0]
+    assert "`ModelDefinition | str | None` | required |" in rows[0]
+    assert table_cell("a | b `c | d`") == "a \\| b `c | d`"
 
 
 def test_flags_are_made_from_the_table() -> None:
