@@ -57,7 +57,7 @@ CONNECT_OPTIONS: tuple[Option, ...] = (
         "model",
         "ModelDefinition | str | None",
         None,
-        "The model: `models.realtime.mirage()`, a registry name such as `\"lucy-2.1\"`, "
+        'The model: `models.realtime.mirage()`, a registry name such as `"lucy-2.1"`, '
         "or a `ModelDefinition`.",
         required=True,
     ),
