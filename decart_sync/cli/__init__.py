@@ -20,12 +20,30 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DecartSDKError
-from ..realtime.transports import TRANSPORTS
+from ..options import add_flags
 from .status import Console
 
 SOURCES = (
     "what to restyle: a media file, a camera (0, /dev/video0), a stream URL (rtsp://, "
     "http://...), an FFmpeg pattern (lavfi:testsrc2=size=1280x720:rate=30), or 'synthetic'"
+)
+
+# connect()'s options that ``stream`` takes as flags, with the table's defaults and meanings
+# (the model, prompt and image have forms of their own; callables have none).
+STREAM_OPTIONS = (
+    "api_key",
+    "base_url",
+    "timeout",
+    "transport",
+    "video_codec",
+    "resolution",
+    "speed",
+    "queue_timeout",
+    "ice_servers",
+    "origin",
+    "reconnect",
+    "verify_tls",
+    "mirror",
 )
 
 
@@ -49,12 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--out", default="restyled.mp4", help="the output video file")
     add("-y", action="store_true", help="overwrite the output file if it exists")
-    add("--transport", choices=TRANSPORTS, default=None, help="default: the model's")
     add("--preview", action="store_true", help="show input and output (needs OpenCV)")
     add("--stats-json", default=None, metavar="FILE", help="write the final figures here")
-    add("--api-key", default=None, help="default: $DECART_API_KEY")
-    add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL")
-    add("--timeout", type=float, default=30.0, help="connect timeout, seconds")
+    add_flags(stream, STREAM_OPTIONS)
     doctor = sub.add_parser("doctor", help="check the way to the service (a preflight)")
     add = doctor.add_argument
     add("--deep", action="store_true", help="also run a short synthetic session (needs --model)")

@@ -28,6 +28,7 @@ from ..client.start import RealtimeClient, connect
 from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_
 from ..models import ModelDefinition
 from ..sources import Timed, frames_of, is_media_spec, synthetic
+from . import STREAM_OPTIONS
 from .output import Recorder
 from .preview import INSTALL, Preview, load_cv2
 from .prompts import Prompts, stdin_is_interactive
@@ -83,9 +84,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         first if first and first.lower() != "none" else None,
         image=args.image or None,
     )
-    api_key = args.api_key or os.environ.get("DECART_API_KEY")
+    keywords = {**options.from_flags(args, STREAM_OPTIONS), **start}
+    api_key = keywords.pop("api_key") or os.environ.get("DECART_API_KEY")
     with contextlib.ExitStack() as stack:
-        base_url = args.base_url
+        base_url = keywords.pop("base_url")
         if not api_key:
             from ..emulator import Emulator
 
@@ -93,15 +95,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             base_url, api_key = emu.url, "local-emulator"
             console.say(f"no API key set: streaming through the embedded emulator at {emu.url}")
         client = stack.enter_context(
-            connect(
-                tap,
-                model=model,
-                api_key=api_key,
-                base_url=base_url,
-                timeout=args.timeout,
-                transport=args.transport,
-                **start,
-            )
+            connect(tap, model=model, api_key=api_key, base_url=base_url, **keywords)
         )
         stats = client.stats
         console.say(

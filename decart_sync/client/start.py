@@ -9,15 +9,15 @@ hands back numpy frames, reports events, and closes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import options
 from .._portal import Deadline
 from ..errors import InvalidOptionsError
 from ..metrics.rates import check_interval
 from ..models import ModelDefinition, resolve
-from ..options import InitialState
+from ..options import ConnectKeywords, InitialState
 from ..realtime.messages import Desired
 from ..realtime.session import SessionOptions
 from ..realtime.subscribe_tokens import RoomToken, decode_token, watch_credentials
@@ -25,109 +25,72 @@ from ..realtime.transports import MediaSettings
 from ..sources import frames_of
 from .realtime import RealtimeClient
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["InitialState", "RealtimeClient", "connect", "subscribe"]
 
 
-# The keywords are defined once, in options.CONNECT_OPTIONS; they stay spelled out here for
-# IDEs and type checkers, and tests/test_options.py fails when the two differ.
-def connect(
-    source: Any = None,
-    *,
-    model: ModelDefinition | str | None = None,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    initial_state: InitialState | dict[str, Any] | None = None,
-    pixel_format: str = "rgb24",
-    timeout: float = 30.0,
-    ice_servers: Sequence[str] | None = None,
-    customize_offer: Callable[[Any], Any] | None = None,
-    on_remote_stream: Callable[[Any], Any] | None = None,
-    reconnect: bool = True,
-    verify_tls: bool = True,
-    integration: str | None = None,
-    transport: str | None = None,
-    video_codec: str = "h264",
-    resolution: str | None = None,
-    speed: str | None = None,
-    stats_interval: float | None = None,
-    origin: str | None = None,
-    queue_timeout: float | None = None,
-    query_params: Mapping[str, str] | None = None,
-    mirror: bool = False,
-    on: Mapping[str, Callable[[Any], Any]] | None = None,
-) -> RealtimeClient:
+@options.shows_the_table
+def connect(source: Any = None, **keywords: Unpack[ConnectKeywords]) -> RealtimeClient:
     """Open a realtime session and return once media flows.
 
     ``source`` is None (push frames with ``send_frame``), an iterable of numpy
     frames, an object with ``read() -> (ok, frame)`` such as ``cv2.VideoCapture``,
-    or a media file path.
+    or a media file path. The keywords, ``model`` required, are the options of
+    ``decart_sync.options.CONNECT_OPTIONS``: each one's type, default and meaning
+    are in ``ConnectKeywords`` and in the usage guide's options table.
 
-    ``transport`` defaults to the model's: today's models (``lucy-2.1`` and the
-    rest of the official SDK's table) take LiveKit, as the official SDKs do; the
-    seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
-    ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
-    (``"h264"``, ``"vp8"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
-    ``speed`` (``"fast"``) apply to LiveKit sessions. ``stats_interval``: send
-    ``client.stats`` to ``stats`` handlers every so many seconds. ``origin``
-    (``"https://example.com"``) is sent as the control WebSocket's ``Origin``
-    header, for a client token scoped to origins.
-
-    A busy service queues a LiveKit session: ``queue_position`` events report
-    its place, time in the queue does not count against ``timeout``, and
-    ``queue_timeout`` (None: no bound) bounds it. ``on`` maps event names to
-    handlers that are called as events happen, also during connect
-    (``on={"queue_position": show, "connection_change": log}``); handlers added
-    later with ``client.on`` get the connect's events once it returns.
-    ``query_params`` adds to the stream URL's query; ``mirror=True`` flips the
-    input left to right before it is sent (a selfie camera, as the JS SDK's
-    ``mirror``). A failed
-    attempt is retried as the official SDKs do (1 s doubling to 10 s, five times,
-    within ``timeout``); a permanent error (bad key, unknown model) fails at once.
+    A failed attempt is retried as the official SDKs do (1 s doubling to 10 s,
+    five times, within ``timeout``); a permanent error (bad key, unknown model)
+    fails at once.
     """
-    if model is None:
+    o = options.completed(keywords, "connect")
+    if o["model"] is None:
         raise InvalidOptionsError("model is required, e.g. model=models.realtime.mirage()")
-    definition = resolve(model)
-    key = options.api_key(api_key)
-    base = options.base_url(base_url)
+    definition = resolve(o["model"])
+    key = options.api_key(o["api_key"])
+    base = options.base_url(o["base_url"])
+    pixel_format, timeout = o["pixel_format"], o["timeout"]
     options.check_pixel_format(pixel_format)
     options.check_timeout(timeout)
-    check_interval(stats_interval)
-    origin = options.origin(origin)
-    handlers = options.handlers(on)
-    extra = options.query_params(query_params)
-    kind = options.transport(transport, definition)
-    desired = options.desired(initial_state, pixel_format)
+    check_interval(o["stats_interval"])
+    origin = options.origin(o["origin"])
+    handlers = options.handlers(o["on"])
+    extra = options.query_params(o["query_params"])
+    kind = options.transport(o["transport"], definition)
+    desired = options.desired(o["initial_state"], pixel_format)
     if definition.is_avatar and source is not None:
         raise InvalidOptionsError("live_avatar takes no video source; pass source=None")
     frames = None if source is None else frames_of(source)
     media = MediaSettings(
         definition,
-        ice_servers=options.ice_servers(ice_servers, base),
-        customize_offer=customize_offer,
-        wants_remote_stream=on_remote_stream is not None,
-        codec=options.video_codec(video_codec),
+        ice_servers=options.ice_servers(o["ice_servers"], base),
+        customize_offer=o["customize_offer"],
+        wants_remote_stream=o["on_remote_stream"] is not None,
+        codec=options.video_codec(o["video_codec"]),
     )
-    livekit = options.livekit_query(resolution, speed) if kind == "livekit" else None
+    livekit = options.livekit_query(o["resolution"], o["speed"]) if kind == "livekit" else None
     session = SessionOptions(
         model=definition,
-        url=options.stream_url(base, definition, key, integration, livekit, extra),
+        url=options.stream_url(base, definition, key, o["integration"], livekit, extra),
         media=media,
         transport=kind,
-        verify_tls=options.verify_tls(verify_tls),
+        verify_tls=options.verify_tls(o["verify_tls"]),
         secret=key,
         connect_timeout=timeout,
-        reconnect=reconnect,
+        reconnect=o["reconnect"],
         origin=origin,
-        queue_timeout=options.queue_timeout(queue_timeout),
+        queue_timeout=options.queue_timeout(o["queue_timeout"]),
     )
     client = RealtimeClient(
         session,
         desired,
         pixel_format,
-        on_remote_stream=on_remote_stream,
-        stats_interval=stats_interval,
+        on_remote_stream=o["on_remote_stream"],
+        stats_interval=o["stats_interval"],
         handlers=handlers,
-        mirror=bool(mirror),
+        mirror=bool(o["mirror"]),
     )
     client._open(frames, Deadline(timeout))
     return client

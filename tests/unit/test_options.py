@@ -1,8 +1,8 @@
-"""Pure logic: the one definition of connect()'s options, and prompt= -> initial_state."""
+"""Pure logic: the one table of connect()'s options, what is made from it, and prompt=."""
 
 from __future__ import annotations
 
-import ast
+import argparse
 import inspect
 from pathlib import Path
 from typing import Any
@@ -12,44 +12,92 @@ import pytest
 import decart_sync
 from decart_sync import options
 from decart_sync.errors import InvalidOptionsError
-from decart_sync.options import CONNECT_OPTIONS, InitialState, forwarded, with_prompt
+from decart_sync.options import (
+    CONNECT_OPTIONS,
+    InitialState,
+    add_flags,
+    forwarded,
+    from_flags,
+    typed,
+    with_prompt,
+)
+from decart_sync.options.generate import markdown_table, table_cell, typed_source
 
 NOWHERE = {"api_key": "k", "base_url": "ws://127.0.0.1:9"}  # nothing listens: fails if reached
 
 
-def test_connect_signature_is_the_table() -> None:
-    """connect() keeps explicit keywords for IDEs; they may not drift from CONNECT_OPTIONS."""
-    params = list(inspect.signature(decart_sync.connect).parameters.values())[1:]
-    assert [p.name for p in params] == [o.name for o in CONNECT_OPTIONS]
-    for param, option in zip(params, CONNECT_OPTIONS, strict=True):
+def test_connect_shows_every_option_with_its_default() -> None:
+    """help(), notebooks and inspect see connect()'s keywords as if written out."""
+    params = list(inspect.signature(decart_sync.connect).parameters.values())
+    assert params[0].name == "source"
+    assert [p.name for p in params[1:]] == [o.name for o in CONNECT_OPTIONS]
+    for param, option in zip(params[1:], CONNECT_OPTIONS, strict=True):
         assert param.kind is inspect.Parameter.KEYWORD_ONLY
-        assert param.default == option.default, option.name
-        assert param.annotation == option.annotation, option.name  # postponed: the text
+        assert (param.default, param.annotation) == (option.default, option.annotation)
 
 
-def test_connect_options_is_built_from_the_table() -> None:
+def test_connect_refuses_an_unknown_keyword_as_python_does() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timout'; did you mean"):
+        decart_sync.connect(None, model="lucy-restyle", timout=3, **NOWHERE)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zz'$"):
+        decart_sync.connect(None, model="lucy-restyle", zz=1, **NOWHERE)  # type: ignore[call-arg]
+
+
+def test_completed_fills_in_the_tables_defaults() -> None:
+    every = options.completed({"timeout": 3.0}, "connect")
+    assert every["timeout"] == 3.0
+    assert {k: v for k, v in every.items() if k != "timeout"} == {
+        o.name: o.default for o in CONNECT_OPTIONS if o.name != "timeout"
+    }
+
+
+def test_the_typed_view_is_generated_from_the_table() -> None:
+    """typed.py is what type checkers read; it is written from the table, never by hand."""
+    assert Path(typed.__file__).read_text() == typed_source(), (
+        "the options table changed: run python -m decart_sync.options --write"
+    )
     account = {o.name for o in CONNECT_OPTIONS if o.account}
     assert account == {"api_key", "base_url", "integration"}
-    expected = [o.name for o in CONNECT_OPTIONS if not o.account]
-    assert list(options.ConnectOptions.__annotations__) == expected
-    assert "stats_interval" in options.ConnectOptions.__annotations__
+    session = [o.name for o in CONNECT_OPTIONS if not o.account]
+    assert list(options.ConnectOptions.__annotations__) == session
+    assert set(options.ConnectKeywords.__annotations__) == {o.name for o in CONNECT_OPTIONS}
     assert options.ConnectOptions(timeout=3.0) == {"timeout": 3.0}  # still a TypedDict
 
 
-def test_type_checkers_connect_options_is_the_table() -> None:
-    """The declaration type checkers read (under TYPE_CHECKING) matches the table."""
-    tree = ast.parse(Path(options.__file__).read_text())
-    (declared,) = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and node.name == "ConnectOptions"
-    ]
-    fields = {
-        stmt.target.id: ast.unparse(stmt.annotation)
-        for stmt in declared.body
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+def test_the_docs_table_has_a_row_per_option() -> None:
+    rows = markdown_table().splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| `{o.name}`" for o in CONNECT_OPTIONS]
+    (codec,) = [row for row in rows if row.startswith("| `video_codec`")]
+    assert "`'h264'`" in codec and "`vp8`" in codec
+    assert "`ModelDefinition | str | None` | required |" in rows[0]
+    assert table_cell("a | b `c | d`") == "a \\| b `c | d`"
+
+
+def test_flags_are_made_from_the_table() -> None:
+    parser = argparse.ArgumentParser()
+    names = ("timeout", "video_codec", "queue_timeout", "ice_servers", "reconnect", "mirror")
+    add_flags(parser, names)
+    assert from_flags(parser.parse_args([]), names) == {
+        name: options.BY_NAME[name].default for name in names
     }
-    assert fields == {o.name: o.annotation for o in CONNECT_OPTIONS if not o.account}
+    args = parser.parse_args(
+        [
+            *("--timeout", "5", "--video-codec", "vp8", "--queue-timeout", "2.5"),
+            *("--ice-servers", "stun:a", "stun:b", "--no-reconnect", "--mirror"),
+        ]
+    )
+    assert from_flags(args, names) == {
+        "timeout": 5.0,
+        "video_codec": "vp8",
+        "queue_timeout": 2.5,
+        "ice_servers": ["stun:a", "stun:b"],
+        "reconnect": False,
+        "mirror": True,
+    }
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--video-codec", "av1"])
+    with pytest.raises(ValueError, match="no command-line form"):
+        add_flags(argparse.ArgumentParser(), ["on"])
 
 
 def test_every_check_refuses_a_bad_value_and_takes_the_default() -> None:

@@ -1,0 +1,86 @@
+"""connect()'s options: the one table (table.py), the checks of what the user passed
+(values.py), the URLs built from them (urls.py), and the typed view generated from the
+table (typed.py; ``python -m decart_sync.options --write``).
+"""
+
+from .flags import add_flags, from_flags
+from .table import (
+    BY_NAME,
+    CONNECT_OPTIONS,
+    Option,
+    SubscribeOptions,
+    completed,
+    forwarded,
+    shows_the_table,
+    with_prompt,
+)
+from .typed import ConnectKeywords, ConnectOptions
+from .urls import (
+    RESERVED_QUERY,
+    RESOLUTIONS,
+    SPEEDS,
+    livekit_query,
+    query_params,
+    stream_url,
+    subscribe_url,
+    user_agent,
+)
+from .values import (
+    DEFAULT_BASE_URL,
+    DEFAULT_ICE_SERVERS,
+    MAX_PROMPT_LENGTH,
+    InitialState,
+    api_key,
+    base_url,
+    check_pixel_format,
+    check_prompt,
+    check_timeout,
+    desired,
+    handlers,
+    ice_servers,
+    origin,
+    queue_timeout,
+    transport,
+    verify_tls,
+    video_codec,
+)
+
+__all__ = [
+    "BY_NAME",
+    "CONNECT_OPTIONS",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_ICE_SERVERS",
+    "MAX_PROMPT_LENGTH",
+    "RESERVED_QUERY",
+    "RESOLUTIONS",
+    "SPEEDS",
+    "ConnectKeywords",
+    "ConnectOptions",
+    "InitialState",
+    "Option",
+    "SubscribeOptions",
+    "add_flags",
+    "api_key",
+    "base_url",
+    "check_pixel_format",
+    "check_prompt",
+    "check_timeout",
+    "completed",
+    "desired",
+    "forwarded",
+    "from_flags",
+    "handlers",
+    "ice_servers",
+    "livekit_query",
+    "origin",
+    "query_params",
+    "queue_timeout",
+    "shows_the_table",
+    "stream_url",
+    "subscribe_url",
+    "transport",
+    "user_agent",
+    "verify_tls",
+    "video_codec",
+    "with_prompt",
+]
