@@ -8,7 +8,8 @@ WebRTC path; the seed's snake_case names warn once that they are deprecated.
 
 ``models.realtime("lucy-2.1")`` looks a model up by name; ``models.realtime.mirage()``
 and friends mirror the seed's factories. The name is sent to the server as
-given. A custom :class:`ModelDefinition` takes the WebRTC path unless it says
+given. A custom [`ModelDefinition`][decart_sync.ModelDefinition] takes the WebRTC path
+unless it says
 ``transport="livekit"``.
 """
 

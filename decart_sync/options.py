@@ -45,7 +45,7 @@ class InitialState:
 
 @attrs.frozen
 class Option:
-    """One keyword of :func:`~.client.connect`: the single place it is defined."""
+    """One keyword of [`connect()`][decart_sync.connect]: the single place it is defined."""
 
     name: str
     annotation: str  # as written in connect()'s signature
@@ -110,7 +110,8 @@ if TYPE_CHECKING:
     # What type checkers see; at run time it is built from CONNECT_OPTIONS (below), and a
     # unit test fails when this declaration and the table differ.
     class ConnectOptions(TypedDict, total=False):
-        """The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."""
+        """The keywords of [`connect()`][decart_sync.connect] besides the account's
+        (for ``DecartClient.realtime``)."""
 
         model: ModelDefinition | str | None
         initial_state: InitialState | dict[str, Any] | None
@@ -139,7 +140,7 @@ else:
         total=False,
     )
     ConnectOptions.__doc__ = (
-        "The keywords of :func:`connect` besides the account's (for ``DecartClient.realtime``)."
+        "The keywords of `connect()` besides the account's (for ``DecartClient.realtime``)."
     )
 
 
@@ -187,7 +188,7 @@ def with_prompt(
 
 
 class SubscribeOptions(TypedDict, total=False):
-    """The keywords of :func:`subscribe` besides the account's."""
+    """The keywords of [`subscribe()`][decart_sync.subscribe] besides the account's."""
 
     pixel_format: str
     timeout: float

@@ -1,6 +1,6 @@
 """Preflight: can this machine reach the service, and how well? (the JS SDK's checkConnectivity)
 
-:func:`check_connectivity` answers before a session is paid for:
+[`check_connectivity()`][decart_sync.check_connectivity] answers before a session is paid for:
 
 1. the control WebSocket's host: a TCP connection (and the TLS handshake for
    ``wss://``) to it, timed; no HTTP request, so no session is opened;
@@ -46,7 +46,8 @@ DEEP_SECONDS = 4.0  # of output counted after the first frame, for the frame rat
 
 @attrs.frozen
 class ConnectivityReport:
-    """What :func:`check_connectivity` found; ``str()`` is the report for people."""
+    """What [`check_connectivity()`][decart_sync.check_connectivity] found; ``str()`` is
+    the report for people."""
 
     verdict: str  # good | fair | poor | critical
     reasons: tuple[str, ...]

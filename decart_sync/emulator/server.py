@@ -14,14 +14,14 @@ Routes (one port):
   for a bad key, 404 for an unknown room. websockets hands any method to
   ``process_request`` as long as the request has no body, and the clients
   send none.
-- the REST API (files, client tokens) has a port of its own: see :mod:`.rest`.
+- the REST API (files, client tokens) has a port of its own: see `rest`.
   A client token's key (``ek_...``) is checked here: expiry, allowed models and
   origins (the ``Origin`` header, verbatim), and its session's duration.
 - any other path (WebSocket): the stream endpoint; the model is the one named
   in the ``model`` query parameter. The path is not checked against the
   model's ``url_path``: custom models may use any path.
 
-Pure asyncio; :class:`~.embedded.Emulator` runs it on its own loop thread.
+Pure asyncio; [`Emulator`][decart_sync.emulator.Emulator] runs it on its own loop thread.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The emulator's stream sessions and their viewers.
 
-:class:`ServedSession` is a publishing client on the stream endpoint: prompt
+`ServedSession` is a publishing client on the stream endpoint: prompt
 and image requests with their acks, the input media transformed by the
 prompt, generation ticks. Its media go the way its client asks: an ``offer``
 gets the seed's plain WebRTC (and the seed generation's size of the model),
-a ``livekit_join`` a LiveKit room (:mod:`.livekit`) whose
-``inference-server-...`` participant publishes the output. :class:`Subscriber`
-is a receive-only viewer of one. Both are :class:`~.connection.Connection`
+a ``livekit_join`` a LiveKit room (`livekit`) whose
+``inference-server-...`` participant publishes the output. `Subscriber`
+is a receive-only viewer of one. Both are `Connection`
 objects. Everything here runs on the emulator's loop.
 """
 
@@ -372,7 +372,7 @@ class ServedSession(Connection):
 
 
 class Subscriber(Connection):
-    """A receive-only viewer of one :class:`ServedSession`'s output."""
+    """A receive-only viewer of one `ServedSession`'s output."""
 
     kind = "subscribe"
 

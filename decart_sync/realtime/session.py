@@ -1,11 +1,11 @@
 """The realtime session's state machine: connect, requests, states, reconnect (async core).
 
 Pure asyncio; it knows nothing of threads. The control WebSocket
-(:mod:`.signaling`) is the session's own; media is a transport's
-(:mod:`.transports`). The session reports to its owner through one
-``emit(event, value)`` callable with the events of :mod:`.signals`.
+(`signaling`) is the session's own; media is a transport's
+(`transports`). The session reports to its owner through one
+``emit(event, value)`` callable with the events of [`signals`][decart_sync.signals].
 
-One :class:`~.attempt.Attempt` holds what a single connection owns (the
+One `Attempt` holds what a single connection owns (the
 WebSocket and the media transport); a reconnect throws it away and builds
 another, while the session's own state (latest prompt and image, pending
 acks, the output hub) carries over.

@@ -2,7 +2,7 @@
 
 On the seed's path a token is base64 of JSON ``{"sid", "ip", "port"}``; in
 LiveKit mode it is base64url of ``{"room_name"}``, and the viewer fetches the
-room's credentials with :func:`watch_credentials`. The browser SDK writes
+room's credentials with `watch_credentials()`. The browser SDK writes
 standard base64, the Python SDK URL-safe base64; both are read here.
 """
 

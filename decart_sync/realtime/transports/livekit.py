@@ -14,7 +14,7 @@ yuv420p costs five times libyuv's, so LiveKit converts); received I420
 frames become av frames the output hub converts for each consumer.
 LiveKit's native threads are its own; everything here runs on the loop,
 except ``capture_frame`` for a new input frame, which runs in the sender's
-thread (:func:`~decart_sync.realtime.tracks.feed` says why).
+thread (`feed()` says why).
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ class LiveKitTransport(MediaTransport):
 def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
     """The figures of what we send, from a published track's stats (libwebrtc's; its
     times are in seconds). The RTT comes from RTCP receiver reports, else from the
-    ICE candidate pair. No figure of what we receive: :meth:`LiveKitTransport.stats`
+    ICE candidate pair. No figure of what we receive: `LiveKitTransport.stats()`
     says why."""
     rtts: list[float] = []
     fractions: list[float] = []
