@@ -370,6 +370,8 @@ class FrameInfo:
     LiveKit, where each frame carries it both ways; None on plain WebRTC, and
     for a frame the service sent again unchanged. ``received``: when it
     arrived (``time.time()``). ``g2g_ms``: the two apart, glass to glass.
+    ``seq``: the output frame's number, from 1; a gap since the last one counts
+    frames this iterator skipped.
     """
 
     seq: int
