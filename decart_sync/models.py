@@ -1,10 +1,10 @@
-"""Realtime model definitions (PROTOCOL.md sections 2 and 11).
+"""Realtime model definitions (docs/protocol.md, "Two media paths").
 
 Two generations live here. Today's models, as the official ``decart`` 0.2.4
 release lists them (``lucy-2.1``, ``lucy-2.5``, ... at 30 fps), travel over
-LiveKit. The seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``,
-``lucy_2_rt``, ``live_avatar`` and their aliases) keep the seed's plain
-WebRTC path; the seed's snake_case names warn once that they are deprecated.
+LiveKit. The classic models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``,
+``lucy_2_rt``, ``live_avatar`` and their aliases) travel over plain WebRTC;
+their snake_case names warn once that they are deprecated.
 
 ``models.realtime("lucy-2.1")`` looks a model up by name; ``models.realtime.mirage()``
 and friends mirror the seed's factories. The name is sent to the server as

@@ -1,6 +1,6 @@
 """What the user passed, checked: each problem becomes a coded error a person can act on.
 
-Also the URLs of PROTOCOL.md section 1, built from checked options.
+Also the URLs of docs/protocol.md, "Endpoints", built from checked options.
 """
 
 from __future__ import annotations

@@ -400,8 +400,8 @@ class Session:
 
     def _msg_generation_ended(self, attempt: Attempt, message: Message) -> None:
         """Reported for every reason, as the JS SDK's ``generationEnded``. Over LiveKit the
-        reasons that end the session (PROTOCOL.md section 11) end it with their codes; the
-        seed's service sends this unreliably (section 3), so there it only informs."""
+        reasons that end the session (docs/protocol.md, "Messages from the server") end it
+        with their codes; on plain WebRTC it is sent unreliably, so there it only informs."""
         seconds = message.get("seconds")
         reason = message.get("reason")
         if reason is not None and not isinstance(reason, str):

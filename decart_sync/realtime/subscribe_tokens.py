@@ -1,4 +1,4 @@
-"""Subscribe tokens (PROTOCOL.md sections 9 and 11): who may watch a session.
+"""Subscribe tokens (docs/protocol.md, "Viewers and subscribe tokens"): who may watch.
 
 On the seed's path a token is base64 of JSON ``{"sid", "ip", "port"}``; in
 LiveKit mode it is base64url of ``{"room_name"}``, and the viewer fetches the

@@ -1,6 +1,7 @@
 """A LiveKit server test double: what Decart's LiveKit-era clients need, on loopback.
 
-Decart's service carries media through a LiveKit room (PROTOCOL.md section 11).
+Decart's service carries media through a LiveKit room (docs/protocol.md,
+"Connecting over LiveKit").
 This package plays the LiveKit server for the emulator: one room per session,
 with the client and an ``inference-server-...`` participant whose tracks are
 ordinary aiortc tracks; the client's published tracks come out as aiortc

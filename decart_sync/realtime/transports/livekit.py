@@ -1,4 +1,6 @@
-"""Today's media path: a LiveKit room next to the control WebSocket (PROTOCOL.md section 11).
+"""The LiveKit media path: a room next to the control WebSocket (today's models).
+
+See docs/protocol.md, "Connecting over LiveKit".
 
 The session asks for a room with ``livekit_join`` (a viewer fetches its
 credentials over REST instead), sends its initial state, then joins the room
