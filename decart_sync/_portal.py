@@ -28,7 +28,7 @@ class Deadline:
     """One overall timeout shared by the steps of a multi-step operation.
 
     It can be paused: time spent waiting in the service's queue is not
-    connect time (issue 15). Pausing and reading may happen on different
+    connect time. Pausing and reading may happen on different
     threads; each reads or replaces one tuple, which the GIL keeps whole.
     """
 
