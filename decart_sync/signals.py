@@ -52,7 +52,7 @@ class Event:
 
     signal: NamedSignal
     arg: str
-    names: tuple[str, ...] = ()  # what ``client.on()`` accepts: Python and the seed's JS spellings
+    names: tuple[str, ...] = ()  # what ``client.on()`` accepts: Python and the JS SDK's spellings
 
 
 CONNECTION_CHANGE = Event(

@@ -64,7 +64,7 @@ def connect(
 
     ``transport`` defaults to the model's: today's models (``lucy-2.1`` and the
     rest of the official SDK's table) take LiveKit, as the official SDKs do; the
-    seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
+    classic models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``, ``lucy_2_rt``,
     ``live_avatar``) and custom models take plain WebRTC. ``video_codec``
     (``"h264"``, ``"vp8"`` or ``"vp9"``), ``resolution`` (``"720p"``/``"1080p"``) and
     ``speed`` (``"fast"``) apply to LiveKit sessions. ``stats_interval``: send

@@ -8,7 +8,7 @@ takes the datagrams from ICE before SRTP reads them (a lost packet must not
 enter SRTP's replay window, or its retransmission would be refused) and wraps
 the private ``_send_rtp`` (RTP and RTCP to the client, before encryption), as
 `livekit.twcc` does, releasing each packet at its time from a
-per-direction queue. Both transports' peers use it (the seed path's
+per-direction queue. Both transports' peers use it (plain WebRTC's
 `Peer`, LiveKit's `Link`), reading the
 session's current [`Faults`][decart_sync.emulator.Faults] at every packet: with the defaults
 a packet goes straight through, as if there were no shaper.

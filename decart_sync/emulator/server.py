@@ -45,7 +45,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..models import REGISTRY, SEED_GENERATION, ModelDefinition
+from ..models import CLASSIC_GENERATION, REGISTRY, ModelDefinition
 from ..realtime.transports.loopback import is_loopback_host
 from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
@@ -334,7 +334,7 @@ class EmulatorServer:
             loopback=self.loopback,
             faults=self.faults,
             on_closed=self._unregister,
-            seed_model=SEED_GENERATION.get(name) if name not in self._extra_models else None,
+            classic_model=CLASSIC_GENERATION.get(name) if name not in self._extra_models else None,
             livekit=self.livekit_rooms,
             files=self.files,
         )
@@ -380,7 +380,7 @@ async def _reject(ws: ServerConnection, error: str) -> None:
 def _livekit(loopback: bool) -> LiveKitRooms | None:
     try:
         from .livekit import LiveKitRooms
-    except ImportError:  # livekit-protocol is missing: the emulator serves the seed's path only
+    except ImportError:  # livekit-protocol is missing: the emulator serves plain WebRTC only
         log.info("no livekit-protocol: LiveKit sessions are not served")
         return None
     return LiveKitRooms(loopback=loopback)

@@ -1,4 +1,5 @@
-"""The seed's media path: one aiortc peer connection, negotiated over the control WebSocket.
+"""The plain WebRTC media path (classic models): one aiortc peer connection, negotiated
+over the control WebSocket.
 
 The client offers (camera models: sendrecv video; live_avatar: recvonly
 video plus our audio; viewers: recvonly video and audio), prefers VP8 with
