@@ -5,7 +5,7 @@ See docs/protocol.md, "Connecting over LiveKit".
 The session asks for a room with ``livekit_join`` (a viewer fetches its
 credentials over REST instead), sends its initial state, then joins the room
 with the ``livekit`` package on the session's own event loop, publishes the
-camera (H264 unless VP9 was asked for) and receives the video of the
+camera (H264 unless ``video_codec`` says otherwise) and receives the video of the
 participant whose identity starts with ``inference-server-``. With no
 initial state the passthrough goes after publishing, as the official SDK
 does.
