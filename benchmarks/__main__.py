@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL = "decart[realtime]==0.0.37"  # the seed's generation: plain WebRTC over aiortc
+OFFICIAL = "decart[realtime]==0.0.37"  # the classic models' SDK: plain WebRTC over aiortc
 OFFICIAL_LIVEKIT = "decart[realtime]==0.2.4"  # today's: LiveKit
 VARIANTS = ("decart_sync", "bare_aiortc", "official_sdk")
 LIVEKIT_VARIANTS = ("decart_sync", "official_livekit")
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     seed, livekit = tables["webrtc"]["summary"], tables["livekit"]["summary"]
     if "webrtc" in transports:
-        print_table(seed, "plain WebRTC (the seed's path)", args.width, args.height, args.fps, args)
+        print_table(seed, "plain WebRTC (classic models)", args.width, args.height, args.fps, args)
     if "livekit" in transports:
         w, h, fps = args.livekit_width, args.livekit_height, args.livekit_fps
         print_table(livekit, "LiveKit (today's path)", w, h, fps, args)

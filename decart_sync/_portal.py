@@ -1,6 +1,6 @@
 """The loop-thread bridge: one asyncio loop on a named thread, blocking calls into it.
 
-Everything asynchronous in this package runs on a :class:`Portal`'s loop; user
+Everything asynchronous in this package runs on a `Portal`'s loop; user
 threads only ever wait on ``concurrent.futures.Future`` objects, in short
 slices so that Ctrl-C lands, and with a deadline. A call that times out or is
 interrupted cancels its coroutine on the loop: work never goes on after the
@@ -28,7 +28,7 @@ class Deadline:
     """One overall timeout shared by the steps of a multi-step operation.
 
     It can be paused: time spent waiting in the service's queue is not
-    connect time (issue 15). Pausing and reading may happen on different
+    connect time. Pausing and reading may happen on different
     threads; each reads or replaces one tuple, which the GIL keeps whole.
     """
 
@@ -86,7 +86,7 @@ def wait_until(
     wait: Callable[[float], object],
     timeout: float | Deadline | None,
 ) -> bool:
-    """Until ``predicate()`` holds; False at the deadline (a :class:`Deadline` may pause).
+    """Until ``predicate()`` holds; False at the deadline (a `Deadline` may pause).
 
     ``wait(seconds)`` blocks until something may have changed: ``event.wait``,
     or ``cond.wait`` with the condition's lock held by the caller.
@@ -126,13 +126,13 @@ def _quiet(wait: Callable[[float], object]) -> Callable[[float], None]:
 
 
 class Expired(Exception):
-    """A :class:`Deadline` ran out. Not a ``TimeoutError``: the awaited work may raise
+    """A `Deadline` ran out. Not a ``TimeoutError``: the awaited work may raise
     one of those (a coded ``TimeoutError_`` among them) for reasons of its own."""
 
 
 async def within(aw: Awaitable[T], deadline: Deadline) -> T:
-    """``asyncio.wait_for`` against a :class:`Deadline` that may pause: raises
-    :class:`Expired` only once the deadline has really run out."""
+    """``asyncio.wait_for`` against a `Deadline` that may pause: raises
+    `Expired` only once the deadline has really run out."""
     task = asyncio.ensure_future(aw)
     try:
         while True:
@@ -148,7 +148,7 @@ async def within(aw: Awaitable[T], deadline: Deadline) -> T:
 
 
 class Portal:
-    """An event loop running on its own thread until :meth:`stop`."""
+    """An event loop running on its own thread until `stop()`."""
 
     def __init__(self, name: str = "decart-sync-loop") -> None:
         self.name = name

@@ -318,11 +318,11 @@ streams = RoutedStreams()
 
 
 def route_thread_output(user: object) -> None:
-    """Let threads inside :func:`captured` print to their own buffers, while ``user`` needs it.
+    """Let threads inside `captured()` print to their own buffers, while ``user`` needs it.
 
     Changes: wraps ``sys.stdout`` and ``sys.stderr`` (once, whoever asks) in
     stand-ins that send a capturing thread's writes to its buffers and every
-    other write where it went before. :func:`unroute_thread_output` for the
+    other write where it went before. `unroute_thread_output()` for the
     last user puts the streams back, unless someone replaced them since.
 
     Why: what a live view's event handlers print must show in the view's own
@@ -339,7 +339,7 @@ def route_thread_output(user: object) -> None:
 
 
 def unroute_thread_output(user: object) -> None:
-    """Undo :func:`route_thread_output` for ``user``; idempotent."""
+    """Undo `route_thread_output()` for ``user``; idempotent."""
     streams.release(user)
 
 

@@ -1,9 +1,9 @@
 """One stoppable background thread: the shape every helper thread of the package shares.
 
-A :class:`Worker` is a named daemon thread running one function. Stopping it
-is two steps, which callers may take apart: :meth:`Worker.signal` sets its
+A `Worker` is a named daemon thread running one function. Stopping it
+is two steps, which callers may take apart: `Worker.signal()` sets its
 ``stopping`` Event (and calls ``wake``, for a thread blocked on something
-else: a queue's sentinel, a socket's shutdown), then :meth:`Worker.join`
+else: a queue's sentinel, a socket's shutdown), then `Worker.join()`
 waits for it within a bound. A worker never joins itself, so a thread may stop
 its own worker (e.g. a handler that closes the client) without deadlocking;
 an exception that escapes the function is logged with the thread's name, not
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """``target()`` on a thread called ``name`` until it returns; told to end by :meth:`signal`.
+    """``target()`` on a thread called ``name`` until it returns; told to end by `signal()`.
 
     ``stopping`` may be an Event shared with other workers (or with the owner),
     so that one ``set()`` asks all of them to end.
@@ -70,7 +70,7 @@ class Worker:
         return not thread.is_alive()
 
     def stop(self, timeout: float | None = 1.0) -> bool:
-        """:meth:`signal`, then :meth:`join` within ``timeout``."""
+        """`signal()`, then `join()` within ``timeout``."""
         self.signal()
         return self.join(timeout)
 

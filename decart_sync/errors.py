@@ -1,13 +1,14 @@
-"""Errors, with the codes of the official SDKs (PROTOCOL.md section 7).
+"""Errors, with the codes of the official SDKs (docs/protocol.md, "Errors").
 
-Every error is a :class:`DecartSDKError` carrying ``code``, ``message``,
+Every error is a [`DecartSDKError`][decart_sync.DecartSDKError] carrying ``code``, ``message``,
 optional ``data`` and ``cause``. Each code has its own subclass so callers can
 ``except`` the kind they care about; a few also subclass the built-in they
 stand for (``ValueError`` for bad input, ``TimeoutError`` for timeouts).
 
-Whether an error is ``permanent`` (retrying cannot help, PROTOCOL.md section 8)
+Whether an error is ``permanent`` (retrying cannot help; docs/protocol.md, "Errors")
 is decided once, where the error is made: by its class, or for a server's
-``error`` message by the server's own words (:func:`server_error`). Nothing
+``error`` message by the server's own words
+([`server_error()`][decart_sync.errors.server_error]). Nothing
 later searches an error's text, which may hold a URL, a model name or our own
 wording.
 """
@@ -129,7 +130,7 @@ class TokenCreateError(DecartSDKError):
 # A friendlier public name; the trailing underscore only avoids shadowing the builtin here.
 WebRTCTimeoutError = TimeoutError_
 
-# PROTOCOL.md section 8's permanent words, as whole words of the server's own text: "401"
+# The permanent words (docs/protocol.md, "Errors"), as whole words of the server's text: "401"
 # is not "14010", and a URL or model name in our wrapping text is never looked at.
 _BAD_KEY = re.compile(r"\b(?:401|unauthori[sz]ed|api[ _-]?key)\b", re.IGNORECASE)
 _REFUSED = re.compile(

@@ -2,7 +2,7 @@
 
 The examples, classroom scripts and tests of user code run the same with or
 without an account: ``connect(..., **service(stack))``, or for the REST API
-too (files, client tokens) ``client(stack)``, a ready :class:`~.DecartClient`.
+too (files, client tokens) ``client(stack)``, a ready [`DecartClient`][decart_sync.DecartClient].
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def service(
 
 
 def client(stack: contextlib.ExitStack, *, models: Iterable[ModelDefinition] = ()) -> DecartClient:
-    """A :class:`~.DecartClient` for the same place :func:`service` picks, REST API included.
+    """A [`DecartClient`][decart_sync.DecartClient] for the same place
+    [`service()`][decart_sync.local.service] picks, REST API included.
 
     Without ``DECART_API_KEY``: the emulator at ``DECART_REALTIME_BASE_URL`` and
     ``DECART_BASE_URL`` (its REST URL), or one started here and closed with ``stack``.

@@ -1,14 +1,15 @@
-"""Realtime model definitions (PROTOCOL.md sections 2 and 11).
+"""Realtime model definitions (docs/protocol.md, "Two media paths").
 
 Two generations live here. Today's models, as the official ``decart`` 0.2.4
 release lists them (``lucy-2.1``, ``lucy-2.5``, ... at 30 fps), travel over
-LiveKit. The seed's models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``,
-``lucy_2_rt``, ``live_avatar`` and their aliases) keep the seed's plain
-WebRTC path; the seed's snake_case names warn once that they are deprecated.
+LiveKit. The classic models (``mirage``, ``mirage_v2``, ``lucy_v2v_720p_rt``,
+``lucy_2_rt``, ``live_avatar`` and their aliases) travel over plain WebRTC;
+their snake_case names warn once that they are deprecated.
 
 ``models.realtime("lucy-2.1")`` looks a model up by name; ``models.realtime.mirage()``
-and friends mirror the seed's factories. The name is sent to the server as
-given. A custom :class:`ModelDefinition` takes the WebRTC path unless it says
+and friends mirror the official SDKs' factories. The name is sent to the server as
+given. A custom [`ModelDefinition`][decart_sync.ModelDefinition] takes the WebRTC path
+unless it says
 ``transport="livekit"``.
 """
 
@@ -67,7 +68,7 @@ class ModelDefinition:
     """A realtime model: where to connect, what frames it takes and gives, and how.
 
     ``transport`` is the media path a session takes by default: ``"webrtc"``
-    (the seed's) or ``"livekit"`` (today's service).
+    (the classic models') or ``"livekit"`` (today's models).
     """
 
     name: str = attrs.field(validator=_name)
@@ -84,16 +85,16 @@ class ModelDefinition:
         return self.name in ("live_avatar", "live-avatar")
 
 
-_SEED = {
-    # seed name: (canonical alias, fps, width, height); plain WebRTC
+_CLASSIC = {
+    # classic name: (canonical alias, fps, width, height); plain WebRTC
     "mirage": ("lucy-restyle", 25, 1280, 704),
     "mirage_v2": ("lucy-restyle-2", 22, 1280, 704),
     "lucy_v2v_720p_rt": ("lucy", 25, 1280, 704),
     "lucy_2_rt": (None, 20, 1280, 720),
     "live_avatar": ("live-avatar", 25, 1280, 720),
 }
-# Names official clients of the seed's protocol sent later, at their sizes of then.
-_SEED_LATER = {
+# Names official plain-WebRTC clients sent later, at the sizes that path served them.
+_CLASSIC_LATER = {
     "lucy-2.1": (20, 1088, 624),
     "lucy-2.1-vton": (20, 1088, 624),
     "lucy-latest": (20, 1088, 624),
@@ -113,30 +114,31 @@ _TODAY = {
     "lucy-restyle-latest": (30, 1280, 704, ()),
 }
 
-#: the seed generation's definitions, for the names whose definition has changed since
-SEED_GENERATION: dict[str, ModelDefinition] = {}
+#: the plain-WebRTC definitions of names whose definition differs over LiveKit (the emulator
+#: serves these to a client that offers plain WebRTC for them)
+CLASSIC_GENERATION: dict[str, ModelDefinition] = {}
 REGISTRY: dict[str, ModelDefinition] = {}
-for _seed_name, (_alias, _fps, _w, _h) in _SEED.items():
-    REGISTRY[_seed_name] = ModelDefinition(_seed_name, STREAM_PATH, _fps, _w, _h)
+for _classic_name, (_alias, _fps, _w, _h) in _CLASSIC.items():
+    REGISTRY[_classic_name] = ModelDefinition(_classic_name, STREAM_PATH, _fps, _w, _h)
     if _alias:
-        SEED_GENERATION[_alias] = ModelDefinition(_alias, STREAM_PATH, _fps, _w, _h)
-for _later, (_fps, _w, _h) in _SEED_LATER.items():
-    SEED_GENERATION[_later] = ModelDefinition(_later, STREAM_PATH, _fps, _w, _h)
-REGISTRY.update(SEED_GENERATION)
+        CLASSIC_GENERATION[_alias] = ModelDefinition(_alias, STREAM_PATH, _fps, _w, _h)
+for _later, (_fps, _w, _h) in _CLASSIC_LATER.items():
+    CLASSIC_GENERATION[_later] = ModelDefinition(_later, STREAM_PATH, _fps, _w, _h)
+REGISTRY.update(CLASSIC_GENERATION)
 for _current, (_fps, _w, _h, _speeds) in _TODAY.items():
     REGISTRY[_current] = ModelDefinition(
         _current, STREAM_PATH, _fps, _w, _h, transport="livekit", speeds=_speeds
     )
-for _changed in [n for n, m in SEED_GENERATION.items() if REGISTRY[n] == m]:
-    del SEED_GENERATION[_changed]  # unchanged since: only the registry's
+for _changed in [n for n, m in CLASSIC_GENERATION.items() if REGISTRY[n] == m]:
+    del CLASSIC_GENERATION[_changed]  # the same on both paths: only the registry's
 
-# Seed names the official SDKs deprecate in favour of their canonical alias.
-DEPRECATED = {name: alias for name, (alias, *_rest) in _SEED.items() if alias}
+# Classic names the official SDKs deprecate in favour of their canonical alias.
+DEPRECATED = {name: alias for name, (alias, *_rest) in _CLASSIC.items() if alias}
 _warned: set[str] = set()
 
 
 class RealtimeModels:
-    """``models.realtime(name)``, plus one factory per seed model."""
+    """``models.realtime(name)``, plus one factory per classic model."""
 
     def __call__(self, name: str) -> ModelDefinition:
         try:
@@ -159,7 +161,7 @@ class RealtimeModels:
     def names(self) -> list[str]:
         return sorted(REGISTRY)
 
-    # The seed's factories: no deprecation warning, they are the documented API.
+    # The official SDKs' factories: no deprecation warning, they are the documented API.
     def mirage(self) -> ModelDefinition:
         return REGISTRY["mirage"]
 
@@ -175,7 +177,7 @@ class RealtimeModels:
     def live_avatar(self) -> ModelDefinition:
         return REGISTRY["live_avatar"]
 
-    # camelCase spellings of the seed, for people porting JS code.
+    # The JS SDK's camelCase spellings, for people porting JS code.
     mirageV2 = mirage_v2
     lucyV2V720pRt = lucy_v2v_720p_rt
     lucy2Rt = lucy_2_rt

@@ -37,10 +37,10 @@ class VideoCapture:
     """``read()``, ``grab()``/``retrieve()``, ``isOpened()``, ``get()``, ``release()``
     of ``cv2.VideoCapture``, returning the model's output frames.
 
-    ``source`` is anything :func:`decart_sync.connect` takes (a stream URL too),
+    ``source`` is anything [`decart_sync.connect()`][decart_sync.connect] takes (a stream URL too),
     or a camera index or device path (``/dev/video0``), opened with OpenCV
     (needs ``opencv-python``) and released with this capture. ``prompt`` is the initial
-    prompt; other keywords go to :func:`decart_sync.connect`. A read that gets
+    prompt; other keywords go to [`decart_sync.connect()`][decart_sync.connect]. A read that gets
     no frame within ``read_timeout`` seconds returns ``(False, None)``, as
     OpenCV's does when a camera stops.
     """
@@ -81,7 +81,8 @@ class VideoCapture:
         return self.retrieve()
 
     def grab(self) -> bool:
-        """Wait for the next output frame and keep it for :meth:`retrieve`."""
+        """Wait for the next output frame and keep it for
+        [`retrieve()`][decart_sync.opencv.VideoCapture.retrieve]."""
         if self._released:
             return False
         ok, frame = self.client.read(timeout=self.read_timeout)
@@ -89,7 +90,8 @@ class VideoCapture:
         return ok
 
     def retrieve(self, image: Any = None, flag: int = 0) -> tuple[bool, np.ndarray | None]:
-        """The frame the last :meth:`grab` got (OpenCV's arguments are accepted and unused)."""
+        """The frame the last [`grab()`][decart_sync.opencv.VideoCapture.grab] got (OpenCV's
+        arguments are accepted and unused)."""
         if self._grabbed is None:
             return False, None
         return True, self._grabbed

@@ -1,6 +1,6 @@
 """Preflight: can this machine reach the service, and how well? (the JS SDK's checkConnectivity)
 
-:func:`check_connectivity` answers before a session is paid for:
+[`check_connectivity()`][decart_sync.check_connectivity] answers before a session is paid for:
 
 1. the control WebSocket's host: a TCP connection (and the TLS handshake for
    ``wss://``) to it, timed; no HTTP request, so no session is opened;
@@ -46,7 +46,15 @@ DEEP_SECONDS = 4.0  # of output counted after the first frame, for the frame rat
 
 @attrs.frozen
 class ConnectivityReport:
-    """What :func:`check_connectivity` found; ``str()`` is the report for people."""
+    """What [`check_connectivity()`][decart_sync.check_connectivity] found; ``str()`` is
+    the report for people, ``as_dict()`` the same for JSON.
+
+    ``verdict``: good, fair, poor or critical; ``reasons``: why it is not good,
+    each a sentence a person can act on. ``websocket``: ``reachable``,
+    ``rtt_ms``, ``error``. ``ice``: ``transport`` (udp, relay or failed),
+    ``rtt_ms``, ``candidates``. ``session`` (``deep=True`` only): ``ttff_ms``,
+    ``fps``, ``g2g_ms``, ``error``.
+    """
 
     verdict: str  # good | fair | poor | critical
     reasons: tuple[str, ...]

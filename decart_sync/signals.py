@@ -46,13 +46,13 @@ stats: NamedSignal = signal("decart-sync.stats")
 class Event:
     """One kind of event: its signal, the keyword its value travels under, its names.
 
-    Adding an event takes two steps: an :class:`Event` here, and an ``emit``
+    Adding an event takes two steps: an [`Event`][decart_sync.signals.Event] here, and an ``emit``
     where it happens.
     """
 
     signal: NamedSignal
     arg: str
-    names: tuple[str, ...] = ()  # what ``client.on()`` accepts: Python and the seed's JS spellings
+    names: tuple[str, ...] = ()  # what ``client.on()`` accepts: Python and the JS SDK's spellings
 
 
 CONNECTION_CHANGE = Event(
@@ -99,7 +99,8 @@ class Handlers:
         self._receivers: dict[tuple[Event, Callable[[Any], Any]], Callable[..., None]] = {}
 
     def add(self, event: Event, handler: Callable[[Any], Any]) -> Callable[..., None]:
-        """Connect ``handler``; returns the receiver made for it (for :meth:`Dispatcher.early`)."""
+        """Connect ``handler``; returns the receiver made for it
+        (for [`Dispatcher.early()`][decart_sync.signals.Dispatcher.early])."""
 
         def receiver(sender: object, **kwargs: Any) -> None:
             handler(kwargs[event.arg])
@@ -123,8 +124,8 @@ _STOP, _RELEASE = object(), object()
 
 
 class Dispatcher:
-    """A queue drained by one named thread. Until :meth:`release`, events reach only the
-    :meth:`early` receivers, and are held for the others."""
+    """A queue drained by one named thread. Until `release()`, events reach only the
+    [`early()`][decart_sync.signals.Dispatcher.early] receivers, and are held for the others."""
 
     def __init__(self, sender: object) -> None:
         self._sender = sender

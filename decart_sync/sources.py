@@ -10,7 +10,7 @@ are pulled at the model's fps (a generator may produce as fast as it can);
 files, and captures that know their frame count (a video file opened with
 OpenCV), play at their timestamps or the model's fps. The input track keeps
 only the newest frame and sends it at most at the model's fps.
-:func:`synthetic` is a test pattern for demos and benchmarks.
+[`synthetic()`][decart_sync.sources.synthetic] is a test pattern for demos and benchmarks.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def open_media(spec: str) -> Callable[[], Iterator[Any]]:
 
     A lavfi pattern, and a stream that knows its duration (a file served over
     HTTP), play at their timestamps; cameras and live streams are read as
-    fast as they produce (:class:`Timed` with no time: the newest frame wins).
+    fast as they produce (`Timed` with no time: the newest frame wins).
     """
     kind: str | None
     if spec.startswith("lavfi:"):
@@ -178,7 +178,7 @@ def _media_frames(container: Any, live: bool) -> Iterator[Any]:
 
 
 class Feeder:
-    """Pulls from a source on a named thread until it ends or :meth:`stop`."""
+    """Pulls from a source on a named thread until it ends or `stop()`."""
 
     def __init__(
         self,

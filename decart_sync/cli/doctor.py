@@ -1,4 +1,5 @@
-"""``decart-sync doctor``: the preflight (:func:`decart_sync.check_connectivity`) for people.
+"""``decart-sync doctor``: the preflight for people
+([`decart_sync.check_connectivity()`][decart_sync.check_connectivity]).
 
 Prints what was reached and the verdict with its reasons (or ``--json``);
 exits 0 for good or fair, 1 for poor or critical, so scripts can gate on it.

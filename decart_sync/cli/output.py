@@ -3,7 +3,7 @@
 Video frames are stamped by when they arrived (at the model's fps); audio
 chunks follow each other sample by sample, re-anchored to the clock when
 chunks were missed. Two threads may write (video from the main loop, audio
-from its reader), so muxing takes a lock. :meth:`Recorder.close` flushes
+from its reader), so muxing takes a lock. `Recorder.close()` flushes
 both encoders: a stopped run still leaves a playable file.
 """
 

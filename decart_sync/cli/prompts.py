@@ -4,7 +4,7 @@
 each line read from standard input (a terminal, or a pipe) is a new prompt.
 Both go to one worker thread, which waits for each acknowledgement, so the
 recording loop never blocks on the service. Both threads stop and are
-joined by :meth:`Prompts.stop`.
+joined by `Prompts.stop()`.
 """
 
 from __future__ import annotations

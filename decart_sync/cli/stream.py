@@ -1,7 +1,7 @@
 """``decart-sync stream``: restyle a source, record the result, report as it goes.
 
 The run: open the source (av decodes files, lavfi patterns, cameras and
-network streams: :func:`decart_sync.sources.frames_of`), connect, then one
+network streams: `decart_sync.sources.frames_of()`), connect, then one
 loop on the main thread takes output frames, writes them, draws the preview
 and the status line. Prompts, the avatar's audio and its returned audio
 have threads of their own. The run ends at ``--seconds``, when a finite

@@ -1,10 +1,11 @@
 """``DecartClient``: the account's settings kept for repeated sessions and REST calls.
 
 Like the official ``createDecartClient``: ``DecartClient(api_key=...).realtime``
-opens sessions (:func:`~.client.connect`) and viewers
-(:func:`~.client.subscribe`) with the client's key, base URL and integration;
-``.files`` (:mod:`.files`) and ``.tokens`` (:mod:`.client_tokens`) call the
-account's REST API at ``base_url``.
+opens sessions ([`connect()`][decart_sync.connect]) and viewers
+([`subscribe()`][decart_sync.subscribe]) with the client's key, base URL and integration;
+``.files`` ([`FilesClient`][decart_sync.rest.files.FilesClient]) and ``.tokens``
+([`TokensClient`][decart_sync.rest.tokens.TokensClient]) call the account's REST API at
+``base_url``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The service's audio (live_avatar speaks back): kept briefly, read by any number of consumers.
 
 The loop drops each received frame (aiortc's ``av.AudioFrame`` or LiveKit's
-``rtc.AudioFrame``) into :class:`AudioHub`, a ring of the last few seconds;
-it never waits for a reader. Each :class:`AudioIterator` converts on its own
-thread to an :class:`AudioChunk` of int16 samples. A reader that falls more
+``rtc.AudioFrame``) into `AudioHub`, a ring of the last few seconds;
+it never waits for a reader. Each `AudioIterator` converts on its own
+thread to an [`AudioChunk`][decart_sync.client.output_audio.AudioChunk] of int16 samples.
+A reader that falls more
 than the ring behind skips to the oldest chunk still kept and counts what it
 missed in ``.dropped``.
 """

@@ -244,7 +244,7 @@ class RealtimeClient:
     def audio_frames(self, *, timeout: float | None = None) -> AudioIterator:
         """Iterate the service's output audio (live_avatar speaks back) from now on.
 
-        Each item is an :class:`~decart_sync.client.output_audio.AudioChunk`:
+        Each item is an [`AudioChunk`][decart_sync.client.output_audio.AudioChunk]:
         ``.samples`` (frames, channels) int16 and ``.sample_rate``. The last
         few seconds are kept for each reader; one that falls further behind
         skips ahead (``.dropped``). Ends when the client closes; raises at
@@ -275,7 +275,8 @@ class RealtimeClient:
 
     @property
     def subscribe_token(self) -> str | None:
-        """What a viewer passes to :func:`subscribe` to watch this session's output."""
+        """What a viewer passes to [`subscribe()`][decart_sync.subscribe] to watch this
+        session's output."""
         return self._session.subscribe_token
 
     @property
@@ -297,7 +298,7 @@ class RealtimeClient:
     def media_report(self, timeout: float = 5.0) -> list[Any]:
         """The media library's own stats of what this client sends, as it gives them:
         LiveKit's ``RtcStats`` of the published tracks, or aiortc's ``getStats()``
-        values. [] while not connected. Not figures to rely on (see :attr:`stats`):
+        values. [] while not connected. Not figures to rely on (see `stats`):
         for tests and diagnosis. Raises TimeoutError_ after ``timeout`` seconds."""
         return self._figures.media_report(timeout)
 
@@ -336,7 +337,7 @@ class RealtimeClient:
     def close(self) -> None:
         """Close the session; idempotent, returns within about 2 s whatever the server does.
 
-        One deadline (:data:`CLOSE_TIMEOUT`) covers every step, each taking
+        One deadline (`CLOSE_TIMEOUT`) covers every step, each taking
         what is left of it; a thread stuck in user code (a source's ``read()``,
         an event handler) is left behind rather than waited for past it.
         """

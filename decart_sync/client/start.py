@@ -2,7 +2,7 @@
 
 ``connect()`` checks the options, chooses the transport and opens a session;
 ``subscribe()`` does the same for a viewer. Both return a
-:class:`~.realtime_client.RealtimeClient`, which sends frames and prompts,
+[`RealtimeClient`][decart_sync.RealtimeClient], which sends frames and prompts,
 hands back numpy frames, reports events, and closes.
 """
 

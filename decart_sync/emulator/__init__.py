@@ -20,7 +20,7 @@ RGB (8 bits a channel) by libswscale, then transformed. Like a model, it
 takes at most the model's fps of input (newer frames replace one not yet
 taken) and sends each result as soon as it is ready, in order; with no new
 result for 1.5 frame periods it repeats the last one at the model's fps. The
-transform (:func:`decart_sync.emulator.transforms.apply`), on integers,
+transform (`decart_sync.emulator.transforms.apply()`), on integers,
 per pixel and channel:
 
 1. The prompt picks a style; keywords are looked for, in this order, in the
@@ -69,7 +69,7 @@ Signaling behaviour
   absent key keeps it; a ``prompt`` key (null = passthrough) sets the prompt
   too. The image and prompt change together, or not at all on error.
   ``image_ref`` names a file uploaded to the REST API (``emu.rest_url``,
-  :mod:`.rest`); an unknown, expired or deleted one is acked ``success:
+  `rest`); an unknown, expired or deleted one is acked ``success:
   false`` with ``"File not found: ..."``.
 - A client token (``ek_...``, from ``POST /v1/client/tokens``) as the key:
   refused when expired (``"Invalid API key: ..."``), for a model or an
@@ -92,7 +92,7 @@ Tests
 ``frames_in``, ``frames_out``, ``closing`` / ``closed`` (the latter once
 nothing of it runs any more), and has ``wait(predicate)`` and
 ``wait_message(type)``; ``emu.wait_for_session()`` hands out new sessions.
-``emu.drop_sessions(how)`` simulates a service drop, and :class:`Faults`
+``emu.drop_sessions(how)`` simulates a service drop, and [`Faults`][decart_sync.emulator.Faults]
 injects misbehaviour (slow or failing acks, no answer, silence, junk
 messages, frozen media).
 """

@@ -1,4 +1,4 @@
-"""``python -m decart_sync.emulator``: see :mod:`.cli`."""
+"""``python -m decart_sync.emulator``: see `cli`."""
 
 import sys
 

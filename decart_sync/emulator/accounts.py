@@ -171,7 +171,7 @@ class ClientToken:
 
 
 class TokenStore:
-    """Client tokens by key, kept until they expire (at most :data:`MAX_TOKENS`)."""
+    """Client tokens by key, kept until they expire (at most `MAX_TOKENS`)."""
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
@@ -227,7 +227,7 @@ class TokenStore:
 
     def session_refusal(self, key: str | None, model: str, origin: str | None) -> str | None:
         """Why a client token may not open this session; None for an allowed one (or an
-        account key, which :meth:`key_refusal` does not judge)."""
+        account key, which `key_refusal()` does not judge)."""
         token = self.get(key) if is_token_key(key) else None
         return None if token is None else token.refusal(self.now(), model, origin)
 

@@ -1,6 +1,6 @@
 """The emulator's command line: serve the emulator, or tell a running one to drop or misbehave.
 
-``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run :func:`main`.
+``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run `main()`.
 
     python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--rest-port 8766]
         [--api-key KEY ...]
@@ -186,7 +186,8 @@ def _set_faults(argv: list[str]) -> int:
 def set_faults(url: str, settings: Sequence[str] = (), *, reset: bool = False) -> dict[str, Any]:
     """Change the faults of the emulator at ``url`` (in another process) by ``FIELD=VALUE``
     settings, over the ones it has or, with ``reset``, over none; its answer: the faults, and
-    its live sessions with their ages. ValueError for a setting :meth:`Faults.parse` refuses."""
+    its live sessions with their ages. ValueError for a setting
+    [`Faults.parse()`][decart_sync.emulator.Faults.parse] refuses."""
     Faults.parse(settings)
     params = dict(setting.split("=", 1) for setting in settings)
     if reset:

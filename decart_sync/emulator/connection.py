@@ -1,18 +1,18 @@
 """One client of the emulator: its signaling messages and its peer.
 
-:class:`Connection` is what publishers (:class:`~.session.ServedSession`) and
-viewers (:class:`~.session.Subscriber`) share: the message loop (every
+`Connection` is what publishers (`ServedSession`) and
+viewers (`Subscriber`) share: the message loop (every
 message a client sends is kept in ``messages``; malformed input is kept in
 ``rejected`` and never ends the session), offer/answer and ICE candidates in
-any order, fault checks, and a bounded, idempotent :meth:`Connection.close`.
+any order, fault checks, and a bounded, idempotent `Connection.close()`.
 
 Lifetime: a connection ends when its client closes the WebSocket or goes away.
-After :meth:`Connection.drop` of the signaling alone, it lives on over its
+After `Connection.drop()` of the signaling alone, it lives on over its
 peer connection until that closes or fails, as a service whose signaling
 server lost the client would.
 
 Everything here runs on the emulator's loop; other threads only read the
-public attributes and wait with :meth:`Connection.wait`.
+public attributes and wait with `Connection.wait()`.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class Connection:
     @property
     def network(self) -> dict[str, tuple[int, int]]:
         """By direction ("in", "out"), media packets that crossed the emulated network
-        (:mod:`.netem`) and how many of them it lost."""
+        (`netem`) and how many of them it lost."""
         found = {"in": (0, 0), "out": (0, 0)}
         for shaper in self.shapers:
             for direction, (packets, dropped) in shaper.counts().items():

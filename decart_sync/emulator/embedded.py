@@ -27,14 +27,17 @@ class Emulator:
     """A local stand-in for Decart's realtime service, on ``ws://host:port``.
 
     ``api_keys``: None accepts any non-empty key, else only these keys.
-    ``models``: extra models served besides :data:`decart_sync.models.REGISTRY`
+    ``models``: extra models served besides
+    [`decart_sync.models.REGISTRY`][decart_sync.models.REGISTRY]
     (``{name: ModelDefinition}`` or an iterable of definitions).
-    ``faults``: misbehaviours to inject (:class:`~.faults.Faults`); changeable
-    later through :attr:`faults`. The REST API (files, client tokens) is served
-    on ``rest_port`` (default: any free one), at :attr:`rest_url`:
+    ``faults``: misbehaviours to inject ([`Faults`][decart_sync.emulator.Faults]); changeable
+    later through `faults`. The REST API (files, client tokens) is served
+    on ``rest_port`` (default: any free one), at
+    [`rest_url`][decart_sync.emulator.Emulator.rest_url]:
     ``DecartClient(api_key=..., base_url=emu.rest_url, realtime_base_url=emu.url)``.
 
-    A context manager; :meth:`close` is idempotent, bounded, and joins the
+    A context manager; [`close()`][decart_sync.emulator.Emulator.close] is idempotent,
+    bounded, and joins the
     emulator's thread (``decart-sync-emulator``).
     """
 

@@ -1,7 +1,7 @@
 """Fault injection: ways the emulated service can misbehave, for tests of the client.
 
 Every field's default is the well-behaved service. Sessions consult their
-:class:`Faults` at each step rather than copying it, so a test may change a
+[`Faults`][decart_sync.emulator.Faults] at each step rather than copying it, so a test may change a
 field while sessions run (``emu.faults.freeze_media = True``) and see the
 effect at the next step. ``Emulator(faults=...)`` sets the shared instance;
 ``session.faults`` may be replaced to target one session.
@@ -10,7 +10,7 @@ New faults slot in the same way: a field here, one check at the step it
 perturbs (see the ``faults.`` reads in ``session.py`` and ``media.py``).
 
 The network fields (``loss`` to ``seed``) impair the media packets themselves,
-both ways, on both transports: :mod:`.netem`.
+both ways, on both transports: `netem`.
 """
 
 from __future__ import annotations
@@ -113,6 +113,6 @@ class Faults:
             raise ValueError(str(exc)) from None
 
     def network(self) -> tuple[float, float, float, float | None, tuple[float, float] | None, int]:
-        """The network fields, for :mod:`.netem` to notice a change."""
+        """The network fields, for `netem` to notice a change."""
         return (self.loss, self.delay_ms, self.jitter_ms, self.bandwidth_kbps, self.blackout,
                 self.seed)  # fmt: skip

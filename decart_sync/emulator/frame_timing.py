@@ -10,13 +10,13 @@ format as the JS SDK 0.1.20's frame-metadata worker writes and reads it).
 
 The service copies the user timestamp of an input frame onto the output frame
 made from it, when the client said ``client_capabilities: {frame_timing: true}``
-in ``livekit_join``; so does the emulator. Input: :func:`strip_trailers` takes
+in ``livekit_join``; so does the emulator. Input: `strip_trailers()` takes
 the trailer off each assembled frame before aiortc decodes it and keeps the
 timestamp by RTP timestamp, which becomes the decoded frame's ``pts``
-(:func:`stamp_of`). Output: :func:`stamp_output` appends a trailer to the
+(`stamp_of()`). Output: `stamp_output()` appends a trailer to the
 encoded frames of a sender whose track's last frame carried a stamp in
 ``frame.opaque``. It uses aiortc 1.16's private sender and receiver parts, as
-:mod:`.recovery` does, and so lives in the emulator only.
+`realtime.transports.recovery` does, and so lives in the emulator only.
 """
 
 from __future__ import annotations

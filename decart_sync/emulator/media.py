@@ -1,11 +1,11 @@
 """The emulator's media: paced output tracks, the audio echo and level meter, frame work.
 
-Output goes through one source track per session (:class:`PacedVideoTrack`,
-:class:`EchoAudioTrack`); the session fans each out with aiortc's
+Output goes through one source track per session (`PacedVideoTrack`,
+`EchoAudioTrack`); the session fans each out with aiortc's
 ``MediaRelay`` to its own peer and to subscribers. Frames travel as yuv420p
 planes (``(H * 3 / 2) x W`` uint8): the expensive colour conversions happen
-once per new picture in a worker thread (:func:`camera_planes`,
-:func:`avatar_planes`), and a repeated picture costs one copy.
+once per new picture in a worker thread (`camera_planes()`,
+`avatar_planes()`), and a repeated picture costs one copy.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class PacedVideoTrack(MediaStreamTrack):
 
     Like a model that emits a frame per processed input (the session caps
     intake at the model's fps); with nothing new for a while the last picture
-    goes again, at the model's fps (:class:`~decart_sync.realtime.clock.Pacer`, the
+    goes again, at the model's fps (`Pacer`, the
     client's input track keeps time the same way). ``on_frame`` runs for every
     frame handed out (the session counts them and starts generation on the
     first); ``frozen`` is consulted per frame so a fault can stall the output

@@ -1,22 +1,22 @@
 """A bad network for the emulator's media: loss, delay, jitter, a rate cap and a blackout.
 
 The kernel these tests run on has no netem, so the emulator impairs its media
-itself. :class:`Impairment` is the model, pure and seeded: given a packet's
+itself. `Impairment` is the model, pure and seeded: given a packet's
 arrival time and size it says when the packet comes out of the network, or
-that it never does. :class:`Shaper` is the glue: on an aiortc DTLS transport it
+that it never does. `Shaper` is the glue: on an aiortc DTLS transport it
 takes the datagrams from ICE before SRTP reads them (a lost packet must not
 enter SRTP's replay window, or its retransmission would be refused) and wraps
 the private ``_send_rtp`` (RTP and RTCP to the client, before encryption), as
-:mod:`.livekit.twcc` does, releasing each packet at its time from a
-per-direction queue. Both transports' peers use it (the seed path's
-:class:`~.peer.Peer`, LiveKit's :class:`~.livekit.peers.Link`), reading the
-session's current :class:`~.faults.Faults` at every packet: with the defaults
+`livekit.twcc` does, releasing each packet at its time from a
+per-direction queue. Both transports' peers use it (plain WebRTC's
+`Peer`, LiveKit's `Link`), reading the
+session's current [`Faults`][decart_sync.emulator.Faults] at every packet: with the defaults
 a packet goes straight through, as if there were no shaper.
 
 What it models, per direction: independent (Bernoulli) loss; a fixed delay
 plus a uniform jitter of +-``jitter_ms`` (which alone reorders packets; a
 fixed delay keeps their order); a link of ``bandwidth_kbps`` with a drop-tail
-queue of :data:`QUEUE_SECONDS`; a blackout window from the session's start.
+queue of `QUEUE_SECONDS`; a blackout window from the session's start.
 What it does not: bursty (Gilbert-Elliott) loss, loss of ICE, DTLS or
 data-channel packets (a blackout starves the media, not the connection's
 liveness checks), packet duplication or corruption, and IP/UDP/SRTP overhead
@@ -172,8 +172,8 @@ class _Pipe:
 
 
 class Shaper:
-    """The network between the client and one peer connection of ours: :meth:`cover` its DTLS
-    transports once they exist; :meth:`close` with the peer. ``faults`` gives the session's
+    """The network between the client and one peer connection of ours: `cover()` its DTLS
+    transports once they exist; `close()` with the peer. ``faults`` gives the session's
     current plan, ``start`` (``time.monotonic()``) when the session began."""
 
     def __init__(self, faults: Callable[[], Faults], *, start: float, label: str) -> None:

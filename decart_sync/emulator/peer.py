@@ -34,7 +34,7 @@ class BadCandidate(ValueError):
 def parse_client_candidate(payload: Any) -> RTCIceCandidate | None:
     """An ``ice-candidate`` payload; None means end of candidates.
 
-    Raises :class:`BadCandidate` for anything that is neither.
+    Raises `BadCandidate` for anything that is neither.
     """
     if payload is None:
         return None
@@ -64,7 +64,7 @@ def parse_client_candidate(payload: Any) -> RTCIceCandidate | None:
 
 class Peer:
     """One RTCPeerConnection with no ICE servers: the emulator is reached directly.
-    ``shaper``: the network its media cross (:mod:`.netem`)."""
+    ``shaper``: the network its media cross (`netem`)."""
 
     def __init__(self, *, loopback: bool, shaper: Shaper | None = None) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -39,7 +39,7 @@ MAX_JSON = 64 * 1024
 
 
 class RestServer:
-    """Serves ``files`` and ``tokens`` on ``host:port`` until :meth:`close`."""
+    """Serves ``files`` and ``tokens`` on ``host:port`` until `close()`."""
 
     def __init__(
         self,

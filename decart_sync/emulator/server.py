@@ -14,14 +14,14 @@ Routes (one port):
   for a bad key, 404 for an unknown room. websockets hands any method to
   ``process_request`` as long as the request has no body, and the clients
   send none.
-- the REST API (files, client tokens) has a port of its own: see :mod:`.rest`.
+- the REST API (files, client tokens) has a port of its own: see `rest`.
   A client token's key (``ek_...``) is checked here: expiry, allowed models and
   origins (the ``Origin`` header, verbatim), and its session's duration.
 - any other path (WebSocket): the stream endpoint; the model is the one named
   in the ``model`` query parameter. The path is not checked against the
   model's ``url_path``: custom models may use any path.
 
-Pure asyncio; :class:`~.embedded.Emulator` runs it on its own loop thread.
+Pure asyncio; [`Emulator`][decart_sync.emulator.Emulator] runs it on its own loop thread.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..models import REGISTRY, SEED_GENERATION, ModelDefinition
+from ..models import CLASSIC_GENERATION, REGISTRY, ModelDefinition
 from ..realtime.transports.loopback import is_loopback_host
 from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
@@ -334,7 +334,7 @@ class EmulatorServer:
             loopback=self.loopback,
             faults=self.faults,
             on_closed=self._unregister,
-            seed_model=SEED_GENERATION.get(name) if name not in self._extra_models else None,
+            classic_model=CLASSIC_GENERATION.get(name) if name not in self._extra_models else None,
             livekit=self.livekit_rooms,
             files=self.files,
         )
@@ -380,7 +380,7 @@ async def _reject(ws: ServerConnection, error: str) -> None:
 def _livekit(loopback: bool) -> LiveKitRooms | None:
     try:
         from .livekit import LiveKitRooms
-    except ImportError:  # livekit-protocol is missing: the emulator serves the seed's path only
+    except ImportError:  # livekit-protocol is missing: the emulator serves plain WebRTC only
         log.info("no livekit-protocol: LiveKit sessions are not served")
         return None
     return LiveKitRooms(loopback=loopback)

@@ -1,12 +1,12 @@
 """The emulator's stream sessions and their viewers.
 
-:class:`ServedSession` is a publishing client on the stream endpoint: prompt
+`ServedSession` is a publishing client on the stream endpoint: prompt
 and image requests with their acks, the input media transformed by the
 prompt, generation ticks. Its media go the way its client asks: an ``offer``
-gets the seed's plain WebRTC (and the seed generation's size of the model),
-a ``livekit_join`` a LiveKit room (:mod:`.livekit`) whose
-``inference-server-...`` participant publishes the output. :class:`Subscriber`
-is a receive-only viewer of one. Both are :class:`~.connection.Connection`
+gets plain WebRTC (and the model's size on that path, where it differs),
+a ``livekit_join`` a LiveKit room (`livekit`) whose
+``inference-server-...`` participant publishes the output. `Subscriber`
+is a receive-only viewer of one. Both are `Connection`
 objects. Everything here runs on the emulator's loop.
 """
 
@@ -56,7 +56,7 @@ class ServedSession(Connection):
         loopback: bool,
         faults: Faults,
         on_closed: Callable[[Connection], None],
-        seed_model: ModelDefinition | None = None,
+        classic_model: ModelDefinition | None = None,
         livekit: LiveKitRooms | None = None,
         files: FileStore | None = None,
     ) -> None:
@@ -65,7 +65,7 @@ class ServedSession(Connection):
         self.model = model
         self.mode: str | None = None  # "webrtc" or "livekit", from the client's first word
         self.room: Room | None = None
-        self._seed_model = seed_model  # the model as the seed's generation served it
+        self._classic_model = classic_model  # the model as plain WebRTC serves it
         self._image_data: str | None = None  # the reference image as received
         self._livekit = livekit
         self.server_ip = server_ip
@@ -168,8 +168,8 @@ class ServedSession(Connection):
     async def _on_offer(self, message: Message) -> None:
         if self.mode is None:
             self.mode = "webrtc"
-            if self._seed_model is not None and self._seed_model != self.model:
-                self.model = self._seed_model  # nothing is attached to the output yet
+            if self._classic_model is not None and self._classic_model != self.model:
+                self.model = self._classic_model  # nothing is attached to the output yet
                 self.video_out.stop()
                 self.video_out = self._video_track()
                 if self._image_data is not None:  # the initial image, at the size now served
@@ -220,7 +220,7 @@ class ServedSession(Connection):
         return shaper
 
     def _fork(self, track: MediaStreamTrack) -> MediaStreamTrack:
-        """A LiveKit viewer's own copy of an output track, as a seed subscriber gets."""
+        """A LiveKit viewer's own copy of an output track, as a plain-WebRTC viewer gets."""
         if track.kind == "audio" and self.audio_out is not None:
             copy = self.relay.subscribe(self.audio_out)
         else:
@@ -372,7 +372,7 @@ class ServedSession(Connection):
 
 
 class Subscriber(Connection):
-    """A receive-only viewer of one :class:`ServedSession`'s output."""
+    """A receive-only viewer of one `ServedSession`'s output."""
 
     kind = "subscribe"
 

@@ -44,7 +44,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class StunServer:
-    """One UDP socket on ``host``; :meth:`start` and :meth:`close` on the emulator's loop."""
+    """One UDP socket on ``host``; `start()` and `close()` on the emulator's loop."""
 
     def __init__(self, host: str) -> None:
         self.host = host

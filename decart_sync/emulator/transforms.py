@@ -68,7 +68,7 @@ def brightness(rms: float) -> float:
 
 
 def gain_steps(gain: float) -> int:
-    """A gain in 1/256 steps: the unit :func:`scaled` works in."""
+    """A gain in 1/256 steps: the unit `scaled()` works in."""
     return round(min(1.0, max(0.0, gain)) * 256)
 
 

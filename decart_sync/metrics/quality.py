@@ -1,13 +1,13 @@
 """Connection quality: the JS SDK 0.1.20's verdict (``ConnectionQualityEvaluator``) in Python.
 
-Pure logic. Once a second the session feeds a :class:`Sample` (the transport's
-network figures and the client's own output fps); :class:`QualityMeter`
-smooths each figure over the last :attr:`Thresholds.window` samples (median;
+Pure logic. Once a second the session feeds a `Sample` (the transport's
+network figures and the client's own output fps); `QualityMeter`
+smooths each figure over the last `Thresholds.window` samples (median;
 the fps by its minimum, so a stall shows), scores each dimension against the
 JS SDK's bands, takes the worst, and debounces the level: it moves only after
 5 consecutive samples at another level (either way). The bandwidth dimension
-waits for :attr:`Thresholds.warmup` samples (the encoder and the bandwidth
-estimate ramp up after a connect). Like the JS SDK, :meth:`QualityMeter.update`
+waits for `Thresholds.warmup` samples (the encoder and the bandwidth
+estimate ramp up after a connect). Like the JS SDK, `QualityMeter.update()`
 returns a report only when the level or the warm-up state changes: that is
 when a ``connection_quality`` event goes out.
 
@@ -165,7 +165,7 @@ class _Window:
 
 
 class QualityMeter:
-    """Samples in, a debounced verdict out; one per connection (:meth:`reset` on a new one)."""
+    """Samples in, a debounced verdict out; one per connection (`reset()` on a new one)."""
 
     def __init__(self, thresholds: Thresholds | None = None) -> None:
         self.thresholds = thresholds or Thresholds()

@@ -1,9 +1,9 @@
 """Figures people can read: rolling frame rates, and the media stack's network figures.
 
-:class:`RateMeter` counts events (frames in, frames out) over the last few
-seconds. Each transport reports :class:`NetworkStats` from its media library's
+`RateMeter` counts events (frames in, frames out) over the last few
+seconds. Each transport reports `NetworkStats` from its media library's
 own statistics (aiortc's ``getStats()``, LiveKit's ``get_rtc_stats()``);
-:class:`ByteRates` turns their byte counters into bitrates. Pure logic that
+`ByteRates` turns their byte counters into bitrates. Pure logic that
 imports only the errors, so every layer may use it.
 """
 
@@ -28,7 +28,7 @@ WINDOW = 3.0  # seconds the rolling figures look back
 
 
 class RateMeter:
-    """Events per second over the last :data:`WINDOW` seconds; thread-safe."""
+    """Events per second over the last `WINDOW` seconds; thread-safe."""
 
     def __init__(self, window: float = WINDOW) -> None:
         self._window = window
@@ -74,7 +74,7 @@ class NetworkStats:
 
 
 class Latencies:
-    """Glass-to-glass samples (ms) of the last :data:`WINDOW` seconds; thread-safe."""
+    """Glass-to-glass samples (ms) of the last `WINDOW` seconds; thread-safe."""
 
     def __init__(self, window: float = WINDOW) -> None:
         self._window = window
@@ -111,7 +111,7 @@ class ByteRates:
 
     The first sample is the connection's start with nothing sent, so a single
     call already gives the average so far; later calls cover at most the last
-    :data:`WINDOW` seconds.
+    `WINDOW` seconds.
     """
 
     def __init__(self, window: float = WINDOW) -> None:
@@ -148,7 +148,7 @@ def check_interval(seconds: Any) -> None:
 
 
 class Ticker:
-    """Calls ``tick()`` every ``interval`` seconds on a named thread until :meth:`stop`."""
+    """Calls ``tick()`` every ``interval`` seconds on a named thread until `stop()`."""
 
     def __init__(self, interval: float, tick: Callable[[], object], name: str) -> None:
         self._interval = interval

@@ -1,8 +1,8 @@
 """What a live view asks of the IPython kernel: the running cell, display.
 
-Kept apart from :mod:`.notebook` because it is about the kernel, not the view.
+Kept apart from `notebook.view` because it is about the kernel, not the view.
 What the view changes in the kernel's process (a chained SIGINT handler,
-routed stdout/stderr) is in :mod:`._process`.
+routed stdout/stderr) is in `_process`.
 """
 
 from __future__ import annotations

@@ -11,13 +11,15 @@ that waits on the service (a prompt typed in the box, the stop button) runs on
 the view's ``decart-sync-notebook-worker`` thread, never in a widget callback,
 so the kernel stays responsive.
 
-A view stops (its session closed, its threads joined) on :meth:`LiveView.stop`,
+A view stops (its session closed, its threads joined) on
+[`LiveView.stop()`][decart_sync.notebook.view.LiveView.stop],
 on the stop button, when the kernel is interrupted (a SIGINT handler, chained
 to the one before it, stops every view), and when the cell that made it runs
 again: a new view stops the earlier ones made by the same cell, or, when the
 front end does not say which cell runs (nbclient, the classic notebook), all
 earlier views. The view's messages and the output of handlers registered with
-:meth:`LiveView.on` go to the view's own ``ipywidgets.Output``, not to
+[`LiveView.on()`][decart_sync.notebook.view.LiveView.on] go to the view's own
+``ipywidgets.Output``, not to
 whichever cell happens to run when they fire.
 """
 
@@ -105,7 +107,7 @@ class RateCap:
 
 
 class LiveView:
-    """One session shown in a notebook. Made by :func:`live_view`."""
+    """One session shown in a notebook. Made by [`live_view()`][decart_sync.notebook.live_view]."""
 
     def __init__(self, client: RealtimeClient, *, prompt: str | None, max_fps: float) -> None:
         self.client = client

@@ -39,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @attrs.frozen
 class Option:
-    """One keyword of :func:`~.client.connect`: the single place it is defined."""
+    """One keyword of [`connect()`][decart_sync.connect]: the single place it is defined."""
 
     name: str
     annotation: str  # as type checkers read it (typed.py is generated from it)
@@ -294,7 +294,7 @@ def with_prompt(
 
 
 class SubscribeOptions(TypedDict, total=False):
-    """The keywords of :func:`subscribe` besides the account's."""
+    """The keywords of [`subscribe()`][decart_sync.subscribe] besides the account's."""
 
     pixel_format: str
     timeout: float

@@ -1,4 +1,4 @@
-"""The URLs of the protocol's section 1 (PROTOCOL.md), built from checked options."""
+"""The URLs of docs/protocol.md, "Endpoints", built from checked options."""
 
 from __future__ import annotations
 

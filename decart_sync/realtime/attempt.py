@@ -1,8 +1,8 @@
 """One connection of a session: what it owns, how it sends, how it is taken down.
 
-An :class:`Attempt` holds the control WebSocket and the media transport of a
+An `Attempt` holds the control WebSocket and the media transport of a
 single connection, and the first reason it failed. The session
-(:mod:`.session`) builds one per connect or reconnect and throws it away on
+(`session`) builds one per connect or reconnect and throws it away on
 loss; what must outlive a connection (the latest prompt and image, pending
 acks, the output hub) is the session's, never the attempt's.
 """

@@ -1,8 +1,8 @@
 """live_avatar audio: a track of silence into which played audio is spliced.
 
-The avatar model expects a continuous audio stream. :class:`AvatarAudio`
+The avatar model expects a continuous audio stream. `AvatarAudio`
 holds queued 20 ms chunks (48 kHz mono s16, resampled by av); each peer
-connection gets its own :class:`AvatarAudioTrack` reading from it, sending a
+connection gets its own `AvatarAudioTrack` reading from it, sending a
 queued chunk when there is one and silence otherwise, in real time.
 """
 

@@ -62,7 +62,7 @@ class TokenBucket:
 
 
 class Cadence:
-    """When the next picture of a live stream goes: the arithmetic behind :class:`Pacer`.
+    """When the next picture of a live stream goes: the arithmetic behind `Pacer`.
 
     A frame goes as soon as a new picture is in, rather than on a fixed clock:
     a producer on its own clock (a camera, a paced loop) would otherwise lose
@@ -93,7 +93,7 @@ class Cadence:
 
 
 class Pacer:
-    """:class:`Cadence` on the event loop: ``wait`` returns when the next frame of a
+    """`Cadence` on the event loop: ``wait`` returns when the next frame of a
     live track should go, woken early by ``arrived``.
 
     ``burst=None`` drops the token bucket, for a producer already held to the

@@ -30,7 +30,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 def to_wire(image: Any, *, pixel_format: str = "rgb24", fetch_timeout: float | None = None) -> str:
     """What a ``set_image`` carries: an uploaded file's ``"file_..."`` id as it is
-    (sent as ``image_ref``), any other image as checked base64 (:func:`to_base64`)."""
+    (sent as ``image_ref``), any other image as checked base64 (`to_base64()`)."""
     if is_file_ref(image):
         return str(image).strip()
     return to_base64(image, pixel_format=pixel_format, fetch_timeout=fetch_timeout)

@@ -1,7 +1,7 @@
-"""Control messages (PROTOCOL.md sections 3-5 and 11): every one we send is built here.
+"""Control messages (docs/protocol.md, "Messages from the client"): all we send, built here.
 
-Also what the session should be showing (:class:`Desired`), which becomes the
-initial-state message on every (re)connect, and :func:`parse` for what the
+Also what the session should be showing (`Desired`), which becomes the
+initial-state message on every (re)connect, and `parse()` for what the
 server sends.
 """
 

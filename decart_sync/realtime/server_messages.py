@@ -1,6 +1,6 @@
 """What the service's control messages mean to a session (pure logic, no session inside).
 
-The session hands every message its transport did not take to :func:`interpret`
+The session hands every message its transport did not take to `interpret`
 and acts on the meaning it gets back; a message that is not what the protocol
 says raises ``KeyError``, ``TypeError`` or ``ValueError``, which the session logs
 once per kind and otherwise ignores (docs/protocol.md lists the messages).

@@ -66,7 +66,8 @@ class Signaling:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self, timeout: float | None) -> None:
-        """Connect; raises :class:`WebSocketError` (:class:`InvalidAPIKeyError`: HTTP 401/403)."""
+        """Connect; raises [`WebSocketError`][decart_sync.WebSocketError]
+        ([`InvalidAPIKeyError`][decart_sync.InvalidAPIKeyError]: HTTP 401/403)."""
         self._loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = self._loop.create_future()
         self._reader = Worker(lambda: self._run(opened, timeout), "decart-sync-signaling").start()

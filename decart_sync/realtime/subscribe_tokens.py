@@ -1,8 +1,8 @@
-"""Subscribe tokens (PROTOCOL.md sections 9 and 11): who may watch a session.
+"""Subscribe tokens (docs/protocol.md, "Viewers and subscribe tokens"): who may watch.
 
-On the seed's path a token is base64 of JSON ``{"sid", "ip", "port"}``; in
+On plain WebRTC a token is base64 of JSON ``{"sid", "ip", "port"}``; in
 LiveKit mode it is base64url of ``{"room_name"}``, and the viewer fetches the
-room's credentials with :func:`watch_credentials`. The browser SDK writes
+room's credentials with `watch_credentials()`. The browser SDK writes
 standard base64, the Python SDK URL-safe base64; both are read here.
 """
 

@@ -1,11 +1,11 @@
 """The input video: the newest frame a user gave, and the track or sink that sends it.
 
 Input: user threads convert each frame once (av does scaling and pixel
-conversion) and drop it into :class:`LatestFrame`. Each new frame goes as it
+conversion) and drop it into `LatestFrame`. Each new frame goes as it
 arrives, held to the model's fps, so a fast source is dropped down to that
 rate and a slow one repeats its last frame: the aiortc track pulls it, paced
-by :class:`~.clock.Pacer`; LiveKit is handed it in the sender's thread
-(:func:`feed`). The holder outlives connections: after a reconnect the new
+by `clock.Pacer`; LiveKit is handed it in the sender's thread
+(`feed`). The holder outlives connections: after a reconnect the new
 transport reads the same holder. The output side is ``frame_hub``.
 """
 
@@ -74,13 +74,13 @@ class LatestFrame:
     (aiortc's encoder takes yuv420p; LiveKit converts RGB24 itself, with
     libyuv, at a fifth of swscale's cost for RGB to yuv420p).
 
-    Two ways out. aiortc pulls: :class:`InputTrack` reads the newest frame on
+    Two ways out. aiortc pulls: `InputTrack` reads the newest frame on
     the loop. A media library that copies a frame the moment it is handed one
-    (LiveKit) attaches a sink instead (:func:`feed`): ``put`` hands each frame
+    (LiveKit) attaches a sink instead (`feed`): ``put`` hands each frame
     over in the caller's thread, where its pixels were just written (LiveKit's
     ``capture_frame`` of a 1280x720 frame: 530 us there, 770 us from another
     thread, in isolation), and the loop is not woken for every frame. The
-    same :class:`~.clock.Cadence` as the track's holds those hand-overs to the
+    same `clock.Cadence` as the track's holds those hand-overs to the
     model's fps; the loop sends what it held back, and the repeats.
     """
 

@@ -6,7 +6,7 @@ file in field ``file``, an optional ``ttl_seconds`` field), ``GET`` and
 ``"persistent"``, omitted for the service's default (24 h). Any image
 argument (``set_image``, ``set``, ``initial_state``, the CLI's ``--image``,
 the ROS node's ``image`` parameter) that is a ``"file_..."`` id travels as
-``image_ref`` instead of the image's bytes (:func:`~.images.is_file_ref`).
+``image_ref`` instead of the image's bytes ([`is_file_ref()`][decart_sync.rest.files.is_file_ref]).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The account's REST API (``https://api.decart.ai``): one blocking request, its errors.
 
-What :mod:`.files` and :mod:`.client_tokens` share: the base URL, the auth
+What `rest.files` and `rest.tokens` share: the base URL, the auth
 headers (``X-API-KEY`` and the ``User-Agent`` the control WebSocket names, as the JS SDK
 0.1.20's ``buildAuthHeaders`` does), and the mapping of failures to codes: 401
 and 403 are ``INVALID_API_KEY``; anything else that fails, a timeout or a

@@ -5,7 +5,7 @@ JSON body in the service's camelCase (``expiresIn``, ``allowedModels``,
 ``allowedOrigins``, ``constraints: {realtime: {maxSessionDuration}}``,
 ``metadata``; unset ones left out), answered by ``{apiKey, token?, expiresAt,
 permissions?, constraints?}``. The token's ``api_key`` is a key like the
-account's: pass it as ``api_key=`` to :func:`~decart_sync.connect` (with
+account's: pass it as ``api_key=`` to [`connect()`][decart_sync.connect] (with
 ``origin=`` when the token is origin-scoped); it never appears in a repr.
 """
 

@@ -1,7 +1,7 @@
 """What the node wants of its session (prompt, enhance, image) and how it gets there.
 
 Parameters and the ``prompt`` topic change what is wanted; the core's worker
-hands it to :func:`decart_sync.connect` as the initial state, or applies it to
+hands it to [`decart_sync.connect()`][decart_sync.connect] as the initial state, or applies it to
 an open session with the acknowledged ``set_image``/``set_prompt``. No threads
 and no ROS here: the core holds the lock around these.
 """

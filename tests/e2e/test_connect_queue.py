@@ -1,4 +1,4 @@
-"""Connecting to a busy service (issue 15, items 1 and 2): the queue does not eat the
+"""Connecting to a busy service: the queue does not eat the
 connect timeout, the connect's own handlers hear it live, queue_timeout bounds it; a
 refused first attempt is retried as the official SDKs do, a permanent refusal is not."""
 

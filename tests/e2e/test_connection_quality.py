@@ -1,4 +1,4 @@
-"""Connection quality (issue 15 item 4): the JS SDK's verdict from live figures, on both
+"""Connection quality: the JS SDK's verdict from live figures, on both
 transports, going poor under packet loss and back to good when it stops."""
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def test_frames_come_back_transformed_with_ticks(emu: Emulator, signaling, peers
 def test_trickled_candidates_and_the_old_message_order(
     emu: Emulator, signaling, peers, trickle: str
 ) -> None:
-    """Browser SDK releases before the seed: offer first, candidates, then the prompt."""
+    """Older browser SDK releases (0.0.46): offer first, candidates, then the prompt."""
     frame_in = gradient()
     channel = signaling()
     session = emu.wait_for_session(session_id=channel.recv()["session_id"])

@@ -1,7 +1,7 @@
-"""Issue 15 items 7 and 9 end to end: uploaded images used by id, and client tokens.
+"""End to end: uploaded images used by id, and client tokens.
 
 Real parts: ``DecartClient.files`` / ``.tokens`` over HTTP to the emulator's REST
-port, sessions over its stream endpoint on loopback (the seed's WebRTC path:
+port, sessions over its stream endpoint on loopback (the plain WebRTC path:
 the control WebSocket, where image_ref and the Origin header travel, is the
 same for both transports).
 """

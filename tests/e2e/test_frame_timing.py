@@ -1,4 +1,4 @@
-"""Frame timing (issue 15 item 5): over LiveKit each output frame says which input it was
+"""Frame timing: over LiveKit each output frame says which input it was
 made from (its capture time, carried both ways in LiveKit's frame metadata), so the client
 measures glass-to-glass latency and time to first frame."""
 

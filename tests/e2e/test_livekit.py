@@ -2,7 +2,7 @@
 
 Real parts: the ``livekit`` package's native client (libwebrtc, H264) publishes
 and receives through the emulator's LiveKit test double on loopback, with
-the same control WebSocket as the seed's path.
+the same control WebSocket as the plain WebRTC path.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The seed's connect() options and the SDK's extras, over real WebRTC."""
+"""The official SDKs' connect() options and their extras, over real WebRTC."""
 
 from __future__ import annotations
 

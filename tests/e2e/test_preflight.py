@@ -1,4 +1,4 @@
-"""Preflight (issue 15 item 6): check_connectivity() and `decart-sync doctor` against the
+"""Preflight: check_connectivity() and `decart-sync doctor` against the
 emulator and its STUN server, and what they say when nothing answers."""
 
 from __future__ import annotations

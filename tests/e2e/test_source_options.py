@@ -1,4 +1,4 @@
-"""What the JS SDK's connect options and replaceVideoTrack do, in Python (issue 15 item 8):
+"""What the JS SDK's connect options and replaceVideoTrack do, in Python:
 video_codec="vp8", query_params=, mirror=True and client.set_source()."""
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """A LiveKit server test double: what Decart's LiveKit-era clients need, on loopback.
 
-Decart's service carries media through a LiveKit room (PROTOCOL.md section 11).
+Decart's service carries media through a LiveKit room (docs/protocol.md,
+"Connecting over LiveKit").
 This package plays the LiveKit server for the emulator: one room per session,
 with the client and an ``inference-server-...`` participant whose tracks are
 ordinary aiortc tracks; the client's published tracks come out as aiortc
 tracks too. Viewers (tokens that cannot publish, as ``/watch-stream`` gives)
-get the inference server's tracks only (see :mod:`.room`). Signaling is
+get the inference server's tracks only (see `room`). Signaling is
 LiveKit's protobuf protocol over the emulator's own WebSocket port (path
 ``/rtc``); media runs over aiortc peers. Like a LiveKit server, it answers
-a publisher for transport-wide congestion feedback and sends it (:mod:`.twcc`),
+a publisher for transport-wide congestion feedback and sends it (`twcc`),
 so the client's bandwidth estimate is what a real server would let it have,
 and accepts a publisher's simulcast, passing on its best layer
-(:mod:`.simulcast`), so the client encodes what it would for the service.
+(`simulcast`), so the client encodes what it would for the service.
 
 Wiring, per control session on ``livekit_join`` (all on the emulator's loop)::
 

@@ -2,7 +2,7 @@
 
 The server side is one participant (``inference-server-...`` by default, the
 prefix Decart's clients look for) whose tracks are aiortc tracks given to
-:meth:`Room.publish`; it has no connection of its own. The client is whoever
+`Room.publish()`; it has no connection of its own. The client is whoever
 joins with a token that may publish; a second such join (a client's full
 reconnect) replaces the first connection, which gets a ``leave``.
 
@@ -41,10 +41,10 @@ Fork = Callable[[MediaStreamTrack], MediaStreamTrack]
 
 
 class Room:
-    """One LiveKit room; create it with :meth:`LiveKitRooms.create_room`, on the loop.
+    """One LiveKit room; create it with `LiveKitRooms.create_room()`, on the loop.
 
     ``on_client_track(track)`` runs for every track the client publishes (again
-    after a rejoin), on the loop; :meth:`client_track` waits for one instead.
+    after a rejoin), on the loop; `client_track()` waits for one instead.
     ``joined`` is set while a client is in the room, ``left`` once it went
     (cleared again by a rejoin). ``error`` says why we last refused the client
     (e.g. a publisher offer with no codec aiortc can receive: VP9), else None.
@@ -97,7 +97,7 @@ class Room:
         ``fork(track)`` makes a viewer's own copy of a published track (e.g. a
         ``MediaRelay`` subscription); without it viewers get no media.
         ``frame_timing``: the video carries each frame's stamp in a packet trailer
-        (:mod:`..frame_timing`), announced in its track info.
+        (`frame_timing`), announced in its track info.
         """
         if self._server is not None:
             raise RuntimeError(f"room {self.name!r} already has a server participant")

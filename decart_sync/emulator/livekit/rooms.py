@@ -7,7 +7,7 @@ What the ``livekit`` client (1.2.x, Rust core) asks of a server URL
   the client falls back to the classic path; ``/rtc/v1/validate`` 404 too;
 - ``GET /rtc?sdk=..&protocol=..&auto_subscribe=..`` (WebSocket), with the
   token in ``Authorization: Bearer`` (or ``?access_token=``): the two-PC
-  signaling of :mod:`.connection`; a bad token is refused with 401, an unknown
+  signaling of `connection`; a bad token is refused with 401, an unknown
   room with 404, before the upgrade; ``&reconnect=1`` (a resume) gets a
   ``leave`` asking for a full reconnect, since aiortc cannot ICE-restart;
 - ``GET /rtc/validate``: what the client fetches after a refused upgrade, to
@@ -43,7 +43,7 @@ class LiveKitRooms:
     server side and viewers.
 
     Lives on the emulator's loop and is served by its WebSocket server on the
-    same port (:meth:`process_request` for HTTP, :meth:`handle` for ``/rtc``).
+    same port (`process_request()` for HTTP, `handle()` for ``/rtc``).
     ``loopback``: our candidates are 127.0.0.1 only (the emulator's default).
     """
 
@@ -68,7 +68,7 @@ class LiveKitRooms:
         network: Network | None = None,
     ) -> Room:
         """A new empty room (on the loop); ``name`` defaults to a random one.
-        ``network(target)``: a :class:`~..netem.Shaper` for each peer connection."""
+        ``network(target)``: a `Shaper` for each peer connection."""
         name = name or protos.new_sid("room-")
         if name in self._rooms:
             raise ValueError(f"room {name!r} exists")
@@ -84,7 +84,7 @@ class LiveKitRooms:
 
     def token(self, room: str, identity: str = "client", *, can_publish: bool = True) -> str:
         """A join token for ``identity`` in ``room`` (HS256 JWT, LiveKit's claims);
-        ``can_publish=False`` makes it a viewer's (see :class:`.Room`)."""
+        ``can_publish=False`` makes it a viewer's (see `Room`)."""
         return self.tokens.issue(room, identity, can_publish=can_publish)
 
     # -- routes ---------------------------------------------------------------

@@ -6,9 +6,9 @@ m-section. A LiveKit server accepts them all and forwards one to each
 subscriber; aiortc can receive only one stream per m-section, so left alone
 it answers without simulcast and the client encodes one layer, which is not
 what the client would do against the service. So the answer accepts every
-offered rid, the client encodes every layer, and :class:`Layers` lets only
+offered rid, the client encodes every layer, and `Layers` lets only
 the best one through to aiortc (the rest are dropped on arrival, after the
-transport-wide feedback has counted them: :mod:`.twcc`).
+transport-wide feedback has counted them: `twcc`).
 """
 
 from __future__ import annotations

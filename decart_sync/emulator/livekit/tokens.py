@@ -46,7 +46,7 @@ def _unb64(text: str) -> bytes:
 
 
 class TokenIssuer:
-    """Signs and checks tokens with one random secret (per :class:`LiveKitRooms`)."""
+    """Signs and checks tokens with one random secret (per `LiveKitRooms`)."""
 
     def __init__(self, api_key: str = "emulator", secret: bytes | None = None) -> None:
         self.api_key = api_key

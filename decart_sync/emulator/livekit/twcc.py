@@ -9,7 +9,7 @@ knows only REMB, with which the client's estimate grows from 300 kbit/s by
 8 s, and at full size only after 20 s. With feedback the client probes, and
 its estimate passes 2 Mbit/s within a second or two, as with the service.
 
-aiortc has no hook for either half, so :func:`install` wraps two of its
+aiortc has no hook for either half, so `install()` wraps two of its
 private methods on the publisher's DTLS transport: ``_handle_rtp_data``
 (each packet as it arrives, decrypted) and ``_send_rtp`` (feedback out).
 """
@@ -202,7 +202,7 @@ def install(
     transport: Any, offer: str, keep: Callable[[bytes], bool] | None = None
 ) -> asyncio.Task[None] | None:
     """Records arrivals on ``transport`` (aiortc's RTCDtlsTransport) and sends feedback
-    every :data:`INTERVAL` until the returned task is cancelled; None when ``offer``
+    every `INTERVAL` until the returned task is cancelled; None when ``offer``
     has no transport-wide sequence numbers. ``keep``: which packets, once counted,
     go on to aiortc."""
     ext_id = extension_id(offer)

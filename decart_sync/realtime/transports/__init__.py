@@ -1,22 +1,22 @@
 """Media transports: how a session's video and audio travel.
 
 The control WebSocket (prompts, images, acks, ticks, errors) is the same for
-every transport and stays with :class:`~decart_sync.realtime.session.Session`; only
+every transport and stays with `Session`; only
 the media handshake and the media themselves differ. A transport is made for
 one connection attempt and thrown away with it:
 
-1. :meth:`MediaTransport.join`, right after the WebSocket opened, before the
+1. `MediaTransport.join()`, right after the WebSocket opened, before the
    initial state (LiveKit asks for its room here; plain WebRTC has nothing to do);
-2. :meth:`MediaTransport.start`, after the initial state: returns once media flows;
-3. control messages that belong to media are offered to :meth:`MediaTransport.handle`;
-4. :meth:`MediaTransport.abort` wakes a ``start`` that can no longer succeed;
-5. :meth:`MediaTransport.close`, bounded, frees everything.
+2. `MediaTransport.start()`, after the initial state: returns once media flows;
+3. control messages that belong to media are offered to `MediaTransport.handle()`;
+4. `MediaTransport.abort()` wakes a ``start`` that can no longer succeed;
+5. `MediaTransport.close()`, bounded, frees everything.
 
-:meth:`MediaTransport.stats` may be asked at any time for the media library's
+`MediaTransport.stats()` may be asked at any time for the media library's
 network figures.
 
 Decoded frames, media loss and the user's raw tracks go back through
-:class:`MediaHooks`. Transports are imported only when a session asks for
+`MediaHooks`. Transports are imported only when a session asks for
 one, so each may bring its own media library.
 """
 
@@ -93,7 +93,7 @@ class MediaTransport(abc.ABC):
 
     @abc.abstractmethod
     def abort(self, error: DecartSDKError) -> None:
-        """The attempt failed elsewhere: a pending :meth:`start` raises ``error``."""
+        """The attempt failed elsewhere: a pending `start()` raises ``error``."""
 
     async def stats(self) -> NetworkStats:
         """RTT, loss, jitter and bitrates from the media library; None where unknown."""

@@ -1,9 +1,11 @@
-"""Today's media path: a LiveKit room next to the control WebSocket (PROTOCOL.md section 11).
+"""The LiveKit media path: a room next to the control WebSocket (today's models).
+
+See docs/protocol.md, "Connecting over LiveKit".
 
 The session asks for a room with ``livekit_join`` (a viewer fetches its
 credentials over REST instead), sends its initial state, then joins the room
 with the ``livekit`` package on the session's own event loop, publishes the
-camera (H264 unless VP9 was asked for) and receives the video of the
+camera (H264 unless ``video_codec`` says otherwise) and receives the video of the
 participant whose identity starts with ``inference-server-``. With no
 initial state the passthrough goes after publishing, as the official SDK
 does.
@@ -14,7 +16,7 @@ yuv420p costs five times libyuv's, so LiveKit converts); received I420
 frames become av frames the output hub converts for each consumer.
 LiveKit's native threads are its own; everything here runs on the loop,
 except ``capture_frame`` for a new input frame, which runs in the sender's
-thread (:func:`~decart_sync.realtime.tracks.feed` says why).
+thread (`feed()` says why).
 """
 
 from __future__ import annotations
@@ -297,7 +299,7 @@ class LiveKitTransport(MediaTransport):
 def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
     """The figures of what we send, from a published track's stats (libwebrtc's; its
     times are in seconds). The RTT comes from RTCP receiver reports, else from the
-    ICE candidate pair. No figure of what we receive: :meth:`LiveKitTransport.stats`
+    ICE candidate pair. No figure of what we receive: `LiveKitTransport.stats()`
     says why."""
     rtts: list[float] = []
     fractions: list[float] = []

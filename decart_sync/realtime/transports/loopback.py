@@ -2,7 +2,7 @@
 
 Which hosts and URLs are on loopback, and an SDP cut down to its loopback
 candidates. The process-wide half, adding 127.0.0.1 to aioice's host
-candidates, is :func:`decart_sync._process.allow_loopback_candidates`.
+candidates, is `decart_sync._process.allow_loopback_candidates()`.
 """
 
 from __future__ import annotations

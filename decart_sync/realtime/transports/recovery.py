@@ -5,27 +5,27 @@ and holds every later packet behind a hole until 512 more have arrived
 (some 20 s of a small picture); nor does it ask for a keyframe when a frame
 it assembled cannot be decoded. Over a lossy network one lost retransmission,
 or a keyframe missing its first packet, then stops the video for seconds or
-for good. :class:`KeyframeRecovery` does what libwebrtc's receiver (a browser,
+for good. `KeyframeRecovery` does what libwebrtc's receiver (a browser,
 LiveKit's client, the service) does, for each video receiver it covers: the
 client's on the plain-WebRTC path (the service's video to us), and the
 emulator's (the camera to its model).
 
-- It asks again for missing packets, each at most every :data:`RENACK`
-  seconds and :data:`MAX_ASKS` times (libwebrtc's NackRequester: again after
+- It asks again for missing packets, each at most every `RENACK`
+  seconds and `MAX_ASKS` times (libwebrtc's NackRequester: again after
   a round trip, ten tries), aiortc's own requests included.
-- A short hole (:data:`MAX_FILL` packets at most) between two frames (after a
+- A short hole (`MAX_FILL` packets at most) between two frames (after a
   frame's last packet or a padding-only packet, before a frame's or NAL
   unit's first or a padding packet) that stays unanswered after
-  :data:`FILL_AFTER` requests, from a sender that pads, held padding, which
+  `FILL_AFTER` requests, from a sender that pads, held padding, which
   no sender keeps for retransmission: it is filled with empty packets, so
   the frames behind it go on to the decoder. libwebrtc probes the bandwidth
   with padding on the video SSRC when no RTX was negotiated (the LiveKit
   client's publisher): before this, one lost padding
   packet stalled the emulator's input as a lost frame did, and under 5% loss
   some runs fell into a spiral of keyframe requests (7.8 to 25 fps of 25).
-- When packets keep coming but no frame has been decoded for :data:`STALL`
-  seconds while a missing packet went unanswered :data:`GIVE_UP_AFTER` times
-  (or for :data:`LONG_STALL` seconds: a decoder that fails), it drops what the
+- When packets keep coming but no frame has been decoded for `STALL`
+  seconds while a missing packet went unanswered `GIVE_UP_AFTER` times
+  (or for `LONG_STALL` seconds: a decoder that fails), it drops what the
   receiver holds, sends a PLI, and keeps what arrives from the decoder until a
   keyframe begins (VP8, H.264): delta frames without their reference would
   only decode into garbage.
@@ -69,7 +69,7 @@ KEYFRAMES_KNOWN = ("video/vp8", "video/h264")  # whose keyframes _start can tell
 
 
 class KeyframeRecovery:
-    """Watch the video receivers of the peer connections given to :meth:`cover`."""
+    """Watch the video receivers of the peer connections given to `cover()`."""
 
     def __init__(self) -> None:
         self._watched: set[int] = set()
@@ -87,7 +87,7 @@ class KeyframeRecovery:
             task.cancel()
 
     async def closed(self) -> None:
-        """After :meth:`close`: until its tasks have ended."""
+        """After `close()`: until its tasks have ended."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
@@ -164,7 +164,7 @@ class _Watch:
         return "" if codec is None else codec.mimeType.lower()
 
     async def nack(self, ssrc: int, lost: list[int]) -> None:
-        """Ask for the packets not asked for within :data:`RENACK`, up to :data:`MAX_ASKS`."""
+        """Ask for the packets not asked for within `RENACK`, up to `MAX_ASKS`."""
         if self.awaiting_keyframe:
             return  # what is missing now precedes the keyframe asked for
         now = time.monotonic()

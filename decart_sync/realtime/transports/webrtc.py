@@ -1,11 +1,12 @@
-"""The seed's media path: one aiortc peer connection, negotiated over the control WebSocket.
+"""The plain WebRTC media path (classic models): one aiortc peer connection, negotiated
+over the control WebSocket.
 
 The client offers (camera models: sendrecv video; live_avatar: recvonly
 video plus our audio; viewers: recvonly video and audio), prefers VP8 with
 the browser clients' bitrate hints, lets the user's ``customize_offer`` edit
 exactly what goes on the wire, and applies the server's ``answer`` and
 trickled ``ice-candidate`` messages in whatever order they come
-(PROTOCOL.md section 3). Pure asyncio over aiortc.
+(docs/protocol.md, "Connecting over plain WebRTC"). Pure asyncio over aiortc.
 """
 
 from __future__ import annotations
