@@ -77,8 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the way to the service (a preflight)")
     add = doctor.add_argument
     add("--deep", action="store_true", help="also run a short synthetic session (needs --model)")
-    add("--model", default=None, help="the model of the --deep session")
-    add("--stun", nargs="+", default=None, metavar="URL", help="STUN servers to gather from")
+    add("--model", default=None, help="the --deep session's: a model name, or NAME:FPS:WxH")
+    add(
+        "--stun",
+        nargs="+",
+        default=None,
+        metavar="URL",
+        help="STUN servers to gather from (default: the public one the client uses, or "
+        "the one a service on this machine announces, as the emulator does)",
+    )
     add("--api-key", default=None, help="for --deep; default: $DECART_API_KEY")
     add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL, else the service")
     add("--timeout", type=float, default=10.0, help="seconds for each step")

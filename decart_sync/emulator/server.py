@@ -6,8 +6,10 @@ Routes (one port):
   ``drop?how=signaling|peer|both`` drops every live session, ``sessions``
   lists them as JSON, ``faults?FIELD=VALUE&...`` changes the faults of the
   emulator and of its sessions following them (``reset=1``: from none first)
-  and answers them and the sessions as JSON, ``health`` answers ``ok``. No API
-  key: it is a local test tool.
+  and answers them and the sessions as JSON, ``ice-servers`` announces the
+  emulator's STUN server (``{"ice_servers": [{"urls": ["stun:..."]}]}``, the
+  shape of LiveKit's JoinResponse.ice_servers) for preflights, which open no
+  session, ``health`` answers ``ok``. No API key: it is a local test tool.
 - ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
 - ``POST /watch-stream/{room}`` (plain HTTP, key in ``x-api-key``): a LiveKit
   viewer's credentials, ``{livekit_url, token, room_name, session_id}``; 401
@@ -266,6 +268,9 @@ class EmulatorServer:
                 "sessions": [_describe(s) for s in self.sessions],
             }
             return _json_response(json.dumps(report, indent=2) + "\n")
+        if command == "ice-servers":  # as LiveKit's IceServer list; for preflights
+            body = json.dumps({"ice_servers": [{"urls": [self.stun.url]}]}) + "\n"
+            return _json_response(body)
         if command == "health":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         return connection.respond(http.HTTPStatus.NOT_FOUND, f"no admin command {command!r}\n")
