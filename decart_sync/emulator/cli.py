@@ -39,7 +39,7 @@ from ..models import ModelDefinition
 from .connection import DROP_MODES
 from .embedded import Emulator
 from .faults import Faults
-from .server import ADMIN_PREFIX
+from .http_routes import ADMIN_PREFIX
 
 DEFAULT_PORT = 8765
 PROG = "python -m decart_sync.emulator"
