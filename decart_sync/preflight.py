@@ -7,7 +7,9 @@
 2. ICE: a throwaway peer connection gathers candidates from the STUN servers;
    a server-reflexive one means UDP gets out ("udp"), only others mean a relay
    would be needed ("relay"), none at all "failed" (the JS SDK's words); the
-   time to it stands for the RTT, as in the JS SDK;
+   time to it stands for the RTT, as in the JS SDK. With no servers given, the
+   public STUN server the client uses; for a service on this machine (the
+   emulator), the STUN servers it announces, if it announces any;
 3. with ``deep=True``, a short synthetic session of ``model``: time to first
    frame, the output's frame rate and, over LiveKit, glass-to-glass latency.
 
@@ -21,12 +23,15 @@ downgrade carries a reason a person can act on.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -35,6 +40,7 @@ from ._portal import Portal
 from .errors import DecartSDKError, InvalidOptionsError
 from .metrics.quality import Thresholds, lower_better
 from .models import ModelDefinition
+from .realtime.transports.loopback import is_loopback_url
 
 __all__ = ["ConnectivityReport", "check_connectivity"]
 
@@ -42,6 +48,11 @@ LEVELS = ("good", "fair", "poor", "critical")
 RTT_GOOD_MS, RTT_MARGINAL_MS = 150, 300  # JS SDK 0.1.20 REALTIME_CONFIG.preflight.rtt
 ICE_TIMEOUT = 5.0  # JS: iceGatherTimeoutMs
 DEEP_SECONDS = 4.0  # of output counted after the first frame, for the frame rate
+# Where the emulator announces its STUN server, in LiveKit's IceServer shape
+# ({"ice_servers": [{"urls": [...]}]}). Decart's service announces none (its clients use
+# public STUN), so only a service on this machine is asked.
+ANNOUNCED_ICE_SERVERS = "/_emulator/ice-servers"
+ANNOUNCE_TIMEOUT = 2.0
 
 
 @attrs.frozen
@@ -59,7 +70,7 @@ class ConnectivityReport:
     verdict: str  # good | fair | poor | critical
     reasons: tuple[str, ...]
     websocket: dict[str, Any]  # reachable, rtt_ms, error
-    ice: dict[str, Any]  # transport (udp | relay | failed), rtt_ms, candidates
+    ice: dict[str, Any]  # transport (udp | relay | failed), rtt_ms, candidates, servers
     session: dict[str, Any] | None = None  # deep only: ttff_ms, fps, g2g_ms, error
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,9 +82,11 @@ class ConnectivityReport:
             f"reachable ({ws['rtt_ms']} ms)" if ws["reachable"] else f"unreachable: {ws['error']}"
         )
         rtt = f" ({ice['rtt_ms']} ms)" if ice["rtt_ms"] is not None else ""
+        via = ", ".join(ice.get("servers") or ()) or "no STUN server"
         lines = [
             f"control WebSocket: {reach}",
-            f"ICE: {ice['transport']}{rtt}, candidates: {', '.join(ice['candidates']) or 'none'}",
+            f"ICE: {ice['transport']}{rtt} via {via}, "
+            f"candidates: {', '.join(ice['candidates']) or 'none'}",
         ]
         if self.session is not None:
             s = self.session
@@ -99,19 +112,24 @@ def check_connectivity(
 ) -> ConnectivityReport:
     """Check the way to the service; never raises for what it finds (bad options do).
 
-    ``ice_servers``: STUN/TURN URLs (default the public STUN server the client
-    uses). ``deep=True`` also opens a short session of ``model`` with a
+    ``ice_servers``: STUN/TURN URLs; default the public STUN server the client
+    uses or, for a service on this machine that announces its own (the
+    emulator does), those. ``deep=True`` also opens a short session of ``model`` with a
     synthetic source (it needs ``api_key`` or ``$DECART_API_KEY``, and costs a
     few seconds of generation on the real service). ``timeout`` bounds each step.
     """
     options.check_timeout(timeout)
     base = options.base_url(base_url)
-    stun = list(options.DEFAULT_ICE_SERVERS) if ice_servers is None else ice_servers
-    servers = options.ice_servers(stun, base)
     if deep and model is None:
         raise InvalidOptionsError("deep=True opens a session: pass model= as well")
+    stun = ice_servers
+    if stun is not None:
+        stun = options.ice_servers(stun, base)
     websocket = _reach(base, timeout)
-    ice = _gather(servers, min(timeout, ICE_TIMEOUT))
+    if stun is None and websocket["reachable"] and is_loopback_url(base):
+        stun = announced_ice_servers(base, min(timeout, ANNOUNCE_TIMEOUT))
+    servers = list(options.DEFAULT_ICE_SERVERS) if stun is None else stun
+    ice = {**_gather(servers, min(timeout, ICE_TIMEOUT)), "servers": servers}
     session = _session(base, model, api_key, timeout) if deep and model is not None else None
     verdict, reasons = classify(websocket, ice, session)
     return ConnectivityReport(verdict, tuple(reasons), websocket, ice, session)
@@ -162,6 +180,31 @@ def classify(
                 found.append((level, reason))
     worst = max((LEVELS.index(level) for level, _ in found), default=0)
     return LEVELS[worst], [reason for _, reason in found]
+
+
+def announced_ice_servers(base: str, timeout: float) -> list[str] | None:
+    """The STUN/TURN URLs the service at ``base`` announces for its clients, or None when
+    it announces none (as Decart's service); asked over HTTP on the same host and port."""
+    parts = urlsplit(base)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    url = urlunsplit((scheme, parts.netloc, ANNOUNCED_ICE_SERVERS, "", ""))
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy to loopback
+    try:
+        with direct.open(url, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    servers = body.get("ice_servers") if isinstance(body, dict) else None
+    if not isinstance(servers, list):
+        return None
+    urls = [
+        url
+        for server in servers
+        if isinstance(server, dict) and isinstance(server.get("urls"), list)
+        for url in server["urls"]
+        if isinstance(url, str) and url.startswith(("stun:", "turn:", "turns:"))
+    ]
+    return urls or None
 
 
 def _reach(base: str, timeout: float) -> dict[str, Any]:

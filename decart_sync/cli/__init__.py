@@ -1,16 +1,11 @@
-"""``decart-sync``: restyle a video and record the result, or run the emulator.
-
-    decart-sync stream --source input.mp4 --model mirage --prompt sepia --out out.mp4
-    decart-sync stream --source lavfi:testsrc2=size=1280x720:rate=30 --prompts sepia invert
-    decart-sync stream --source 0 --preview --out camera.mp4          # the first camera
-    decart-sync stream --source rtsp://camera.local/stream --seconds 60 --out clip.mp4 -y
-    decart-sync stream --model live_avatar --image face.png --audio speech.wav --out avatar.mp4
-    decart-sync emulator --port 8765
-    decart-sync doctor [--deep --model lucy-2.1]    # can this machine reach the service?
+"""``decart-sync``: restyle a video and record the result, check the way to the service,
+or run the emulator. ``decart-sync --help`` shows `EXAMPLES`.
 
 With no API key (``--api-key`` or ``$DECART_API_KEY``), ``stream`` starts the
 embedded emulator and says so. While it runs, type a prompt and Enter to
-change it; Ctrl-C stops and still finishes the output file.
+change it; Ctrl-C stops and still finishes the output file. ``emulator``
+hands the rest of its command line to the emulator's own (``python -m
+decart_sync.emulator``), so it takes the same options and subcommands.
 """
 
 from __future__ import annotations
@@ -19,14 +14,32 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from ..errors import DecartSDKError
 from ..options import add_flags
 from .status import Console
 
+PROG = "decart-sync"
+# Help is read in a terminal: plain text only, no markup.
+DESCRIPTION = (
+    "Restyle a video and record the result, check the way to the service, or run the emulator."
+)
+EXAMPLES = f"""examples:
+  {PROG} stream --source input.mp4 --model mirage --prompt sepia --out out.mp4
+  {PROG} stream --source lavfi:testsrc2=size=1280x720:rate=30 --prompts sepia invert
+  {PROG} stream --source 0 --preview --out camera.mp4          # the first camera
+  {PROG} stream --source rtsp://camera.local/stream --seconds 60 --out clip.mp4 -y
+  {PROG} stream --model live_avatar --image face.png --audio speech.wav --out avatar.mp4
+  {PROG} emulator --port 8765
+  {PROG} doctor [--deep --model lucy-2.1]    # can this machine reach the service?
+
+With no API key (--api-key or $DECART_API_KEY), stream starts the embedded emulator.
+"""
 SOURCES = (
     "what to restyle: a media file, a camera (0, /dev/video0), a stream URL (rtsp://, "
     "http://...), an FFmpeg pattern (lavfi:testsrc2=size=1280x720:rate=30), or 'synthetic'"
 )
+EMULATOR = "emulator"
 
 # connect()'s options that ``stream`` takes as flags, with the table's defaults and meanings
 # (the model, prompt and image have forms of their own; callables have none).
@@ -48,7 +61,13 @@ STREAM_OPTIONS = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="decart-sync", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     stream = sub.add_parser("stream", help="restyle a video source and write the result")
     add = stream.add_argument
@@ -73,27 +92,37 @@ def _parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the way to the service (a preflight)")
     add = doctor.add_argument
     add("--deep", action="store_true", help="also run a short synthetic session (needs --model)")
-    add("--model", default=None, help="the model of the --deep session")
-    add("--stun", nargs="+", default=None, metavar="URL", help="STUN servers to gather from")
+    add("--model", default=None, help="the --deep session's: a model name, or NAME:FPS:WxH")
+    add(
+        "--stun",
+        nargs="+",
+        default=None,
+        metavar="URL",
+        help="STUN servers to gather from (default: the public one the client uses, or "
+        "the one a service on this machine announces, as the emulator does)",
+    )
     add("--api-key", default=None, help="for --deep; default: $DECART_API_KEY")
     add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL, else the service")
     add("--timeout", type=float, default=10.0, help="seconds for each step")
     add("--json", action="store_true", help="print the report as JSON")
-    emulator = sub.add_parser("emulator", help="serve the local emulator of the service")
-    emulator.add_argument(
-        "args", nargs=argparse.REMAINDER, help="see python -m decart_sync.emulator -h"
+    # Listed here for --help only: main() hands "emulator ..." to the emulator's own parser.
+    sub.add_parser(
+        EMULATOR,
+        help=f"serve the local emulator of the service; {EMULATOR} --help lists its options",
+        add_help=False,
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     try:
-        if args.command == "emulator":
+        if arguments[:1] == [EMULATOR]:  # its options are the emulator's own
             from ..emulator.cli import main as emulator_main
 
-            return emulator_main(args.args)
+            return emulator_main(arguments[1:], prog=f"{PROG} {EMULATOR}")
+        args = _parser().parse_args(arguments)
         if args.command == "doctor":
             from .doctor import run as doctor
 
@@ -103,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run(args, console)
         except Refused as exc:
-            console.say(f"decart-sync: {exc}")
+            console.say(f"{PROG}: {exc}")
             return 1
     except (DecartSDKError, ImportError) as exc:  # ImportError: the emulator extra is missing
-        console.say(f"decart-sync: {exc}")
+        console.say(f"{PROG}: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130

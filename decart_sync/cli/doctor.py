@@ -2,6 +2,8 @@
 ([`decart_sync.check_connectivity()`][decart_sync.check_connectivity]).
 
 Prints what was reached and the verdict with its reasons (or ``--json``);
+with no ``--stun``, the ICE check uses the public STUN server the client
+uses, or the one a service on this machine announces (the emulator's);
 exits 0 for good or fair, 1 for poor or critical, so scripts can gate on it.
 """
 
@@ -15,12 +17,17 @@ from .status import Console
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    model = None
+    if args.model is not None:
+        from .stream import parse_model  # a name or NAME:FPS:WxH, as stream takes it
+
+        model = parse_model(args.model)
     console.say("checking the way to the service...")
     report = check_connectivity(
         base_url=args.base_url,
         ice_servers=args.stun,
         deep=args.deep,
-        model=args.model,
+        model=model,
         api_key=args.api_key,
         timeout=args.timeout,
     )

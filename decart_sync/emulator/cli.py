@@ -39,28 +39,31 @@ from ..models import ModelDefinition
 from .connection import DROP_MODES
 from .embedded import Emulator
 from .faults import Faults
-from .server import ADMIN_PREFIX
+from .http_routes import ADMIN_PREFIX
 
 DEFAULT_PORT = 8765
+PROG = "python -m decart_sync.emulator"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); ``prog`` names the command
+    in help and errors (``decart-sync emulator`` hands its arguments here)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "drop":
-        return _drop(args[1:])
+        return _drop(args[1:], f"{prog} drop")
     if args and args[0] == "faults":
-        return _set_faults(args[1:])
+        return _set_faults(args[1:], f"{prog} faults")
     if args and args[0] == "serve":
         args = args[1:]
-    return _serve(args)
+    return _serve(args, prog)
 
 
-def _serve(argv: list[str]) -> int:
+def _serve(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m decart_sync.emulator",
+        prog=prog,
         description="Serve a local emulator of Decart's realtime service until Ctrl-C. "
-        "(Subcommands: 'drop --url URL [--how both]' drops a running emulator's sessions; "
-        "'faults --url URL [--reset] [FIELD=VALUE ...]' changes its faults.)",
+        f"(Subcommands: '{prog} drop --url URL [--how both]' drops a running emulator's "
+        f"sessions; '{prog} faults --url URL [--reset] [FIELD=VALUE ...]' changes its faults.)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument(
@@ -136,9 +139,9 @@ def _serve(argv: list[str]) -> int:
     return 0
 
 
-def _drop(argv: list[str]) -> int:
+def _drop(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m decart_sync.emulator drop",
+        prog=prog,
         description="Make a running emulator drop its live sessions (a simulated outage).",
     )
     parser.add_argument("--url", default=f"ws://127.0.0.1:{DEFAULT_PORT}", help="emulator URL")
@@ -153,9 +156,9 @@ def _drop(argv: list[str]) -> int:
     return 0
 
 
-def _set_faults(argv: list[str]) -> int:
+def _set_faults(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m decart_sync.emulator faults",
+        prog=prog,
         description="Change a running emulator's faults, then print them and its live sessions "
         "(with their ages, which blackout's at_s counts from) as JSON.",
     )

@@ -80,7 +80,7 @@ class Emulator:
                     self._rest_port,
                     files=server.files,
                     tokens=server.tokens,
-                    account_key_ok=server._key_ok,
+                    account_key_ok=server.key_ok,
                 ).start()
             except BaseException:
                 with contextlib.suppress(Exception):

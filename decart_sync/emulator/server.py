@@ -1,19 +1,10 @@
-"""The emulator's WebSocket server: routing, API keys, the admin path, the registry.
+"""The emulator's WebSocket server: routing, API keys, the registry of sessions.
 
 Routes (one port):
 
-- ``/_emulator/...`` (plain HTTP GET, answered in ``process_request``):
-  ``drop?how=signaling|peer|both`` drops every live session, ``sessions``
-  lists them as JSON, ``faults?FIELD=VALUE&...`` changes the faults of the
-  emulator and of its sessions following them (``reset=1``: from none first)
-  and answers them and the sessions as JSON, ``health`` answers ``ok``. No API
-  key: it is a local test tool.
+- plain HTTP (``/_emulator/...`` admin commands, ``POST /watch-stream/{room}``):
+  `http_routes`; LiveKit's signaling (``/rtc``): `livekit`.
 - ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
-- ``POST /watch-stream/{room}`` (plain HTTP, key in ``x-api-key``): a LiveKit
-  viewer's credentials, ``{livekit_url, token, room_name, session_id}``; 401
-  for a bad key, 404 for an unknown room. websockets hands any method to
-  ``process_request`` as long as the request has no body, and the clients
-  send none.
 - the REST API (files, client tokens) has a port of its own: see `rest`.
   A client token's key (``ek_...``) is checked here: expiry, allowed models and
   origins (the ``Origin`` header, verbatim), and its session's duration.
@@ -29,24 +20,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import http
 import json
 import logging
 import re
-import secrets
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-import attrs
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..models import CLASSIC_GENERATION, REGISTRY, ModelDefinition
 from ..realtime.transports.loopback import is_loopback_host
+from . import http_routes
 from .accounts import FileStore, TokenStore, is_token_key
 from .connection import DROP_MODES, Connection
 from .faults import Faults
@@ -74,10 +61,8 @@ class _RedactKeys(logging.Filter):
 _websockets_log = logging.getLogger(f"{__name__}.websockets")
 _websockets_log.addFilter(_RedactKeys())
 
-ADMIN_PREFIX = "/_emulator/"
 WORKER_PREFIX = "decart-sync-emulator-worker"
 SUBSCRIBE_PREFIX = "/subscribe/"
-WATCH_PREFIX = "/watch-stream/"
 # Reference images travel as base64 in one message.
 MAX_MESSAGE = 64 * 1024 * 1024
 # Bounds on shutdown: a WebSocket closing handshake, every session's own close.
@@ -224,7 +209,7 @@ class EmulatorServer:
         sent = await asyncio.gather(*(s.send_raw(text) for s in sessions))
         return sum(sent)
 
-    # -- HTTP admin -----------------------------------------------------------
+    # -- plain HTTP -------------------------------------------------------------
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -233,76 +218,18 @@ class EmulatorServer:
             response = await self.livekit_rooms.process_request(connection, request)
             if response is not None:
                 return response
-        parts = urlsplit(request.path)
-        if parts.path.startswith(WATCH_PREFIX):
-            room = unquote(parts.path[len(WATCH_PREFIX) :]).strip("/")
-            return self._watch(connection, request, room)
-        if not parts.path.startswith(ADMIN_PREFIX):
-            return None
-        command = parts.path[len(ADMIN_PREFIX) :].strip("/")
-        query = _query(parts.query)
-        if command == "drop":
-            how = query.get("how", "both")
-            if how not in DROP_MODES:
-                return connection.respond(
-                    http.HTTPStatus.BAD_REQUEST, f"how must be one of {', '.join(DROP_MODES)}\n"
-                )
-            count = await self.drop(how)
-            return connection.respond(http.HTTPStatus.OK, f"dropped {count} session(s) ({how})\n")
-        if command == "sessions":
-            body = json.dumps([_describe(s) for s in self.sessions], indent=2) + "\n"
-            return _json_response(body)
-        if command == "faults":
-            reset = query.pop("reset", "") not in ("", "0")
-            try:
-                faults = Faults.parse(
-                    [f"{k}={v}" for k, v in query.items()], None if reset else self.faults
-                )
-            except ValueError as exc:
-                return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
-            self.set_faults(faults)
-            report = {
-                "faults": attrs.asdict(faults),
-                "sessions": [_describe(s) for s in self.sessions],
-            }
-            return _json_response(json.dumps(report, indent=2) + "\n")
-        if command == "health":
-            return connection.respond(http.HTTPStatus.OK, "ok\n")
-        return connection.respond(http.HTTPStatus.NOT_FOUND, f"no admin command {command!r}\n")
-
-    def _watch(self, connection: ServerConnection, request: Request, name: str) -> Response:
-        """``POST /watch-stream/{room}``: a subscribe-only token for a session's room."""
-        if request.method != "POST":
-            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "use POST\n")
-        if not self._key_ok(request.headers.get("x-api-key")):
-            log.info("refusing a viewer: invalid API key")
-            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid API key\n")
-        rooms = self.livekit_rooms
-        room = rooms.room(name) if rooms is not None else None
-        if rooms is None or room is None:
-            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no room {name!r}\n")
-        owner = next((s for s in self.sessions if s.room is room), None)
-        host, port = connection.local_address[:2]
-        body = {
-            "livekit_url": f"ws://{f'[{host}]' if ':' in host else host}:{port}",
-            "token": rooms.token(room.name, f"viewer-{secrets.token_hex(4)}", can_publish=False),
-            "room_name": room.name,
-        }
-        if owner is not None:
-            body["session_id"] = owner.session_id
-        log.info("viewer credentials issued for room %s", room.name)
-        return _json_response(json.dumps(body) + "\n")
+        return await http_routes.answer(self, connection, request)
 
     # -- WebSocket routing ----------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path if ws.request else "/")
-        query = _query(parts.query)
+        query = http_routes.parse_query(parts.query)
         if self.livekit_rooms is not None and parts.path.rstrip("/") == "/rtc":
             await self.livekit_rooms.handle(ws, parts.path, query)  # LiveKit tokens, no api_key
             return
         key = query.get("api_key")
-        if not self._key_ok(key):
+        if not self.key_ok(key):
             expired = is_token_key(key) and self.tokens.key_refusal(key)
             await self._refuse(ws, expired or "Invalid API key")
             return
@@ -362,7 +289,8 @@ class EmulatorServer:
         self._register(subscriber)
         await subscriber.serve()
 
-    def _key_ok(self, key: str | None) -> bool:
+    def key_ok(self, key: str | None) -> bool:
+        """An API key this emulator takes (also for viewers' credentials and the REST API)."""
         if not key:
             return False
         if is_token_key(key):  # the emulator's client tokens (.rest): only live ones
@@ -386,11 +314,6 @@ def _livekit(loopback: bool) -> LiveKitRooms | None:
     return LiveKitRooms(loopback=loopback)
 
 
-def _query(text: str) -> dict[str, str]:
-    # Last value wins; blank values are kept (an empty api_key is still "given").
-    return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
 def _keys(api_keys: Collection[str] | str | None) -> frozenset[str] | None:
     if api_keys is None:
         return None
@@ -405,23 +328,3 @@ def _models(models: Models) -> dict[str, ModelDefinition]:
     if isinstance(models, Mapping):
         return dict(models)
     return {model.name: model for model in models}
-
-
-def _describe(session: ServedSession) -> dict[str, Any]:
-    return {
-        "session_id": session.session_id,
-        "model": session.model.name,
-        "prompt": session.prompt,
-        "image": session.image is not None,
-        "frames_in": session.frames_in,
-        "frames_out": session.frames_out,
-        "subscribers": len(session.subscribers),
-        "age_s": round(time.monotonic() - session.started, 3),
-    }
-
-
-def _json_response(body: str) -> Response:
-    headers = Headers(
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body.encode())))]
-    )
-    return Response(http.HTTPStatus.OK, "OK", headers, body.encode())

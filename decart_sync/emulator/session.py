@@ -4,10 +4,10 @@
 and image requests with their acks, the input media transformed by the
 prompt, generation ticks. Its media go the way its client asks: an ``offer``
 gets plain WebRTC (and the model's size on that path, where it differs),
-a ``livekit_join`` a LiveKit room (`livekit`) whose
-``inference-server-...`` participant publishes the output. `Subscriber`
-is a receive-only viewer of one. Both are `Connection`
-objects. Everything here runs on the emulator's loop.
+a ``livekit_join`` a LiveKit room (`livekit`) whose ``inference-server-...``
+participant publishes the output, which `generation` makes. `Subscriber` is a
+receive-only viewer of one. Both are `Connection` objects. Everything here runs
+on the emulator's loop.
 """
 
 from __future__ import annotations
@@ -20,20 +20,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
-from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, VideoFrame
 from websockets.asyncio.server import ServerConnection
 
 if TYPE_CHECKING:  # needs the optional livekit-protocol package
     from .livekit import LiveKitRooms, Room
 
 from ..models import ModelDefinition
-from ..realtime.clock import Pacer
-from . import frame_timing, images, media, transforms
+from . import images
 from .accounts import FileStore
 from .connection import Connection, Message
 from .faults import Faults
+from .generation import GeneratingSession
 from .netem import Shaper
 
 log = logging.getLogger(__name__)
@@ -41,8 +38,9 @@ log = logging.getLogger(__name__)
 TIMEOUT = "timeout"  # generation_ended's reason when a token's max session duration is up
 
 
-class ServedSession(Connection):
-    """A client of the stream endpoint: prompt, image, input media, transformed output."""
+class ServedSession(GeneratingSession):
+    """A client of the stream endpoint: prompt, image, input media, transformed output
+    (that last in `GeneratingSession`)."""
 
     kind = "stream"
 
@@ -60,9 +58,8 @@ class ServedSession(Connection):
         livekit: LiveKitRooms | None = None,
         files: FileStore | None = None,
     ) -> None:
-        super().__init__(ws, loopback=loopback, faults=faults, on_closed=on_closed)
+        super().__init__(ws, model, loopback=loopback, faults=faults, on_closed=on_closed)
         self._files = files if files is not None else FileStore()  # image_ref resolves here
-        self.model = model
         self.mode: str | None = None  # "webrtc" or "livekit", from the client's first word
         self.room: Room | None = None
         self._classic_model = classic_model  # the model as plain WebRTC serves it
@@ -70,31 +67,10 @@ class ServedSession(Connection):
         self._livekit = livekit
         self.server_ip = server_ip
         self.server_port = server_port
-        self.prompt: str | None = None
         self.enhance_prompt: bool | None = None
-        self.image: np.ndarray | None = None
-        self.frames_in = 0
-        self.last_frame_in: VideoFrame | None = None  # for tests: the newest input received
-        self.frames_out = 0
-        self.audio_frames_in = 0
-        self.audio_frames_out = 0
-        self.generating = False
         self.frame_timing = False  # the client asked for frame timing (LiveKit)
-        self.seconds = 0
         self.subscribers: set[Subscriber] = set()
         self.forked: list[MediaStreamTrack] = []  # LiveKit viewers' copies of the output
-        # One source per kind, fanned out to our own peer and to subscribers.
-        self.relay = MediaRelay()
-        self.video_out = self._video_track()
-        self.audio_out: media.EchoAudioTrack | None = None
-        self.level = media.LevelMeter()
-        if model.is_avatar:
-            self.audio_out = media.EchoAudioTrack(on_frame=self._audio_sent)
-
-    def _video_track(self) -> media.PacedVideoTrack:
-        return media.PacedVideoTrack(
-            self.model.fps, on_frame=self._video_sent, frozen=lambda: self.faults.freeze_media
-        )
 
     async def opened(self) -> None:
         await self.send(
@@ -248,104 +224,7 @@ class ServedSession(Connection):
             return
         await super().drop(how)
 
-    # -- media ------------------------------------------------------------------
-
-    def _add_tracks(self, pc: RTCPeerConnection) -> None:
-        self._attach(pc, self.relay.subscribe(self.video_out, buffered=False))
-        if self.audio_out is not None:
-            self._attach(pc, self.relay.subscribe(self.audio_out))
-            self.spawn(self._render_avatar())
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video" and not self.model.is_avatar:
-            self.spawn(self._transform_camera(track))
-        elif track.kind == "audio" and self.audio_out is not None:
-            self.spawn(self._listen(track))
-        else:
-            self.spawn(media.drain(track))
-
-    async def _transform_camera(self, track: MediaStreamTrack) -> None:
-        """Received frames, transformed in a worker thread; stale ones are skipped."""
-        latest: media.Latest[VideoFrame] = media.Latest()
-        intake = Pacer(self.model.fps)  # a model takes at most its fps
-        reader = self.spawn(self._read_video(track, latest, intake))
-        width, height = self.model.width, self.model.height
-        try:
-            while True:
-                await intake.wait()
-                frame = await latest.get()
-                prompt, image = self.prompt, self.image
-                planes = await asyncio.to_thread(
-                    media.camera_planes, frame, width, height, prompt, image
-                )
-                stamp = frame.opaque
-                self.video_out.push(planes, stamp=stamp if isinstance(stamp, int) else None)
-        except MediaStreamError:
-            pass  # the client's track ended
-        finally:
-            reader.cancel()
-
-    async def _read_video(
-        self, track: MediaStreamTrack, latest: media.Latest[VideoFrame], intake: Pacer
-    ) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, VideoFrame):
-                    frame.opaque = frame_timing.stamp_of(track, frame.pts)  # LiveKit's trailer
-                    self.frames_in += 1
-                    self.last_frame_in = frame
-                    latest.put(frame)
-                    intake.arrived()
-        except MediaStreamError:
-            pass
-        finally:
-            latest.close()
-
-    async def _listen(self, track: MediaStreamTrack) -> None:
-        assert self.audio_out is not None
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, AudioFrame):
-                    self.audio_frames_in += 1
-                    self.level.feed(frame)
-                    self.audio_out.feed(frame)
-
-    async def _render_avatar(self) -> None:
-        """The avatar picture at the brightness of the latest audio, at the model's rate."""
-        width, height = self.model.width, self.model.height
-        grey = images.grey(width, height)
-        shown: tuple[int, int] | None = None
-        interval = 1.0 / self.model.fps
-        while True:
-            image = self.image if self.image is not None else grey
-            steps = transforms.gain_steps(transforms.brightness(self.level.rms()))
-            if (id(image), steps) != shown:
-                shown = (id(image), steps)
-                self.video_out.push(await asyncio.to_thread(media.avatar_planes, image, steps))
-            await asyncio.sleep(interval)
-
-    def _video_sent(self) -> None:
-        self.frames_out += 1
-        if not self.generating:
-            self.generating = True
-            self.spawn(self._generate())
-        self._notify()
-
-    def _audio_sent(self) -> None:
-        self.audio_frames_out += 1
-
-    async def _generate(self) -> None:
-        """generation_started, then a billing tick each second."""
-        await self.send({"type": "generation_started"})
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while True:
-            await asyncio.sleep(max(0.0, start + self.seconds + 1 - loop.time()))
-            self.seconds += 1
-            if not self.faults.no_ticks:
-                await self.send({"type": "generation_tick", "seconds": self.seconds})
+    # -- the end ----------------------------------------------------------------
 
     async def end_after(self, seconds: float) -> None:
         """A client token's max session duration: the service ends the session."""
@@ -364,11 +243,6 @@ class ServedSession(Connection):
                 await asyncio.wait_for(self.send(message), 0.5)
         if self.room is not None:
             await self.room.close()
-
-    def _stop_media(self) -> None:
-        self.video_out.stop()
-        if self.audio_out is not None:
-            self.audio_out.stop()
 
 
 class Subscriber(Connection):

@@ -31,6 +31,7 @@ import numpy as np
 
 import decart_sync
 from decart_sync._portal import wait_until
+from decart_sync._threads import Worker
 from decart_sync.errors import is_permanent
 
 from . import images
@@ -89,9 +90,7 @@ class Core:
         self._base_url: str | None = None
         self.backend = ""
         self._applied_image = settings.image
-        self._worker = threading.Thread(
-            target=self._work, name="decart-sync-ros-worker", daemon=True
-        )
+        self._worker = Worker(self._work, "decart-sync-ros-worker", wake=self._wake_to_close)
         self._relay = OutputRelay(publish_image, log)
 
     # -- what the adapters call ----------------------------------------------
@@ -221,13 +220,14 @@ class Core:
 
     def close(self, timeout: float = CLOSE_BUDGET) -> None:
         """Close the session and join the threads; bounded by ``timeout``."""
+        if not self._worker.stop(timeout):
+            self._log.warning(f"the session did not close within {timeout} s")
+
+    def _wake_to_close(self) -> None:
+        """The worker's wake: ``_closing`` is what it and the waits on the lock look at."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout)
-        if self._worker.is_alive():
-            self._log.warning(f"the session did not close within {timeout} s")
 
     # -- the worker ------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import selectors
 import subprocess
 import sys
 
@@ -10,7 +12,10 @@ import av
 import numpy as np
 import pytest
 
+import decart_sync
 from decart_sync import cli, models
+from decart_sync._version import __version__
+from decart_sync.sources import synthetic
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,3 +76,66 @@ def test_stream_without_the_emulator_extra_says_what_to_install(tmp_path) -> Non
     assert done.returncode == 1
     assert "pip install 'decart-sync[emulator]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first line a subprocess prints, within ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise AssertionError(f"nothing printed within {timeout} s")
+    return proc.stdout.readline()
+
+
+def test_the_emulator_subcommand_takes_the_emulators_options(small) -> None:
+    command = [sys.executable, "-m", "decart_sync.cli", "emulator", "--port", "0", "--rest-port",
+               "0", "--model", "test-small:25:320x192", "--api-key", "cli-key"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = first_line(proc, 30)
+        match = re.search(r"serving at (ws://127\.0\.0\.1:\d+)", line)
+        assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = match[1]
+        source = synthetic(small)
+        with decart_sync.connect(
+            source, model=small, api_key="cli-key", base_url=url, reconnect=False
+        ) as client:
+            ok, frame = client.read(timeout=10)
+            assert ok and frame is not None and frame.shape == (small.height, small.width, 3)
+            # Its subcommands too: this session dropped through `decart-sync emulator drop`.
+            dropped = subprocess.run(
+                [sys.executable, "-m", "decart_sync.cli", "emulator", "drop", "--url", url],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert dropped.returncode == 0, dropped.stderr
+            assert "dropped 1 session(s)" in dropped.stdout
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 0  # SIGTERM closes it as Ctrl-C does
+
+
+def test_the_emulator_subcommand_refuses_what_the_emulator_refuses(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["emulator", "--port", "not-a-port"])
+    assert exited.value.code == 2
+    assert "decart-sync emulator: error: argument --port" in capsys.readouterr().err
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"decart-sync {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["stream"], ["doctor"], ["emulator"]])
+def test_help_reads_as_plain_text(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*command, "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: decart-sync")
+    for markup in ("``", ":func:", ":class:", ":mod:", ":meth:", ":data:"):
+        assert markup not in shown, (markup, shown)

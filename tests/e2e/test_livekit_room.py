@@ -1,6 +1,6 @@
 """The LiveKit server test double, driven by the real ``livekit`` client package.
 
-The emulator's server runs on its own loop thread with a :class:`LiveKitRooms`;
+The emulator's server runs on its own loop thread with a `LiveKitRooms`;
 a room's ``inference-server-...`` participant publishes an aiortc track that
 echoes the client's camera inverted. The ``livekit`` package (its Rust core,
 libwebrtc inside) joins with a token, publishes a gradient at 25 fps, and must

@@ -3,7 +3,7 @@
 ``decart[realtime]==0.0.37`` is installed from PyPI into its own virtualenv,
 ``.bench/official-venv`` (made once, shared with the benchmark; never a
 dependency of this package), and ``tests/drivers/official_client.py`` drives its async
-realtime client there against an in-process :class:`Emulator`. The driver
+realtime client there against an in-process `Emulator`. The driver
 prints what the SDK saw and keeps its connections open until released on
 stdin, so each test checks both ends: the SDK's observations, and what the
 emulator received and did for that session while it is live.

@@ -3,10 +3,14 @@ emulator and its STUN server, and what they say when nothing answers."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
 import sys
+import threading
+import urllib.request
+from typing import ClassVar
 
 import pytest
 from helpers import KEY
@@ -14,7 +18,8 @@ from helpers import KEY
 import decart_sync
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
-from decart_sync.preflight import classify
+from decart_sync.emulator.cli import admin_url
+from decart_sync.preflight import ANNOUNCED_ICE_SERVERS, announced_ice_servers, classify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,12 +71,68 @@ def test_deep_over_livekit_measures_glass_to_glass(small) -> None:
     pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     model = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
     with Emulator(models={model.name: model}) as emu:
+        # No ice_servers: the STUN server the emulator announces.
         report = decart_sync.check_connectivity(
-            base_url=emu.url, ice_servers=[emu.stun_url], deep=True, model=model, api_key=KEY
+            base_url=emu.url, deep=True, model=model, api_key=KEY
         )
+        assert report.ice["servers"] == [emu.stun_url]
     session = report.session
     assert session is not None and session["error"] is None, session
     assert 0 < session["g2g_ms"] < 5000 and "glass to glass" in str(report)
+    assert report.verdict in ("good", "fair"), str(report)
+
+
+def test_the_emulator_announces_its_stun_server(emulator: Emulator) -> None:
+    url = admin_url(emulator.url, "ice-servers")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert json.loads(response.read()) == {"ice_servers": [{"urls": [emulator.stun_url]}]}
+    report = decart_sync.check_connectivity(base_url=emulator.url)
+    assert report.ice["servers"] == [emulator.stun_url]
+    assert report.ice["transport"] == "udp" and report.verdict == "good", str(report)
+    assert f"via {emulator.stun_url}" in str(report)
+    # A list given wins over the announced one, an empty one included.
+    report = decart_sync.check_connectivity(base_url=emulator.url, ice_servers=[])
+    assert report.ice["servers"] == [] and report.ice["transport"] == "relay"
+
+
+def test_a_local_service_that_announces_nothing_leaves_the_default() -> None:
+    # (The default itself is a public STUN server: not gathered from here, to stay on loopback.)
+    assert announced_ice_servers(f"ws://127.0.0.1:{dead_port()}", 2.0) is None
+    # A plain HTTP server on loopback: reachable, but no ice-servers of its own.
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent) as server:
+        worker = threading.Thread(target=server.serve_forever, daemon=True)
+        worker.start()
+        try:
+            base = f"ws://127.0.0.1:{server.server_address[1]}"
+            assert announced_ice_servers(base, 2.0) is None
+            assert Silent.asked == [ANNOUNCED_ICE_SERVERS]
+        finally:
+            server.shutdown()
+            worker.join(5)
+
+
+class Silent(http.server.BaseHTTPRequestHandler):
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Silent.asked.append(self.path)
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_doctor_deep_against_the_emulator_needs_no_stun(emulator: Emulator) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "decart_sync.cli", "doctor", "--deep", "--model",
+         "test-small:25:320x192", "--base-url", emulator.url, "--api-key", KEY, "--json"],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["ice"] == {**report["ice"], "transport": "udp", "servers": [emulator.stun_url]}
+    assert report["session"]["error"] is None and report["session"]["fps"] > 0
+    assert report["verdict"] in ("good", "fair"), report  # a slow CI machine may take over 4 s
+    assert done.returncode == 0, done.stderr
 
 
 def test_deep_with_a_bad_key_says_so(small) -> None:

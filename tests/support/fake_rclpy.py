@@ -11,7 +11,7 @@ under the node; ``rclpy.shutdown()`` from another thread makes ``spin`` raise
 ``array.array('B')``, ``DiagnosticStatus.level`` as one byte).
 
 ``install(monkeypatch)`` puts the modules in ``sys.modules`` and returns the
-:class:`Graph` a test drives: ``publish(topic, msg)``, ``set_parameters``,
+`Graph` a test drives: ``publish(topic, msg)``, ``set_parameters``,
 ``set_subscribers(topic, n)``, ``published[topic]``, ``shutdown()``.
 """
 

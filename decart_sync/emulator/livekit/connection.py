@@ -20,6 +20,9 @@ room's inference server:
 
 A viewer (a token that cannot publish) follows 1, 2 and 4 only: its
 ``add_track`` is ignored, as LiveKit ignores a publish without permission.
+
+A connection knows its room only as a `RoomSide` (what `room.Room`
+offers its connections); the room calls the connection's public methods.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack
 from google.protobuf.message import DecodeError
@@ -39,11 +42,8 @@ from websockets.exceptions import ConnectionClosed
 
 from .. import frame_timing
 from . import protos
-from .peers import Feed, Link, parse_trickle
+from .peers import Feed, Link, Network, parse_trickle
 from .tokens import Grant
-
-if TYPE_CHECKING:
-    from .room import Room
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,49 @@ SEND_TIMEOUT = 0.5
 WS_CLOSE_TIMEOUT = 0.5
 
 
+class RoomSide(Protocol):
+    """What a connection needs of its room."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def network(self) -> Network | None: ...
+
+    def info(self) -> lkm.Room: ...
+
+    def others(self) -> list[lkm.ParticipantInfo]:
+        """The participants the client sees besides itself."""
+        ...
+
+    def published(self) -> tuple[str, list[tuple[lkm.TrackInfo, MediaStreamTrack]]]:
+        """The server participant's sid and its tracks, for the subscriber PC."""
+        ...
+
+    def feed(self, track: MediaStreamTrack, *, viewer: bool) -> Feed | None:
+        """What this connection's subscriber PC sends of a published track; None: nothing."""
+        ...
+
+    def refused(self, connection: ClientConnection, error: str) -> None:
+        """The connection was turned away for ``error`` (it closes next)."""
+        ...
+
+    def track_arrived(self, connection: ClientConnection, track: MediaStreamTrack) -> None:
+        """A track the connection's participant published arrived on the publisher PC."""
+        ...
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        """The connection is closed: its PCs, its socket and its tasks are done."""
+        ...
+
+
 class ClientConnection:
     """A participant of the room over one signal WebSocket (see the module doc):
     the client, or a subscribe-only viewer (``viewer``: its token cannot publish)."""
 
-    def __init__(self, room: Room, ws: ServerConnection, grant: Grant, *, loopback: bool) -> None:
+    def __init__(
+        self, room: RoomSide, ws: ServerConnection, grant: Grant, *, loopback: bool
+    ) -> None:
         self.room = room
         self.ws = ws
         self.viewer = not grant.can_publish
@@ -114,8 +152,9 @@ class ClientConnection:
                     if not await self._dispatch(request):
                         break
                 except Exception as exc:  # e.g. an offer aiortc cannot take (VP9 only)
-                    self.room.error = f"{request.WhichOneof('message')}: {exc}"
-                    log.warning("room %s: refusing the client: %s", self.room.name, self.room.error)
+                    error = f"{request.WhichOneof('message')}: {exc}"
+                    log.warning("room %s: refusing the client: %s", self.room.name, error)
+                    self.room.refused(self, error)
                     await self.close(lkm.DisconnectReason.STATE_MISMATCH)
                     return
         except ConnectionClosed:
@@ -149,7 +188,15 @@ class ClientConnection:
         await asyncio.gather(self.publisher.close(), self.subscriber.close())
         for feed in self._feeds:  # a sender that never started did not stop its track
             feed.stop()
-        self.room._connection_closed(self)
+        self.room.connection_closed(self)
+
+    async def close_peers(self) -> None:
+        """Close both peer connections, leaving the signal WebSocket open (lost media)."""
+        await asyncio.gather(self.publisher.close(), self.subscriber.close())
+
+    def announce(self, participant: lkm.ParticipantInfo) -> None:
+        """Tell the client about a participant (a ParticipantUpdate), in the background."""
+        self._spawn(self._send(protos.update(participant)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._closing is not None:
@@ -264,7 +311,7 @@ class ClientConnection:
             )
             self._spawn(self._send(subscribed))
             self._spawn(self._send(protos.update(self.info)))
-        self.room._client_track(self, track)
+        self.room.track_arrived(self, track)
 
     def negotiate_subscriber(self) -> None:
         """(Re)offer the subscriber PC with every track the server side published."""

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import (
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # A peer that does not close in this time is abandoned (it has no more tasks of ours).
 CLOSE_TIMEOUT = 1.0
+Network = Callable[[str], Shaper]  # a peer connection's target -> the network it crosses
 
 
 def parse_trickle(candidate_init: str) -> RTCIceCandidate | None:

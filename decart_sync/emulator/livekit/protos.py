@@ -94,8 +94,9 @@ def join(
             participant=me,
             other_participants=others,
             server_version=SERVER_VERSION,
-            # No STUN/TURN: the client must not reach any other host (an empty list also
-            # keeps libwebrtc from any default server).
+            # LiveKit announces its STUN/TURN servers here. None: the client must not reach
+            # any other host (an empty list also keeps libwebrtc from any default server).
+            # The emulator's own STUN server is for preflights (/_emulator/ice-servers).
             ice_servers=[],
             # We offer the subscriber PC at once (as LiveKit does), so the client's
             # connect() completes when that PC connects, before anything is published.

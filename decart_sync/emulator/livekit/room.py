@@ -26,22 +26,23 @@ from aiortc import MediaStreamTrack
 from livekit.protocol import models as lkm
 from websockets.asyncio.server import ServerConnection
 
-from ..netem import Shaper
 from . import protos
 from .connection import ClientConnection
-from .peers import Feed
+from .peers import Feed, Network
 from .tokens import Grant
 
 log = logging.getLogger(__name__)
 
 SERVER_IDENTITY_PREFIX = "inference-server-"
 ClientTrackHandler = Callable[[MediaStreamTrack], Any]
-Network = Callable[[str], Shaper]  # a peer connection's target -> the network it crosses
 Fork = Callable[[MediaStreamTrack], MediaStreamTrack]
 
 
 class Room:
     """One LiveKit room; create it with `LiveKitRooms.create_room()`, on the loop.
+
+    It is each of its connections' `RoomSide` (``info`` to
+    ``connection_closed``).
 
     ``on_client_track(track)`` runs for every track the client publishes (again
     after a rejoin), on the loop; `client_track()` waits for one instead.
@@ -113,7 +114,7 @@ class Room:
             self._published.append((info, track))
         self._fork = fork
         for connection in self._participants():
-            connection._spawn(connection._send(protos.update(self._server)))
+            connection.announce(self._server)
             connection.negotiate_subscriber()
         return identity
 
@@ -180,7 +181,10 @@ class Room:
         log.info("room %s: %s joined", self.name, grant.identity)
         await connection.serve()
 
-    def _client_track(self, connection: ClientConnection, track: MediaStreamTrack) -> None:
+    def refused(self, connection: ClientConnection, error: str) -> None:
+        self.error = error
+
+    def track_arrived(self, connection: ClientConnection, track: MediaStreamTrack) -> None:
         if connection is not self.client:
             return
         self._client_tracks[track.kind] = track
@@ -191,7 +195,7 @@ class Room:
             except Exception:
                 log.exception("room %s: on_client_track failed", self.name)
 
-    def _connection_closed(self, connection: ClientConnection) -> None:
+    def connection_closed(self, connection: ClientConnection) -> None:
         self._connections.discard(connection)
         if connection.viewer and self.viewers.get(connection.identity) is connection:
             del self.viewers[connection.identity]
@@ -229,7 +233,7 @@ class Room:
         if signal:
             await client.close(abort=True)
         else:
-            await asyncio.gather(client.publisher.close(), client.subscriber.close())
+            await client.close_peers()
 
     async def close(self) -> None:
         """Idempotent and bounded: the client gets a ``leave`` and is disconnected."""

@@ -29,7 +29,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from . import protos
-from .room import ClientTrackHandler, Network, Room
+from .peers import Network
+from .room import ClientTrackHandler, Room
 from .tokens import Grant, TokenError, TokenIssuer
 
 log = logging.getLogger(__name__)
