@@ -5,6 +5,7 @@
     decart-sync stream --source 0 --preview --out camera.mp4          # the first camera
     decart-sync stream --source rtsp://camera.local/stream --seconds 60 --out clip.mp4 -y
     decart-sync stream --model live_avatar --image face.png --audio speech.wav --out avatar.mp4
+    decart-sync generate --model lucy-2.1 --prompt "anime style" clip.mp4 --out anime.mp4
     decart-sync emulator --port 8765
     decart-sync doctor [--deep --model lucy-2.1]    # can this machine reach the service?
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from ..errors import DecartSDKError
 from ..realtime.transports import TRANSPORTS
+from . import generate
 from .status import Console
 
 SOURCES = (
@@ -32,7 +34,12 @@ SOURCES = (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="decart-sync", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    stream = sub.add_parser("stream", help="restyle a video source and write the result")
+    stream = sub.add_parser(
+        "stream",
+        help="restyle a video source and write the result",
+        epilog="For a video file, 'decart-sync generate' runs it as a job in the service's "
+        "queue instead of streaming it at 1x.",
+    )
     add = stream.add_argument
     add("--source", default="synthetic", help=SOURCES)
     add("--model", default="mirage", help="a model name, or NAME:FPS:WxH for a custom one")
@@ -64,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL, else the service")
     add("--timeout", type=float, default=10.0, help="seconds for each step")
     add("--json", action="store_true", help="print the report as JSON")
+    generate.add_parser(sub)
     emulator = sub.add_parser("emulator", help="serve the local emulator of the service")
     emulator.add_argument(
         "args", nargs=argparse.REMAINDER, help="see python -m decart_sync.emulator -h"
@@ -79,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..emulator.cli import main as emulator_main
 
             return emulator_main(args.args)
+        if args.command == "generate":
+            return generate.run(args, console)
         if args.command == "doctor":
             from .doctor import run as doctor
 

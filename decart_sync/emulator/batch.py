@@ -125,6 +125,7 @@ class Batch:
         self._clock = clock
         self._changed = threading.Condition()
         self._jobs: dict[str, Job] = {}  # in submission order
+        self.requests = 0  # generation and job requests received, refused ones included
         self._worker = Worker(self._run, THREAD_NAME, wake=self._wake)
 
     def start(self) -> Batch:
@@ -135,6 +136,11 @@ class Batch:
         self._worker.stop(timeout)
 
     # -- requests (on the REST server's threads) -----------------------------------
+
+    def received(self) -> None:
+        """Count a request to a batch model, before anything of it is read."""
+        with self._changed:
+            self.requests += 1
 
     def generate(self, name: str, fields: dict[str, bytes]) -> bytes:
         request = parse(_model(IMAGE_MODELS, name), fields)

@@ -189,6 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, token.describe())
 
     def _batch(self, model: str, jobs: bool) -> None:
+        self.server.rest.batch.received()
         content_type = self.headers.get("Content-Type", "")
         if not content_type.startswith("multipart/form-data"):
             raise StoreError(415, "the body must be multipart/form-data")

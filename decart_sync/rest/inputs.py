@@ -201,17 +201,16 @@ def _check_picture(field: str, content: bytes) -> None:
 def _check_video(field: str, content: bytes) -> None:
     try:
         with av.open(io.BytesIO(content)) as container:
-            if not container.streams.video:
-                raise InvalidInputError(f"{field} holds no video stream")
-            if container.format.name in _STILL_FORMATS:
-                raise InvalidInputError(
-                    f"{field} is a still picture; a video model takes a video (mp4, mov, ...)"
-                )
-            next(container.decode(video=0))
-    except (av.FFmpegError, ValueError, StopIteration) as exc:
+            streams, still = container.streams.video, container.format.name in _STILL_FORMATS
+            frame = next(container.decode(video=0), None) if streams and not still else None
+    except (av.FFmpegError, ValueError) as exc:
+        raise InvalidInputError(f"{field} is not a video FFmpeg can read ({exc})") from None
+    if still:
         raise InvalidInputError(
-            f"{field} is not a video FFmpeg can read ({exc or 'no frame'})", cause=exc
-        ) from None
+            f"{field} is a still picture; a video model takes a video (mp4, mov, ...)"
+        )
+    if frame is None:
+        raise InvalidInputError(f"{field} holds no video frame")
 
 
 def _sniff(content: bytes, video: bool) -> tuple[str, str]:

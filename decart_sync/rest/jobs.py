@@ -180,7 +180,7 @@ class QueueClient:
         response = transfer.post_form(
             self._account, definition.url_path, form, tracker, error=error, what=what
         )
-        body = transfer.read_body(response, tracker, error=error, what=what)
+        body = transfer.read_body(response, tracker, error=error, what=what, media=False)
         job = Job.from_json(_json(body, error, what), error, what)
         tracker.update(stage="wait", job_id=job.job_id, status=job.status)
         return job

@@ -154,12 +154,19 @@ def call(
 
 
 def read_body(
-    response: requests.Response, tracker: Tracker, *, error: ErrorFactory, what: str
+    response: requests.Response,
+    tracker: Tracker,
+    *,
+    error: ErrorFactory,
+    what: str,
+    media: bool = True,
 ) -> bytes:
-    """The whole body of a streamed answer, counted into ``tracker`` as ``received``."""
+    """The whole body of a streamed answer; ``media``: counted into ``tracker`` as
+    ``received`` (a short JSON answer is not)."""
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() else None
-    tracker.update(stage="download", received=0, to_receive=total)
+    report = tracker.update if media else lambda **_: None
+    report(stage="download", received=0, to_receive=total)
     chunks: list[bytes] = []
     received, told = 0, 0.0
     try:
@@ -170,7 +177,7 @@ def read_body(
                 now = time.monotonic()
                 if now - told >= TICK:
                     told = now
-                    tracker.update(received=received)
+                    report(received=received)
                 if tracker.remaining() <= 0:
                     raise _timed_out(error, what, tracker)
     except requests.RequestException as exc:
@@ -183,7 +190,7 @@ def read_body(
             f"could not {what}: the answer ended after {received} of {total} bytes",
             data={"status": response.status_code},
         )
-    tracker.update(received=received, to_receive=received)
+    report(received=received, to_receive=received)
     return b"".join(chunks)
 
 
