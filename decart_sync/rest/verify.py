@@ -82,7 +82,7 @@ class VerifiedClientToken(ClientTokenClaims):
 def decode_client_token(token: str) -> ClientTokenClaims:
     """The claims of a client token, **unverified** (``TOKEN_DECODE_ERROR`` if malformed)."""
     try:
-        _header, payload, _signature = _parts(token)
+        _header, payload = _parts(token)
         return _claims(payload, ClientTokenClaims)
     except ValueError as exc:
         raise TokenDecodeError(f"not a valid client token: {exc}") from None
@@ -104,27 +104,53 @@ def verify_client_token(
     audience, or a JWKS that could not be fetched within ``timeout`` seconds.
     """
     try:
-        header, payload, signature = _parts(token)
+        header, payload = _parts(token)
         if header.get("alg") != "EdDSA":
             raise ValueError(f"the algorithm is {header.get('alg')!r}, not EdDSA")
         key = _JWKS.key(jwks_url, header.get("kid"), timeout)
-        signed = token.rsplit(".", 1)[0].encode("ascii")
-        try:
-            key.verify(signature, signed)
-        except InvalidSignature:
-            raise ValueError("the signature does not match") from None
+        if not signature_ok(key, token):
+            raise ValueError("the signature does not match")
         _check_claims(payload, issuer, audience, leeway)
         return _claims(payload, VerifiedClientToken)
     except ValueError as exc:
         raise TokenVerifyError(f"client token verification failed: {exc}") from None
 
 
-def _parts(token: Any) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+def signature_ok(key: Ed25519PublicKey, token: str) -> bool:
+    """Whether the JWS's signature is ``key``'s over its first two parts."""
+    signed, _, signature = token.rpartition(".")
+    try:
+        key.verify(b64url(signature), signed.encode("ascii"))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def keys_of(jwks: Any) -> dict[str | None, Ed25519PublicKey]:
+    """The Ed25519 signing keys of a JWKS document, by ``kid``."""
+    found = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(found, list):
+        raise ValueError("the JWKS has no keys list")
+    keys: dict[str | None, Ed25519PublicKey] = {}
+    for jwk in found:
+        if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        if jwk.get("use", "sig") != "sig" or not isinstance(jwk.get("x"), str):
+            continue
+        try:
+            keys[jwk.get("kid")] = Ed25519PublicKey.from_public_bytes(b64url(jwk["x"]))
+        except ValueError:
+            continue
+    return keys
+
+
+def _parts(token: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(token, str) or token.count(".") != 2:
         raise ValueError("a JWT is three base64url parts joined by dots")
     head, body, signature = token.split(".")
     header, payload = _json_part(head, "header"), _json_part(body, "payload")
-    return header, payload, b64url(signature)
+    b64url(signature)  # well-formed, even where it is not checked
+    return header, payload
 
 
 def _json_part(text: str, what: str) -> dict[str, Any]:
@@ -260,20 +286,10 @@ class _KeySets:
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise ValueError(f"could not fetch the JWKS at {url} ({type(exc).__name__})") from None
-        found = body.get("keys") if isinstance(body, dict) else None
-        if not isinstance(found, list):
-            raise ValueError(f"the JWKS at {url} has no keys list")
-        keys: dict[str | None, Ed25519PublicKey] = {}
-        for jwk in found:
-            if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
-                continue
-            if jwk.get("use", "sig") != "sig" or not isinstance(jwk.get("x"), str):
-                continue
-            try:
-                keys[jwk.get("kid")] = Ed25519PublicKey.from_public_bytes(b64url(jwk["x"]))
-            except ValueError:
-                continue
-        return keys
+        try:
+            return keys_of(body)
+        except ValueError as exc:
+            raise ValueError(f"{exc} at {url}") from None
 
 
 _JWKS = _KeySets()
