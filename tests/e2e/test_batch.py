@@ -12,13 +12,16 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import re
 import subprocess
+import sys
 import time
 
 import av
 import numpy as np
 import pytest
-from helpers import DRIVERS, wait_until
+from helpers import DRIVERS, ROOT, wait_until
 
 from decart_sync import DecartClient, ModelDefinition, models
 from decart_sync.emulator import Emulator, Faults, transforms
@@ -294,3 +297,17 @@ def test_client_tokens_verify_against_the_emulators_jwks(
     with pytest.raises(InvalidAPIKeyError) as refused:
         holder.process(model="lucy-image-2", prompt="x", data=gradient())
     assert refused.value.data["status"] == 403
+
+
+def test_the_docs_pages_examples_run(tmp_path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "batch.md").read_text(), re.S)
+    assert len(blocks) == 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
+    for block in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{block}\n{done.stderr[-3000:]}"
+    assert decoded((tmp_path / "sepia.png").read_bytes())[0].shape == (360, 640, 3)
+    assert len(decoded((tmp_path / "grayscale.mp4").read_bytes())) == 20
