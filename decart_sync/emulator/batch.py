@@ -127,12 +127,12 @@ class Batch:
         self._jobs: dict[str, Job] = {}  # in submission order
         self.requests = 0  # generation and job requests received, refused ones included
         self._worker = Worker(self._run, THREAD_NAME, wake=self._wake)
-
-    def start(self) -> Batch:
-        self._worker.start()
-        return self
+        self._started = False  # the job thread starts with the first job
+        self._closed = False
 
     def close(self, timeout: float = 1.0) -> None:
+        with self._changed:
+            self._closed = True
         self._worker.stop(timeout)
 
     # -- requests (on the REST server's threads) -----------------------------------
@@ -157,10 +157,15 @@ class Batch:
                 raise StoreError(429, BUSY)
             fail = faults.fail_jobs > 0
             faults.fail_jobs = max(0, faults.fail_jobs - 1)
+            if self._closed:
+                raise StoreError(503, "the emulator is closing")
             job = Job(secrets.token_hex(16), request, fail, self._clock())
             self._jobs[job.job_id] = job
             self._forget_old()
             self._changed.notify_all()
+            if not self._started:
+                self._started = True
+                self._worker.start()
             return job
 
     def job(self, job_id: str) -> Job:
@@ -198,9 +203,12 @@ class Batch:
         if not job.fail:
             try:
                 r = job.request
-                content = batch_media.edit_video(r.data, r.prompt, r.reference, r.model.fps)
+                content = batch_media.edit_video(
+                    r.data, r.prompt, r.reference, r.model.fps, self._worker.stopping.is_set
+                )
             except StoreError as exc:
                 error = str(exc)
+        job.request = attrs.evolve(job.request, data=b"", reference=None)  # done with them
         if not self._pause_until(lambda: started + self._faults().job_pace):
             return False
         failed = job.fail or content is None

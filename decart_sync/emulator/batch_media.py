@@ -12,6 +12,7 @@ FFmpeg does the decoding and encoding (av); any failure is an
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -52,9 +53,14 @@ def edit_picture(data: bytes, prompt: str | None, reference: bytes | None) -> by
 
 
 def edit_video(
-    data: bytes, prompt: str | None, reference: bytes | None, fallback_fps: float
+    data: bytes,
+    prompt: str | None,
+    reference: bytes | None,
+    fallback_fps: float,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> bytes:
-    """Every frame of the video in ``data`` transformed; MP4 bytes."""
+    """Every frame of the video in ``data`` transformed; MP4 bytes. ``stopped()``
+    is asked between frames: the emulator is closing (422, nothing made)."""
     out = io.BytesIO()
     frames = 0
     try:
@@ -75,6 +81,8 @@ def edit_video(
                         if reference:
                             image = picture(reference, "reference_image", (width, height))
                     frames += 1
+                    if stopped():
+                        raise StoreError(422, "the emulator closed during the job")
                     if frames > MAX_FRAMES:
                         raise StoreError(422, f"the emulator takes videos of {MAX_FRAMES} frames")
                     rgb = frame.to_ndarray(format="rgb24", width=width, height=height)

@@ -74,7 +74,6 @@ class RestServer:
 
     def start(self) -> RestServer:
         serve = lambda: self._httpd.serve_forever(poll_interval=0.1)  # noqa: E731
-        self.batch.start()
         self._worker = Worker(serve, THREAD_NAME, wake=self._httpd.shutdown).start()
         return self
 
