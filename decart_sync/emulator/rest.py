@@ -230,6 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
             handle()
         except StoreError as exc:
             self._error(exc.status, str(exc))
+        except _Gone:
+            self.close_connection = True
 
     def _file_id(self) -> str | None:
         path = urlsplit(self.path).path
@@ -245,21 +247,53 @@ class _Handler(BaseHTTPRequestHandler):
             raise StoreError(411, "a Content-Length is needed") from None
         if length > limit:
             raise StoreError(413, f"the body is over {limit} bytes")
-        return self.rfile.read(length) if length > 0 else b""
+        self._body_read = True
+        data = self.rfile.read(length) if length > 0 else b""
+        if len(data) < length:
+            raise _Gone  # the client stopped sending: nobody to answer
+        return data
+
+    def _drain(self) -> None:
+        """Read a body left unread before refusing it: a client still sending would see
+        its connection reset instead of the answer."""
+        if getattr(self, "_body_read", False):
+            return
+        self._body_read = True
+        try:
+            left = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            left = 0
+        if left > MAX_MEDIA_BODY:
+            self.close_connection = True
+            return
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                raise _Gone
+            left -= len(chunk)
 
     def _json(self, status: int, body: Any) -> None:
         self._send(status, json.dumps(body).encode(), "application/json")
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            if status >= 400:
+                self._drain()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (_Gone, ConnectionError):  # the client went away: nobody to answer
+            self.close_connection = True
 
     def _error(self, status: int, detail: str) -> None:
         log.info("rest: %s %s -> %d %s", self.command, urlsplit(self.path).path, status, detail)
         self._json(status, {"detail": detail})
+
+
+class _Gone(Exception):
+    """The client closed its connection in the middle of the request."""
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, EmailMessage]:

@@ -51,9 +51,9 @@ def process(
 ) -> bytes:
     """The edited picture's bytes (the service's format: PNG from the emulator)."""
     check_timeout(timeout)
+    tracker = Tracker(float(timeout), progress)  # from here: reading and encoding count too
     definition = image_model(model)
     form = inputs.build(definition, fields)
-    tracker = Tracker(float(timeout), progress)
     what = f"process an image with {definition.name}"
     error = error_of(ProcessingError, definition.name)
     response = transfer.post_form(
