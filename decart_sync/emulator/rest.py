@@ -254,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _drain(self) -> None:
-        """Read a body left unread before refusing it: a client still sending would see
+        """Read a body left unread before refusing it: a client still sending might see
         its connection reset instead of the answer."""
         if getattr(self, "_body_read", False):
             return

@@ -228,6 +228,9 @@ def test_errors_carry_codes_and_nothing_is_sent_for_a_bad_input(
     assert bad_key.value.data["status"] == 401
     with pytest.raises(InvalidAPIKeyError):
         stranger.queue.submit("lucy-2.1", prompt="x", data=data)
+    noise = np.random.default_rng(5).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    with pytest.raises(InvalidAPIKeyError):  # refused before its 3 MB are read
+        stranger.process(model="lucy-image-2", prompt="x", data=noise)
 
     sent = emu.batch.requests
     with pytest.raises(ModelNotFoundError):
