@@ -34,7 +34,10 @@ class Refused(Exception):
 def add_parser(sub: Any) -> None:
     """The ``generate`` subcommand's arguments, on the CLI's subparsers."""
     parser = sub.add_parser(
-        "generate", help="a picture or a video file through an image or video model"
+        "generate",
+        help="a picture or a video file through an image or video model",
+        description="An image model edits the picture at once; a video model runs the file "
+        "as a job in the service's queue. The output is written only once it is whole.",
     )
     add = parser.add_argument
     add("input", help="the picture (image models) or video (video models) to edit")
