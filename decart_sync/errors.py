@@ -127,6 +127,55 @@ class TokenCreateError(DecartSDKError):
     code = "TOKEN_CREATE_ERROR"
 
 
+class ProcessingError(DecartSDKError):
+    """``DecartClient.process()`` failed (the official ``PROCESSING_ERROR``);
+    ``data["status"]`` the HTTP status, None when there was no answer."""
+
+    code = "PROCESSING_ERROR"
+
+
+class QueueSubmitError(DecartSDKError):
+    """A video job could not be submitted (``QUEUE_SUBMIT_ERROR``): refused input,
+    a busy queue (HTTP 429), no answer; ``data["status"]`` the HTTP status."""
+
+    code = "QUEUE_SUBMIT_ERROR"
+
+
+class QueueStatusError(DecartSDKError):
+    """A job's status could not be read (``QUEUE_STATUS_ERROR``); an unknown job id
+    is HTTP 404 in ``data["status"]``."""
+
+    code = "QUEUE_STATUS_ERROR"
+
+
+class QueueResultError(DecartSDKError):
+    """A job's result could not be fetched (``QUEUE_RESULT_ERROR``), e.g. it is not
+    completed yet (HTTP 409) or unknown (404)."""
+
+    code = "QUEUE_RESULT_ERROR"
+
+
+class QueueTimeoutError(DecartSDKError, TimeoutError):
+    """``submit_and_poll`` gave up waiting at its ``timeout``. The job may still
+    finish at the service: ``data`` holds its ``job_id`` and last ``status``."""
+
+    code = "QUEUE_TIMEOUT_ERROR"
+
+
+class TokenDecodeError(DecartSDKError, ValueError):
+    """The text is not a well-formed client-token JWT (decoding checks no signature)."""
+
+    code = "TOKEN_DECODE_ERROR"
+    permanent = True
+
+
+class TokenVerifyError(DecartSDKError):
+    """A client token failed verification: its signature, expiry, issuer, audience,
+    an unknown signing key, or a JWKS that could not be fetched (the message says which)."""
+
+    code = "TOKEN_VERIFY_ERROR"
+
+
 # A friendlier public name; the trailing underscore only avoids shadowing the builtin here.
 WebRTCTimeoutError = TimeoutError_
 

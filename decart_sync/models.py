@@ -1,4 +1,4 @@
-"""Realtime model definitions (docs/protocol.md, "Two media paths").
+"""Model definitions: realtime (docs/protocol.md, "Two media paths"), image and video.
 
 Two generations live here. Today's models, as the official ``decart`` 0.2.4
 release lists them (``lucy-2.1``, ``lucy-2.5``, ... at 30 fps), travel over
@@ -11,6 +11,12 @@ and friends mirror the official SDKs' factories. The name is sent to the server 
 given. A custom [`ModelDefinition`][decart_sync.ModelDefinition] takes the WebRTC path
 unless it says
 ``transport="livekit"``.
+
+The batch models, as decart 0.2.4 lists them: ``models.image(name)`` for
+``DecartClient.process`` (``POST /v1/generate/<name>``) and ``models.video(name)``
+for ``DecartClient.queue`` (``POST /v1/jobs/<name>``). Their definitions name the
+inputs they take (``inputs``: ``"image"``, ``"video"`` or ``"restyle"``, checked
+by `decart_sync.rest.inputs` before anything is sent).
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from .errors import InvalidOptionsError, ModelNotFoundError
 
 STREAM_PATH = "/v1/stream"
 TRANSPORTS = ("webrtc", "livekit")
+GENERATE_PATH = "/v1/generate/"
+JOBS_PATH = "/v1/jobs/"
+#: what a batch model takes: an image edit, a video edit (prompt required, may be
+#: empty), a restyle (a prompt or a reference image, not both)
+INPUT_KINDS = ("image", "video", "restyle")
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: object) -> None:
@@ -63,12 +74,21 @@ def _transport(instance: object, attribute: attrs.Attribute, value: object) -> N
         )
 
 
+def _inputs(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if value is not None and value not in INPUT_KINDS:
+        raise InvalidOptionsError(
+            f"ModelDefinition.inputs must be None or one of {', '.join(INPUT_KINDS)}, got {value!r}"
+        )
+
+
 @attrs.frozen
 class ModelDefinition:
-    """A realtime model: where to connect, what frames it takes and gives, and how.
+    """A model: where to reach it, what frames it takes and gives, and how.
 
-    ``transport`` is the media path a session takes by default: ``"webrtc"``
-    (the classic models') or ``"livekit"`` (today's models).
+    ``transport`` is the media path a realtime session takes by default:
+    ``"webrtc"`` (the classic models') or ``"livekit"`` (today's models). ``inputs``
+    is None for a realtime model; an image or video model's says which fields it
+    takes (`INPUT_KINDS`).
     """
 
     name: str = attrs.field(validator=_name)
@@ -78,6 +98,7 @@ class ModelDefinition:
     height: int = attrs.field(default=704, validator=_even_size)
     transport: str = attrs.field(default="webrtc", validator=_transport, kw_only=True)
     speeds: tuple[str, ...] = attrs.field(default=(), kw_only=True)  # e.g. ("fast",)
+    inputs: str | None = attrs.field(default=None, validator=_inputs, kw_only=True)
 
     @property
     def is_avatar(self) -> bool:
@@ -188,8 +209,13 @@ realtime = RealtimeModels()
 
 
 def resolve(model: ModelDefinition | str) -> ModelDefinition:
-    """Accept a definition or a registry name."""
+    """Accept a definition or a registry name (a realtime model's)."""
     if isinstance(model, ModelDefinition):
+        if model.inputs is not None:
+            raise InvalidOptionsError(
+                f"{model.name} at {model.url_path} is an image or video model, not a realtime "
+                f"one: use DecartClient.process() or DecartClient.queue"
+            )
         return model
     if isinstance(model, str):
         return realtime(model)
@@ -197,3 +223,66 @@ def resolve(model: ModelDefinition | str) -> ModelDefinition:
         f"model must be a ModelDefinition (e.g. models.realtime.mirage()) or a name, "
         f"got {type(model).__name__}"
     )
+
+
+# The batch models of decart 0.2.4: name -> (fps, width, height, inputs, canonical if deprecated)
+_IMAGE = {
+    "lucy-image-2": (25, 1280, 704, "image", None),
+    "lucy-image-latest": (25, 1280, 704, "image", None),
+    "lucy-pro-i2i": (25, 1280, 704, "image", "lucy-image-2"),
+}
+_VIDEO = {
+    "lucy-2.1": (20, 1280, 720, "video", None),
+    "lucy-2.5": (20, 1280, 720, "video", None),
+    "lucy-2.6": (20, 1280, 720, "video", None),
+    "lucy-vton-3.5": (20, 1280, 720, "video", None),
+    "lucy-vton-3.6": (20, 1280, 720, "video", None),
+    "lucy-restyle-2": (22, 1280, 704, "restyle", None),
+    "lucy-latest": (20, 1280, 720, "video", None),
+    "lucy-vton-latest": (20, 1280, 720, "video", None),
+    "lucy-restyle-latest": (22, 1280, 704, "restyle", None),
+    "lucy-restyle-v2v": (22, 1280, 704, "restyle", "lucy-restyle-2"),
+}
+IMAGE_MODELS: dict[str, ModelDefinition] = {
+    name: ModelDefinition(name, GENERATE_PATH + name, fps, w, h, inputs=kind)
+    for name, (fps, w, h, kind, _) in _IMAGE.items()
+}
+VIDEO_MODELS: dict[str, ModelDefinition] = {
+    name: ModelDefinition(name, JOBS_PATH + name, fps, w, h, inputs=kind)
+    for name, (fps, w, h, kind, _) in _VIDEO.items()
+}
+DEPRECATED.update({n: spec[4] for n, spec in (_IMAGE | _VIDEO).items() if spec[4]})
+
+
+class _BatchModels:
+    """``models.image(name)`` / ``models.video(name)``: a definition of the official table."""
+
+    def __init__(self, kind: str, table: dict[str, ModelDefinition], use: str) -> None:
+        self._kind, self._table, self._use = kind, table, use
+
+    def __call__(self, name: str) -> ModelDefinition:
+        model = self._table.get(name) if isinstance(name, str) else None
+        if model is None:
+            other = "a video" if self._kind == "image" else "an image"
+            others = VIDEO_MODELS if self._kind == "image" else IMAGE_MODELS
+            hint = f"; {name!r} is {other} model" if name in others else ""
+            raise ModelNotFoundError(
+                f"unknown {self._kind} model {name!r}{hint}; {self._kind} models "
+                f"({self._use}): {', '.join(self.names())}"
+            )
+        alias = DEPRECATED.get(name)
+        if alias and name not in _warned:
+            _warned.add(name)
+            warnings.warn(
+                f"model name {name!r} is deprecated; use {alias!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return model
+
+    def names(self) -> list[str]:
+        return sorted(self._table)
+
+
+image = _BatchModels("image", IMAGE_MODELS, "DecartClient.process")
+video = _BatchModels("video", VIDEO_MODELS, "DecartClient.queue")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import DecartSDKError
 from ..options import add_flags
+from . import generate
 from .status import Console
 
 PROG = "decart-sync"
@@ -69,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    stream = sub.add_parser("stream", help="restyle a video source and write the result")
+    stream = sub.add_parser(
+        "stream",
+        help="restyle a video source and write the result",
+        epilog="For a video file, 'decart-sync generate' runs it as a job in the service's "
+        "queue instead of streaming it at 1x.",
+    )
     add = stream.add_argument
     add("--source", default="synthetic", help=SOURCES)
     add("--model", default="mirage", help="a model name, or NAME:FPS:WxH for a custom one")
@@ -105,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--base-url", default=None, help="default: $DECART_REALTIME_BASE_URL, else the service")
     add("--timeout", type=float, default=10.0, help="seconds for each step")
     add("--json", action="store_true", help="print the report as JSON")
+    generate.add_parser(sub)
     # Listed here for --help only: main() hands "emulator ..." to the emulator's own parser.
     sub.add_parser(
         EMULATOR,
@@ -123,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return emulator_main(arguments[1:], prog=f"{PROG} {EMULATOR}")
         args = _parser().parse_args(arguments)
+        if args.command == "generate":
+            return generate.run(args, console)
         if args.command == "doctor":
             from .doctor import run as doctor
 

@@ -3,9 +3,10 @@
 Like the official ``createDecartClient``: ``DecartClient(api_key=...).realtime``
 opens sessions ([`connect()`][decart_sync.connect]) and viewers
 ([`subscribe()`][decart_sync.subscribe]) with the client's key, base URL and integration;
-``.files`` ([`FilesClient`][decart_sync.rest.files.FilesClient]) and ``.tokens``
-([`TokensClient`][decart_sync.rest.tokens.TokensClient]) call the account's REST API at
-``base_url``.
+``.files`` ([`FilesClient`][decart_sync.rest.files.FilesClient]), ``.tokens``
+([`TokensClient`][decart_sync.rest.tokens.TokensClient]), ``.process()`` for image
+models (`rest.generate`) and ``.queue`` for video jobs (`rest.jobs`) call the
+account's REST API at ``base_url``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import options
+from ..models import ModelDefinition
 from ..options import ConnectOptions, SubscribeOptions
+from ..rest import generate
 from ..rest.files import FilesClient
 from ..rest.http import Account, rest_base_url
+from ..rest.jobs import QueueClient
 from ..rest.tokens import TokensClient
+from ..rest.transfer import ProgressCallback
 from .start import RealtimeClient, connect, subscribe
 
 if TYPE_CHECKING:
@@ -45,9 +50,43 @@ class DecartClient:
         self.realtime_base_url = options.base_url(realtime_base_url)
         self.integration = integration
         self.realtime = RealtimeSessions(self)
-        account = Account(self.base_url, self._api_key, integration)
+        self._account = account = Account(self.base_url, self._api_key, integration)
         self.files = FilesClient(account)
         self.tokens = TokensClient(account)
+        self.queue = QueueClient(account)
+
+    def process(
+        self,
+        *,
+        model: ModelDefinition | str,
+        data: Any,
+        prompt: str | None = None,
+        reference_image: Any = None,
+        seed: int | None = None,
+        resolution: str | None = None,
+        enhance_prompt: bool | None = None,
+        timeout: float = generate.PROCESS_TIMEOUT,
+        progress: ProgressCallback | None = None,
+    ) -> bytes:
+        """An image model's edit of ``data``: the new picture's bytes.
+
+        ``model``: a name (``"lucy-image-2"``) or ``models.image(...)``; ``data`` and
+        ``reference_image``: a path, bytes, a binary file object or a numpy
+        ``(height, width, 3)`` uint8 RGB picture. Inputs are checked before
+        anything is sent (``INVALID_INPUT``); a failure at the service is
+        ``PROCESSING_ERROR`` with the HTTP status in ``data["status"]``.
+        ``timeout`` bounds the whole call; ``progress`` receives a
+        `Progress` as the bytes move.
+        """
+        fields = {
+            "data": data,
+            "prompt": prompt,
+            "reference_image": reference_image,
+            "seed": seed,
+            "resolution": resolution,
+            "enhance_prompt": enhance_prompt,
+        }
+        return generate.process(self._account, model, fields, timeout=timeout, progress=progress)
 
     def __repr__(self) -> str:
         return (

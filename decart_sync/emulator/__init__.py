@@ -57,6 +57,17 @@ gain is applied in 1/256 steps: ``out = (x * round(g * 256) + 128) >> 8``.
 The received audio is sent back as the output audio track (an echo), so a
 client gets video and audio.
 
+Image and video models
+----------------------
+The REST port serves ``POST /v1/generate/<image model>`` (the picture back as
+PNG) and the video jobs, ``POST /v1/jobs/<video model>``, ``GET
+/v1/jobs/<id>`` and ``GET /v1/jobs/<id>/content`` (MP4), as decart 0.2.4 sends
+them: each picture, or every frame of a video, gets the transform above with
+the form's prompt (a video model's empty prompt: passthrough) and reference
+image, at its own size. Jobs run one at a time: ``pending`` for
+``Faults.job_pace`` seconds, then ``processing`` for at least as long; see
+`batch` for the statuses, codes and faults.
+
 Signaling behaviour
 -------------------
 - Stream endpoint: any path; the model is the ``model`` query parameter. A

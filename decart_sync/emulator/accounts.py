@@ -1,5 +1,8 @@
 """What the emulator's REST API keeps: uploaded files and client tokens.
 
+A client token is an ``ek_...`` key and its twin, a JWT signed by the
+emulator's key (`signing`); either one is accepted as the key.
+
 Both stores are bounded and thread-safe: the REST server's threads write them,
 the emulator's loop reads them (``image_ref`` in ``set_image``, a client token
 on the stream endpoint). Times are wall-clock seconds (``time.time``), as the
@@ -18,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from .signing import PLATFORM_URL, Signer
+
 MAX_FILE_BYTES = 10 * 1024 * 1024  # as the client's own image limit
 MAX_FILES = 256
 MAX_STORED_BYTES = 256 * 1024 * 1024
@@ -28,6 +33,8 @@ MAX_TOKENS = 10_000
 DEFAULT_EXPIRES_IN = 60
 MAX_EXPIRES_IN = 3600
 TOKEN_PREFIX = "ek_"  # the emulator's client tokens; any other key is an account key
+JWT_PREFIX = "eyJ"  # a JSON header in base64url: the signed twin of a client token
+TOKEN_USER = "emulator-user"  # the sub of every token the emulator signs
 
 Clock = Callable[[], float]
 
@@ -144,10 +151,34 @@ class ClientToken:
     origins: list[str] | None = None
     max_session_duration: float | None = None
     metadata: dict[str, Any] | None = None
+    token: str | None = attrs.field(default=None, repr=False)
+
+    def claims(self, issued: float) -> dict[str, Any]:
+        """What the signed ``token`` says, under the platform's claim names."""
+        claims: dict[str, Any] = {
+            "sub": TOKEN_USER,
+            "iss": PLATFORM_URL,
+            "aud": PLATFORM_URL,
+            "iat": int(issued),
+            "exp": int(self.expires),
+            "jti": secrets.token_hex(8),
+        }
+        if self.models is not None:
+            claims["models"] = self.models
+        if self.origins is not None:
+            claims["origins"] = self.origins
+        if self.max_session_duration is not None:
+            claims["constraints"] = {"realtime": {"maxSessionDuration": self.max_session_duration}}
+        attribution = (self.metadata or {}).get("attribution")
+        if isinstance(attribution, dict):
+            claims["attribution"] = attribution
+        return claims
 
     def describe(self) -> dict[str, Any]:
         """The service's answer to ``POST /v1/client/tokens``."""
         body: dict[str, Any] = {"apiKey": self.api_key, "expiresAt": iso(self.expires)}
+        if self.token is not None:
+            body["token"] = self.token
         if self.models is not None or self.origins is not None:
             permissions: dict[str, Any] = {}
             if self.models is not None:
@@ -176,7 +207,8 @@ class TokenStore:
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._tokens: dict[str, ClientToken] = {}
+        self._tokens: dict[str, ClientToken] = {}  # by api_key and by token
+        self.signer = Signer()
 
     def create(self, body: Any) -> ClientToken:
         """A token from the JSON body of ``POST /v1/client/tokens``; StoreError if malformed."""
@@ -204,12 +236,13 @@ class TokenStore:
             duration,
             metadata,
         )
+        token.token = self.signer.sign(token.claims(now))
         with self._lock:
             for key in [k for k, t in self._tokens.items() if t.expires <= now]:
                 del self._tokens[key]
-            if len(self._tokens) >= MAX_TOKENS:
+            if len(self._tokens) >= 2 * MAX_TOKENS:
                 raise StoreError(429, "too many live client tokens")
-            self._tokens[token.api_key] = token
+            self._tokens[token.api_key] = self._tokens[token.token] = token
         return token
 
     def get(self, api_key: str | None) -> ClientToken | None:
@@ -236,7 +269,7 @@ class TokenStore:
 
 
 def is_token_key(key: str | None) -> bool:
-    return bool(key) and str(key).startswith(TOKEN_PREFIX)
+    return bool(key) and str(key).startswith((TOKEN_PREFIX, JWT_PREFIX))
 
 
 def _number(value: Any) -> bool:

@@ -14,10 +14,12 @@ from .. import _process
 from .._portal import Portal, wait_until
 from ..models import ModelDefinition
 from .accounts import FileStore, TokenStore
+from .batch import Batch
 from .faults import Faults
 from .rest import RestServer
 from .server import EmulatorServer
 from .session import ServedSession, Subscriber
+from .signing import JWKS_PATH
 
 THREAD_NAME = "decart-sync-emulator"
 START_TIMEOUT = 10.0
@@ -31,8 +33,8 @@ class Emulator:
     [`decart_sync.models.REGISTRY`][decart_sync.models.REGISTRY]
     (``{name: ModelDefinition}`` or an iterable of definitions).
     ``faults``: misbehaviours to inject ([`Faults`][decart_sync.emulator.Faults]); changeable
-    later through `faults`. The REST API (files, client tokens) is served
-    on ``rest_port`` (default: any free one), at
+    later through `faults`. The REST API (files, client tokens, image and video
+    models: `batch`) is served on ``rest_port`` (default: any free one), at
     [`rest_url`][decart_sync.emulator.Emulator.rest_url]:
     ``DecartClient(api_key=..., base_url=emu.rest_url, realtime_base_url=emu.url)``.
 
@@ -57,6 +59,7 @@ class Emulator:
         )
         self._rest_port = rest_port
         self._rest: RestServer | None = None
+        self._batch = Batch(lambda: self._server.faults)
         self._portal = Portal(THREAD_NAME)
         self._lock = threading.Lock()
         self._state = "new"  # new -> running -> closed
@@ -80,6 +83,7 @@ class Emulator:
                     self._rest_port,
                     files=server.files,
                     tokens=server.tokens,
+                    batch=self._batch,
                     account_key_ok=server.key_ok,
                 ).start()
             except BaseException:
@@ -144,6 +148,17 @@ class Emulator:
             raise RuntimeError("the emulator has not been started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self._rest.port}"
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the public key of the emulator's client tokens is served, for
+        ``tokens.verify(token, jwks_url=emu.jwks_url)``."""
+        return f"{self.rest_url}{JWKS_PATH}"
+
+    @property
+    def batch(self) -> Batch:
+        """The image and video models: ``emu.batch.jobs`` lists the jobs, oldest first."""
+        return self._batch
 
     @property
     def files(self) -> FileStore:

@@ -72,6 +72,12 @@ class Faults:
     # The next this many stream connections are turned away as a busy service does (an
     # error that a retry may get past); each refusal counts one down.
     refuse_connects: int = 0
+    # Video jobs (REST): seconds a job stays pending, then at least this long processing.
+    job_pace: float = attrs.field(default=0.5, converter=float, validator=_between(0.0, 3600.0))
+    # The next this many submitted jobs end "failed" (counted down as they are submitted).
+    fail_jobs: int = 0
+    # The next this many job submissions are refused as by a full queue (HTTP 429).
+    refuse_jobs: int = 0
 
     # The network, for media (RTP and RTCP) both ways: see .netem. Probability a packet is lost.
     loss: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 1.0))

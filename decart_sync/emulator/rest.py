@@ -1,4 +1,4 @@
-"""The emulator's REST API, ``http://host:rest_port``: files and client tokens.
+"""The emulator's REST API, ``http://host:rest_port``: files, client tokens, batch models.
 
 The realtime port's websockets server cannot read request bodies, so REST has
 a port of its own: a stdlib HTTP server on a thread
@@ -10,7 +10,11 @@ a port of its own: a stdlib HTTP server on a thread
   file's reference; ``GET`` / ``DELETE /v1/files/{id}``: 404 once unknown,
   deleted or expired. A client token may use them too.
 - ``POST /v1/client/tokens`` (JSON, the JS SDK's camelCase body): a client
-  token (``ek_...``); an account key only.
+  token (``ek_...``, and its signed twin ``token``); an account key only.
+  ``GET /api/auth/jwks`` (no key): the public key its tokens are signed with.
+- ``POST /v1/generate/<model>``, ``POST /v1/jobs/<model>``, ``GET
+  /v1/jobs/<id>`` and ``GET /v1/jobs/<id>/content``: image and video models
+  (`batch`); a client token only for the models it allows (403).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from urllib.parse import unquote, urlsplit
 
 from .._threads import Worker
 from .accounts import MAX_FILE_BYTES, FileStore, StoreError, TokenStore, is_token_key
+from .batch import Batch
+from .signing import JWKS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,9 @@ FILES_PATH = "/v1/files"
 TOKENS_PATH = "/v1/client/tokens"
 MAX_BODY = MAX_FILE_BYTES + 64 * 1024  # the file and its multipart framing
 MAX_JSON = 64 * 1024
+MAX_MEDIA_BODY = 128 * 1024 * 1024  # a video for a job, and its multipart framing
+GENERATE_PATH = "/v1/generate/"
+JOBS_PATH = "/v1/jobs/"
 
 
 class RestServer:
@@ -48,10 +57,12 @@ class RestServer:
         *,
         files: FileStore,
         tokens: TokenStore,
+        batch: Batch,
         account_key_ok: Callable[[str | None], bool],
     ) -> None:
         self.files = files
         self.tokens = tokens
+        self.batch = batch
         self.account_key_ok = account_key_ok
         self._httpd = _Server((host, port), _Handler)
         self._httpd.rest = self
@@ -69,6 +80,7 @@ class RestServer:
     def close(self, timeout: float = 1.0) -> None:
         if self._worker is not None:
             self._worker.stop(timeout)
+        self.batch.close(timeout)
         self._httpd.server_close()
 
     def key_ok(self, key: str | None, *, tokens_allowed: bool) -> str | None:
@@ -107,17 +119,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
+        model = _tail(path, GENERATE_PATH) or _tail(path, JOBS_PATH)
         if path == FILES_PATH:
             self._guarded(self._upload, tokens_allowed=True)
         elif path == TOKENS_PATH:
             self._guarded(self._create_token, tokens_allowed=False)
+        elif model is not None and "/" not in model:
+            jobs = path.startswith(JOBS_PATH)
+            self._guarded(lambda: self._batch(model, jobs), tokens_allowed=True, model=model)
         else:
             self._error(404, f"no endpoint POST {path}")
 
     def do_GET(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
         file_id = self._file_id()
-        if file_id is not None:
+        job = _tail(path, JOBS_PATH)
+        if path == JWKS_PATH:
+            self._json(200, self.server.rest.tokens.signer.jwks())
+        elif file_id is not None:
             self._guarded(lambda: self._get(file_id), tokens_allowed=True)
+        elif job is not None and job.count("/") <= 1:
+            self._guarded(lambda: self._job(job), tokens_allowed=True)
         else:
             self._error(404, f"no endpoint GET {urlsplit(self.path).path}")
 
@@ -165,18 +187,51 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("client token issued (expires %s)", token.describe()["expiresAt"])
         self._json(200, token.describe())
 
+    def _batch(self, model: str, jobs: bool) -> None:
+        self.server.rest.batch.received()
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise StoreError(415, "the body must be multipart/form-data")
+        parts = _multipart(content_type, self._body(MAX_MEDIA_BODY))
+        fields = {name: _payload(part) for name, part in parts.items()}
+        batch = self.server.rest.batch
+        if jobs:
+            job = batch.submit(model, fields)
+            log.info("job %s submitted to %s", job.job_id, model)
+            self._json(200, job.describe())
+        else:
+            self._send(200, batch.generate(model, fields), "image/png")
+
+    def _job(self, tail: str) -> None:
+        job_id, _, what = tail.partition("/")
+        batch = self.server.rest.batch
+        if not what:
+            self._json(200, batch.job(job_id).describe())
+        elif what == "content":
+            self._send(200, batch.content(job_id), "video/mp4")
+        else:
+            raise StoreError(404, f"no endpoint GET {JOBS_PATH}{tail}")
+
     # -- plumbing ---------------------------------------------------------------
 
-    def _guarded(self, handle: Callable[[], None], *, tokens_allowed: bool) -> None:
+    def _guarded(
+        self, handle: Callable[[], None], *, tokens_allowed: bool, model: str | None = None
+    ) -> None:
         key = self.headers.get("X-API-KEY")
         refusal = self.server.rest.key_ok(key, tokens_allowed=tokens_allowed)
+        token = self.server.rest.tokens.get(key) if is_token_key(key) else None
+        allowed = None if token is None else token.models
+        if refusal is None and allowed is not None and model not in allowed:
+            refusal = f"Model {model} is not allowed for this client token"
         if refusal is not None:
-            self._error(403 if refusal.startswith("a client token") else 401, refusal)
+            self._error(401 if refusal.startswith("Invalid API key") else 403, refusal)
             return
         try:
             handle()
         except StoreError as exc:
             self._error(exc.status, str(exc))
+        except _Gone:
+            self.close_connection = True
 
     def _file_id(self) -> str | None:
         path = urlsplit(self.path).path
@@ -192,19 +247,53 @@ class _Handler(BaseHTTPRequestHandler):
             raise StoreError(411, "a Content-Length is needed") from None
         if length > limit:
             raise StoreError(413, f"the body is over {limit} bytes")
-        return self.rfile.read(length) if length > 0 else b""
+        self._body_read = True
+        data = self.rfile.read(length) if length > 0 else b""
+        if len(data) < length:
+            raise _Gone  # the client stopped sending: nobody to answer
+        return data
+
+    def _drain(self) -> None:
+        """Read a body left unread before refusing it: a client still sending might see
+        its connection reset instead of the answer."""
+        if getattr(self, "_body_read", False):
+            return
+        self._body_read = True
+        try:
+            left = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            left = 0
+        if left > MAX_MEDIA_BODY:
+            self.close_connection = True
+            return
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                raise _Gone
+            left -= len(chunk)
 
     def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        try:
+            if status >= 400:
+                self._drain()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (_Gone, ConnectionError):  # the client went away: nobody to answer
+            self.close_connection = True
 
     def _error(self, status: int, detail: str) -> None:
         log.info("rest: %s %s -> %d %s", self.command, urlsplit(self.path).path, status, detail)
         self._json(status, {"detail": detail})
+
+
+class _Gone(Exception):
+    """The client closed its connection in the middle of the request."""
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, EmailMessage]:
@@ -219,6 +308,13 @@ def _multipart(content_type: str, body: bytes) -> dict[str, EmailMessage]:
         if isinstance(name, str) and name not in fields and isinstance(part, EmailMessage):
             fields[name] = part
     return fields
+
+
+def _tail(path: str, prefix: str) -> str | None:
+    """What follows ``prefix`` in ``path`` (URL-decoded), None when nothing does."""
+    if not path.startswith(prefix) or len(path) == len(prefix):
+        return None
+    return unquote(path[len(prefix) :])
 
 
 def _payload(part: EmailMessage) -> bytes:

@@ -57,19 +57,24 @@ class Account:
         error: ErrorFactory,
         what: str,
         timeout: float,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """``method {base_url}{path}``, blocking for at most ``timeout`` seconds.
 
         ``what`` says the operation in messages ("upload the file"); ``error`` makes
-        the operation's error from a message and ``data=``.
+        the operation's error from a message and ``data=``. ``headers`` add to ours.
         """
         url = f"{self.base_url}{path}"
         check_timeout(timeout)
         timeout = float(timeout)
         try:
             response = requests.request(
-                method, url, headers=self.headers(), timeout=timeout, **kwargs
+                method,
+                url,
+                headers={**self.headers(), **(headers or {})},
+                timeout=timeout,
+                **kwargs,
             )
         except requests.Timeout:
             raise error(

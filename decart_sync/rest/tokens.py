@@ -7,6 +7,7 @@ JSON body in the service's camelCase (``expiresIn``, ``allowedModels``,
 permissions?, constraints?}``. The token's ``api_key`` is a key like the
 account's: pass it as ``api_key=`` to [`connect()`][decart_sync.connect] (with
 ``origin=`` when the token is origin-scoped); it never appears in a repr.
+``verify`` and ``decode`` read a token's signed claims (`verify`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ from ..errors import InvalidInputError, TokenCreateError
 from ..models import ModelDefinition
 from ..options import origin as check_origin
 from .http import DEFAULT_TIMEOUT, Account, json_object
+from .verify import (
+    DEFAULT_AUDIENCE,
+    DEFAULT_ISSUER,
+    DEFAULT_JWKS_URL,
+    DEFAULT_LEEWAY,
+    JWKS_TIMEOUT,
+    ClientTokenClaims,
+    VerifiedClientToken,
+    decode_client_token,
+    verify_client_token,
+)
 
 MAX_EXPIRES_IN = 3600  # the JS SDK's documented range: 1-3600 s, default 60
 MAX_ITEMS = 20  # allowedModels, allowedOrigins
@@ -160,6 +172,35 @@ class TokensClient:
             json=body,
         )
         return ClientToken.from_json(json_object(response, TokenCreateError, what))
+
+    def verify(
+        self,
+        token: str,
+        *,
+        jwks_url: str = DEFAULT_JWKS_URL,
+        issuer: str = DEFAULT_ISSUER,
+        audience: str = DEFAULT_AUDIENCE,
+        leeway: float = DEFAULT_LEEWAY,
+        timeout: float = JWKS_TIMEOUT,
+    ) -> VerifiedClientToken:
+        """A signed client token's claims, once its signature, expiry, issuer and
+        audience check out against the platform's public JWKS (``TOKEN_VERIFY_ERROR``).
+
+        The JWKS is the platform's, whatever this client's ``base_url``; against the
+        emulator pass ``jwks_url=emu.jwks_url``.
+        """
+        return verify_client_token(
+            token,
+            jwks_url=jwks_url,
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+            timeout=timeout,
+        )
+
+    def decode(self, token: str) -> ClientTokenClaims:
+        """A client token's claims **unchecked** (no signature, no expiry, no request)."""
+        return decode_client_token(token)
 
     def __repr__(self) -> str:
         return f"<TokensClient {self._account.base_url}>"

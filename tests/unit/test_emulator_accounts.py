@@ -12,6 +12,7 @@ from decart_sync.emulator.accounts import (
     TokenStore,
     is_token_key,
 )
+from decart_sync.rest import verify
 
 
 class Clock:
@@ -70,11 +71,22 @@ def test_a_token_allows_its_models_and_origins_until_it_expires() -> None:
     assert is_token_key(key) and not is_token_key("sk-account")
     assert token.describe() == {
         "apiKey": key,
+        "token": token.token,
         "expiresAt": "2027-01-15T08:02:00Z",
         "permissions": {"models": ["m"], "origins": ["https://a.example"]},
         "constraints": {"realtime": {"maxSessionDuration": 30}},
     }
-    assert key not in repr(token)
+    assert key not in repr(token) and str(token.token) not in repr(token)
+    # The signed twin: the store's key signed it, it says what the token allows, it is a key.
+    twin = str(token.token)
+    [public] = verify.keys_of(tokens.signer.jwks()).values()
+    assert verify.signature_ok(public, twin)
+    claims = verify.decode_client_token(twin)
+    assert (claims.allowed_models, claims.allowed_origins) == (["m"], ["https://a.example"])
+    assert claims.expires_at.timestamp() == token.expires
+    assert claims.constraints == {"realtime": {"maxSessionDuration": 30}}
+    assert is_token_key(twin) and tokens.key_refusal(twin) is None
+    assert "Model n is not allowed" in str(tokens.session_refusal(twin, "n", "https://a.example"))
     assert tokens.key_refusal(key) is None
     assert tokens.session_refusal(key, "m", "https://a.example") is None
     assert "Model n is not allowed" in str(tokens.session_refusal(key, "n", "https://a.example"))
@@ -91,7 +103,7 @@ def test_an_unrestricted_token_and_the_defaults() -> None:
     tokens = TokenStore(Clock())
     token = tokens.create({})
     assert token.expires - tokens.now() == 60  # the service's default
-    assert set(token.describe()) == {"apiKey", "expiresAt"}
+    assert set(token.describe()) == {"apiKey", "token", "expiresAt"}
     assert tokens.session_refusal(token.api_key, "any", "https://x.example") is None
 
 

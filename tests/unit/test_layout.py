@@ -7,6 +7,7 @@ imports a module makes when it loads, not those inside functions or for type che
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,15 @@ def test_imports_point_one_way(room: str) -> None:
                 continue
             wrong.setdefault(name, []).append(target)
     assert not wrong, wrong
+
+
+def test_docstrings_use_the_sites_markup() -> None:
+    # mkdocstrings renders Markdown: a Sphinx role would show as raw text on the site.
+    role = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):`")
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if role.search(line)
+    ]
+    assert not found, found
