@@ -16,7 +16,7 @@ from decart_sync.sources import synthetic
 
 
 def main() -> None:
-    model = models.realtime.mirage()
+    model = models.realtime("lucy-2.1")  # today's service: LiveKit, 1280x720 at 30 fps
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(
             decart_sync.connect(

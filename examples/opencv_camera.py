@@ -33,7 +33,7 @@ def main() -> None:
         options = service(stack)
         cap = stack.enter_context(
             decart_sync.VideoCapture(
-                source, model=models.realtime.mirage(), prompt="Studio Ghibli style", **options
+                source, model=models.realtime("lucy-2.1"), prompt="Studio Ghibli style", **options
             )
         )
         shown = 0

@@ -26,13 +26,15 @@ DESCRIPTION = (
     "Restyle a video and record the result, check the way to the service, or run the emulator."
 )
 EXAMPLES = f"""examples:
-  {PROG} stream --source input.mp4 --model mirage --prompt sepia --out out.mp4
+  {PROG} stream --source input.mp4 --prompt sepia --out out.mp4    # lucy-2.1 unless --model
   {PROG} stream --source lavfi:testsrc2=size=1280x720:rate=30 --prompts sepia invert
   {PROG} stream --source 0 --preview --out camera.mp4          # the first camera
   {PROG} stream --source rtsp://camera.local/stream --seconds 60 --out clip.mp4 -y
   {PROG} stream --model live_avatar --image face.png --audio speech.wav --out avatar.mp4
+  {PROG} generate --model lucy-2.1 --prompt "anime style" clip.mp4 --out anime.mp4
   {PROG} emulator --port 8765
   {PROG} doctor [--deep --model lucy-2.1]    # can this machine reach the service?
+  {PROG} models                              # the model table
 
 With no API key (--api-key or $DECART_API_KEY), stream starts the embedded emulator.
 """
@@ -41,6 +43,7 @@ SOURCES = (
     "http://...), an FFmpeg pattern (lavfi:testsrc2=size=1280x720:rate=30), or 'synthetic'"
 )
 EMULATOR = "emulator"
+DEFAULT_MODEL = "lucy-2.1"  # today's service: what stream restyles when no --model is given
 
 # connect()'s options that ``stream`` takes as flags, with the table's defaults and meanings
 # (the model, prompt and image have forms of their own; callables have none).
@@ -78,7 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = stream.add_argument
     add("--source", default="synthetic", help=SOURCES)
-    add("--model", default="mirage", help="a model name, or NAME:FPS:WxH for a custom one")
+    add(
+        "--model",
+        default=None,
+        help=f"a model name ({PROG} models lists them), or NAME:FPS:WxH for a custom one "
+        f"(default: {DEFAULT_MODEL})",
+    )
     add("--prompt", default="sepia", help="the starting prompt ('none' = passthrough)")
     add("--prompts", nargs="+", metavar="PROMPT", help="prompts to cycle through, see --every")
     add("--every", type=float, default=5.0, metavar="SECONDS", help="seconds between --prompts")
@@ -112,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--timeout", type=float, default=10.0, help="seconds for each step")
     add("--json", action="store_true", help="print the report as JSON")
     generate.add_parser(sub)
+    listing = sub.add_parser("models", help="list the models: size, fps, media path, speeds")
+    listing.add_argument("--json", action="store_true", help="print the table as JSON")
     # Listed here for --help only: main() hands "emulator ..." to the emulator's own parser.
     sub.add_parser(
         EMULATOR,
@@ -132,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(arguments)
         if args.command == "generate":
             return generate.run(args, console)
+        if args.command == "models":
+            from .models import run as list_models
+
+            return list_models(args)
         if args.command == "doctor":
             from .doctor import run as doctor
 

@@ -68,6 +68,11 @@ class Tap:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.model is None:
+        from . import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
+        console.say(f"no --model given: streaming {DEFAULT_MODEL} (decart-sync models lists them)")
     model = parse_model(args.model)
     if os.path.exists(args.out) and not args.y:
         raise Refused(f"{args.out} already exists; pass -y to overwrite it")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -50,6 +51,35 @@ def test_stream_writes_the_restyled_video(tmp_path, monkeypatch, capsys) -> None
     # The synthetic source's green channel is a vertical ramp from 0: inverted, the top is white.
     top_green = float(np.median(decoded[-1][4:20, :, 1]))
     assert top_green > 230
+
+
+def test_stream_with_no_model_streams_todays_and_says_so(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("DECART_API_KEY", raising=False)
+    out = tmp_path / "out.mp4"
+    args = ["stream", "--source", "synthetic", "--prompt", "none", "--seconds", "2"]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    assert "no --model given: streaming lucy-2.1" in capsys.readouterr().err
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (1280, 720)
+        assert sum(1 for _ in container.decode(stream)) > 0
+
+
+def test_models_lists_the_table(capsys) -> None:
+    assert cli.main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(models.REGISTRY)
+    today = models.realtime("lucy-2.1")
+    assert rows["lucy-2.1"]["size"] == f"{today.width}x{today.height}"
+    assert (rows["lucy-2.1"]["fps"], rows["lucy-2.1"]["transport"]) == (today.fps, "livekit")
+    assert rows["lucy-2.5"]["speeds"] == ["fast"]
+    assert rows["mirage"]["deprecated_for"] == "lucy-restyle"
+    assert rows["mirage"]["transport"] == "webrtc"
+    assert cli.main(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["name", "size", "fps", "transport", "speeds", "notes"]
+    assert table[1].split()[:4] == ["lucy-2.1", "1280x720", "30", "livekit"]  # today's first
+    assert any("deprecated: use lucy-restyle" in line for line in table)
 
 
 def test_stream_reports_bad_options(capsys) -> None:

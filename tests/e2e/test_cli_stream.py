@@ -330,7 +330,6 @@ def test_preview_without_opencv_says_what_to_install(emulator, tmp_path) -> None
 
 
 def test_livekit_transport_passes_through(emulator, tmp_path) -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     out = tmp_path / "out.mp4"
     cli = Running(
         command(emulator, "--source", FLAT, "--model", MODEL, "--prompt", "invert",

@@ -207,7 +207,6 @@ def test_a_tokens_max_session_duration_ends_the_session(
 def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
     connect, emu: Emulator, account: DecartClient
 ) -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     ref = account.files.upload(flat(200))
     token = account.tokens.create(
         allowed_models=[LK_SMALL], allowed_origins=[ORIGIN], max_session_duration=4

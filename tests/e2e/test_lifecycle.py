@@ -105,8 +105,6 @@ def test_close_holds_its_bound_in_the_worst_case(transport: str) -> None:
     """A frozen service, a source stuck in read(), a handler that never returns and a
     stats timer: every step of close() has something to wait for, and it still returns
     within CLOSE_TIMEOUT, leaving behind only the threads stuck in user code."""
-    if transport == "livekit":
-        pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     before = _threads()
     release = threading.Event()
     camera = _StuckCamera(release)

@@ -33,6 +33,7 @@ from helpers import (
     wait_for_frame,
     wait_until,
 )
+from livekit import rtc
 
 import decart_sync
 from decart_sync import DecartSDKError, ModelDefinition
@@ -40,7 +41,6 @@ from decart_sync.emulator import Emulator
 from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, Room
 from decart_sync.emulator.session import ServedSession
 
-rtc = pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
 pytestmark = pytest.mark.timeout(120)
 
 LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")

@@ -47,8 +47,6 @@ def emu() -> Iterator[Emulator]:
 
 @pytest.fixture
 def connect(emu: Emulator, model: ModelDefinition) -> Iterator:
-    if model.transport == "livekit":
-        pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     with clients_of(emu.url, model=model) as connect:
         yield connect
     emu.faults = Faults()

@@ -68,7 +68,6 @@ def test_deep_runs_a_short_session(emulator: Emulator, small) -> None:
 
 
 def test_deep_over_livekit_measures_glass_to_glass(small) -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     model = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
     with Emulator(models={model.name: model}) as emu:
         # No ice_servers: the STUN server the emulator announces.

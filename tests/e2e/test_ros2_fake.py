@@ -174,7 +174,6 @@ class ChangingCamera(Camera):
 def test_over_livekit_image_out_has_the_header_of_its_own_input(
     ros2: fake_rclpy.Graph, emulator: Emulator
 ) -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     result, main = start_node(
         ros2,
         model=MODEL,

@@ -67,7 +67,6 @@ def test_set_source_swaps_the_input_mid_session(connect) -> None:
 
 
 def test_vp8_is_published_over_livekit() -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     model = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
     frame = pattern(model)
     with Emulator(models={model.name: model}) as emu:

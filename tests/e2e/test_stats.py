@@ -148,7 +148,6 @@ def test_audio_frames_return_the_avatars_audio(connect) -> None:
 
 
 def test_livekit_figures_are_sane() -> None:
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     import decart_sync
     from decart_sync import ModelDefinition
     from decart_sync.emulator import Emulator

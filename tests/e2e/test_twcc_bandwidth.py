@@ -6,14 +6,12 @@ would let it have. tests/unit/test_twcc.py checks the packets themselves.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from helpers import published_stats, wait_until
 
 
 def test_a_livekit_client_gets_the_bandwidth_a_server_would_give() -> None:
     # With aiortc's REMB alone the estimate grew from 300 kbit/s by 8% a second
     # (about 500 kbit/s at 6 s); with feedback the client probes.
-    pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
     import decart_sync
     from decart_sync import ModelDefinition
     from decart_sync.emulator import Emulator

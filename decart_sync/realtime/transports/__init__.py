@@ -118,8 +118,8 @@ def check(kind: str) -> None:
             import livekit.rtc  # noqa: F401
         except ImportError as exc:
             raise InvalidOptionsError(
-                "the LiveKit transport needs the livekit package: "
-                "pip install 'decart-sync[livekit]'",
+                "the LiveKit transport needs the livekit package, which decart-sync "
+                f"installs; it cannot be imported here ({exc}): pip install decart-sync again",
                 cause=exc,
             ) from None
 
