@@ -47,6 +47,10 @@ class GeneratingSession(Connection):
         self.prompt: str | None = None  # what the output is made with: prompt and image
         self.image: np.ndarray | None = None
         self.frames_in = 0
+        # Over LiveKit with frame timing: input frames that carried a capture time, and
+        # those that came without one after the first that had one (a client losing stamps).
+        self.frames_in_stamped = 0
+        self.frames_in_unstamped_later = 0
         self.last_frame_in: VideoFrame | None = None  # for tests: the newest input received
         self.frames_out = 0
         self.audio_frames_in = 0
@@ -110,6 +114,10 @@ class GeneratingSession(Connection):
                 if isinstance(frame, VideoFrame):
                     frame.opaque = frame_timing.stamp_of(track, frame.pts)  # LiveKit's trailer
                     self.frames_in += 1
+                    if frame.opaque is not None:
+                        self.frames_in_stamped += 1
+                    elif self.frames_in_stamped:
+                        self.frames_in_unstamped_later += 1
                     self.last_frame_in = frame
                     latest.put(frame)
                     intake.arrived()

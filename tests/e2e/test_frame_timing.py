@@ -60,6 +60,24 @@ def test_each_output_names_the_input_it_came_from(emu: Emulator) -> None:
         assert p50 is not None and p90 is not None and 0 < p50 <= p90 < 5000
 
 
+def test_bursts_and_repeats_keep_their_capture_times(emu: Emulator) -> None:
+    # Three frames inside one period (two held back by the rate, the newest sent late),
+    # then a pause (the newest repeated): every frame that reaches the model carries a
+    # capture time once the first did (the black frame before any input has none).
+    with clients_of(emu.url, model=LK) as connect:
+        client = connect(None)
+        served = emu.wait_for_session(session_id=client.session_id)
+        for burst in range(12):
+            for level in range(3):
+                client.send_frame(flat(40 + 10 * level + burst))
+            time.sleep(0.15)  # the workload: a burst, then a repeat or two of its newest
+        wait_until(lambda: served.frames_in_stamped >= 12, 20, "stamped input at the emulator")
+        assert served.frames_in_unstamped_later == 0, (
+            served.frames_in_stamped,
+            served.frames_in_unstamped_later,
+        )
+
+
 def test_plain_webrtc_frames_have_no_source(emu: Emulator) -> None:
     with clients_of(emu.url, model=SEED) as connect:
         client = connect(repeat(pattern(SEED)))
