@@ -158,6 +158,16 @@ DEPRECATED = {name: alias for name, (alias, *_rest) in _CLASSIC.items() if alias
 _warned: set[str] = set()
 
 
+def _warn_if_deprecated(name: str) -> None:
+    """Once per name, as the official SDKs do; the warning points at the caller's caller."""
+    alias = DEPRECATED.get(name)
+    if alias and name not in _warned:
+        _warned.add(name)
+        warnings.warn(
+            f"model name {name!r} is deprecated; use {alias!r}", DeprecationWarning, stacklevel=3
+        )
+
+
 class RealtimeModels:
     """``models.realtime(name)``, plus one factory per classic model."""
 
@@ -169,14 +179,7 @@ class RealtimeModels:
             raise ModelNotFoundError(
                 f"unknown realtime model {name!r}; known models: {known}"
             ) from None
-        alias = DEPRECATED.get(name)
-        if alias and name not in _warned:
-            _warned.add(name)
-            warnings.warn(
-                f"model name {name!r} is deprecated; use {alias!r}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        _warn_if_deprecated(name)
         return model
 
     def names(self) -> list[str]:
@@ -270,14 +273,7 @@ class _BatchModels:
                 f"unknown {self._kind} model {name!r}{hint}; {self._kind} models "
                 f"({self._use}): {', '.join(self.names())}"
             )
-        alias = DEPRECATED.get(name)
-        if alias and name not in _warned:
-            _warned.add(name)
-            warnings.warn(
-                f"model name {name!r} is deprecated; use {alias!r}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        _warn_if_deprecated(name)
         return model
 
     def names(self) -> list[str]:
