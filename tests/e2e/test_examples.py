@@ -56,7 +56,7 @@ def test_every_example_is_tested_here() -> None:
 def test_basic_with_its_own_emulator() -> None:
     out = run("basic.py")
     assert "state: generating" in out
-    assert "frame (704, 1280, 3) uint8 session " in out, out
+    assert "frame (720, 1280, 3) uint8 session " in out, out  # lucy-2.1
 
 
 def test_live_avatar(emulator, tmp_path: Path) -> None:
@@ -100,5 +100,5 @@ def test_opencv_camera_in_a_window(gui, emulator, tmp_path: Path) -> None:
         "opencv_camera.py", "--source", str(clip), "--seconds", "3",
         url=emulator.url, python=python, env=env,
     )  # fmt: skip
-    assert out.startswith("shown ") and out.strip().endswith("restyled frames of 1280x704"), out
+    assert out.startswith("shown ") and out.strip().endswith("restyled frames of 1280x720"), out  # lucy-2.1
     assert int(out.split()[1]) >= 25, out  # 3 s at 25 fps, less the first frame's wait

@@ -25,8 +25,8 @@ from helpers import wait_until as wait_for
 
 from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local
 from decart_sync.emulator import Emulator
+from decart_sync.realtime import session as session_module
 from decart_sync.realtime.images import encode_png
-from decart_sync.realtime.session import Session
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,13 +66,14 @@ def mixed(value: int) -> np.ndarray:
 def ended(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Every generation_ended message the clients received, as the service sent it."""
     seen: list[dict] = []
-    original = Session._msg_generation_ended
+    original = session_module.interpret
 
-    def record(self: Session, attempt: object, message: dict) -> None:
-        seen.append(message)
-        original(self, attempt, message)
+    def record(message: dict, transport: str) -> object:
+        if message.get("type") == "generation_ended":
+            seen.append(message)
+        return original(message, transport)
 
-    monkeypatch.setattr(Session, "_msg_generation_ended", record)
+    monkeypatch.setattr(session_module, "interpret", record)
     return seen
 
 
