@@ -100,5 +100,5 @@ def test_opencv_camera_in_a_window(gui, emulator, tmp_path: Path) -> None:
         "opencv_camera.py", "--source", str(clip), "--seconds", "3",
         url=emulator.url, python=python, env=env,
     )  # fmt: skip
-    assert out.startswith("shown ") and out.strip().endswith("restyled frames of 1280x720"), out  # lucy-2.1
+    assert out.startswith("shown ") and out.strip().endswith("restyled frames of 1280x720"), out
     assert int(out.split()[1]) >= 25, out  # 3 s at 25 fps, less the first frame's wait
