@@ -4,11 +4,18 @@ Both stores are bounded and thread-safe: the REST server's threads write them,
 the emulator's loop reads them (``image_ref`` in ``set_image``, a client token
 on the stream endpoint). Times are wall-clock seconds (``time.time``), as the
 service's ``expires_at`` are; ``clock`` lets tests move them.
+
+A client token comes in two forms that open the same doors: the opaque key
+(``ek_...``) and a signed JWT (EdDSA, Ed25519, with the claims decart 0.2.4's
+``tokens/verify.py`` reads), which the official SDKs call ``token`` and hand to
+pages for realtime sessions and uploads. The emulator's signing key is its own,
+made per store: its tokens verify against `TokenStore.jwk()`, never the platform's.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import threading
 import time
@@ -17,6 +24,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import attrs
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # as the client's own image limit
 MAX_FILES = 256
@@ -28,6 +37,9 @@ MAX_TOKENS = 10_000
 DEFAULT_EXPIRES_IN = 60
 MAX_EXPIRES_IN = 3600
 TOKEN_PREFIX = "ek_"  # the emulator's client tokens; any other key is an account key
+JWT_PREFIX = "eyJ"  # base64url of '{"' : how a signed token (a JWT) starts
+# The platform's issuer and audience (decart 0.2.4's tokens/verify.py checks both).
+PLATFORM = "https://platform.decart.ai"
 
 Clock = Callable[[], float]
 
@@ -144,10 +156,15 @@ class ClientToken:
     origins: list[str] | None = None
     max_session_duration: float | None = None
     metadata: dict[str, Any] | None = None
+    token: str = attrs.field(default="", repr=False)  # the signed form (a JWT)
 
     def describe(self) -> dict[str, Any]:
         """The service's answer to ``POST /v1/client/tokens``."""
-        body: dict[str, Any] = {"apiKey": self.api_key, "expiresAt": iso(self.expires)}
+        body: dict[str, Any] = {
+            "apiKey": self.api_key,
+            "token": self.token,
+            "expiresAt": iso(self.expires),
+        }
         if self.models is not None or self.origins is not None:
             permissions: dict[str, Any] = {}
             if self.models is not None:
@@ -158,6 +175,24 @@ class ClientToken:
         if self.max_session_duration is not None:
             body["constraints"] = {"realtime": {"maxSessionDuration": self.max_session_duration}}
         return body
+
+    def claims(self, issued: float) -> dict[str, Any]:
+        """What the signed form says, under the platform's claim names."""
+        claims: dict[str, Any] = {
+            "sub": "emulator-user",
+            "jti": secrets.token_hex(12),
+            "iss": PLATFORM,
+            "aud": PLATFORM,
+            "iat": int(issued),
+            "exp": int(self.expires),
+        }
+        if self.models is not None:
+            claims["models"] = self.models
+        if self.origins is not None:
+            claims["origins"] = self.origins
+        if self.max_session_duration is not None:
+            claims["constraints"] = {"realtime": {"maxSessionDuration": self.max_session_duration}}
+        return claims
 
     def refusal(self, now: float, model: str, origin: str | None) -> str | None:
         """Why this token may not open a session of ``model`` from ``origin``; None: it may."""
@@ -177,6 +212,20 @@ class TokenStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, ClientToken] = {}
+        self._signed: dict[str, str] = {}  # a token's signed form -> its key
+        self._key = Ed25519PrivateKey.generate()
+        self._kid = secrets.token_hex(8)
+
+    def jwk(self) -> dict[str, str]:
+        """The public key the signed tokens verify with (a JWKS entry)."""
+        raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": self._kid,
+                "alg": "EdDSA", "use": "sig"}  # fmt: skip
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        header = {"alg": "EdDSA", "typ": "JWT", "kid": self._kid}
+        head = _b64(_json(header)) + "." + _b64(_json(claims))
+        return head + "." + _b64(self._key.sign(head.encode("ascii")))
 
     def create(self, body: Any) -> ClientToken:
         """A token from the JSON body of ``POST /v1/client/tokens``; StoreError if malformed."""
@@ -204,17 +253,21 @@ class TokenStore:
             duration,
             metadata,
         )
+        token.token = self._sign(token.claims(now))
         with self._lock:
             for key in [k for k, t in self._tokens.items() if t.expires <= now]:
-                del self._tokens[key]
+                self._signed.pop(self._tokens.pop(key).token, None)
             if len(self._tokens) >= MAX_TOKENS:
                 raise StoreError(429, "too many live client tokens")
             self._tokens[token.api_key] = token
+            self._signed[token.token] = token.api_key
         return token
 
     def get(self, api_key: str | None) -> ClientToken | None:
+        """The token with this key, in either form."""
         with self._lock:
-            return self._tokens.get(str(api_key))
+            key = str(api_key)
+            return self._tokens.get(self._signed.get(key, key))
 
     def key_refusal(self, key: str | None) -> str | None:
         """For a client token's key (``ek_...``): why it is refused, None when it is live."""
@@ -236,7 +289,13 @@ class TokenStore:
 
 
 def is_token_key(key: str | None) -> bool:
-    return bool(key) and str(key).startswith(TOKEN_PREFIX)
+    """A client token's key, opaque or signed (three base64url parts of a JWT)."""
+    text = str(key or "")
+    return text.startswith(TOKEN_PREFIX) or (text.startswith(JWT_PREFIX) and text.count(".") == 2)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _number(value: Any) -> bool:
@@ -251,3 +310,7 @@ def _names(value: Any, what: str) -> list[str] | None:
     if len(value) > 20:
         raise StoreError(422, f"{what} takes at most 20 items")
     return list(value)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()

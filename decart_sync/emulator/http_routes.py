@@ -16,6 +16,12 @@ method, as long as the request has no body, and the clients send none);
   credentials, ``{livekit_url, token, room_name, session_id}``; 401 for a bad
   key, 404 for an unknown room.
 
+Browsers: every answer here and on LiveKit's ``/rtc...`` allows the page's
+origin, as a LiveKit server does (livekit-server's ``pkg/service/server.go``:
+rs/cors allowing every origin), and ``OPTIONS`` answers a CORS preflight. A
+page can then fetch ``/rtc/validate`` (livekit-client reads its status to
+tell a refusal from an unreachable server) and viewers' credentials.
+
 Anything else is left to the WebSocket routes (`server`).
 """
 
@@ -45,6 +51,7 @@ if TYPE_CHECKING:  # needs the optional livekit-protocol package
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_emulator/"
+PREFLIGHT_MAX_AGE = 86400  # as LiveKit's server
 WATCH_PREFIX = "/watch-stream/"
 
 
@@ -72,6 +79,13 @@ class Served(Protocol):
 
 async def answer(server: Served, connection: ServerConnection, request: Request) -> Response | None:
     """The response to a plain HTTP request, or None when it is not one of these routes."""
+    if request.method == "OPTIONS":
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        preflight = Headers([("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                             ("Access-Control-Allow-Headers", asked or "*"),
+                             ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE)),
+                             ("Content-Length", "0")])  # fmt: skip
+        return Response(http.HTTPStatus.NO_CONTENT, "No Content", preflight, b"")
     parts = urlsplit(request.path)
     if parts.path.startswith(WATCH_PREFIX):
         room = unquote(parts.path[len(WATCH_PREFIX) :]).strip("/")
@@ -141,6 +155,15 @@ def _watch(server: Served, connection: ServerConnection, request: Request, name:
         body["session_id"] = owner.session_id
     log.info("viewer credentials issued for room %s", room.name)
     return _json_response(json.dumps(body) + "\n")
+
+
+def for_browsers(request: Request, response: Response) -> Response:
+    """``response`` readable by the page that asked (its ``Origin``), as LiveKit allows."""
+    origin = request.headers.get("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
 
 
 def parse_query(text: str) -> dict[str, str]:

@@ -10,7 +10,11 @@ a port of its own: a stdlib HTTP server on a thread
   file's reference; ``GET`` / ``DELETE /v1/files/{id}``: 404 once unknown,
   deleted or expired. A client token may use them too.
 - ``POST /v1/client/tokens`` (JSON, the JS SDK's camelCase body): a client
-  token (``ek_...``); an account key only.
+  token (``ek_...``) and its signed twin (``token``); an account key only.
+
+Browsers: every answer, errors included, allows any origin, and ``OPTIONS``
+answers a CORS preflight (the methods above, whatever headers were asked for),
+so a web page on another origin can use the API with a client token.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ FILES_PATH = "/v1/files"
 TOKENS_PATH = "/v1/client/tokens"
 MAX_BODY = MAX_FILE_BYTES + 64 * 1024  # the file and its multipart framing
 MAX_JSON = 64 * 1024
+METHODS = "GET, POST, DELETE, OPTIONS"
+ALLOWED_HEADERS = "Content-Type, X-API-KEY"  # what the official clients send
+PREFLIGHT_MAX_AGE = 600  # seconds a browser may keep a preflight's answer
 
 
 class RestServer:
@@ -104,6 +111,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("rest: " + format, *args)  # the key is in a header, never in the line
+
+    def end_headers(self) -> None:
+        # On every answer, http.server's own errors too: a browser reads none without them.
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", METHODS)
+        headers = getattr(self, "headers", None)  # unset when the request line was bad
+        asked = headers.get("Access-Control-Request-Headers") if headers else None
+        self.send_header("Access-Control-Allow-Headers", asked or ALLOWED_HEADERS)
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A CORS preflight: any origin, our methods, the headers the page asked for."""
+        self.send_response(204)
+        self.send_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")

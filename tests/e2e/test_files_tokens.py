@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+import requests
 from helpers import KEY, SMALL, clients_of, close_to, invert, pattern, repeat, wait_for_frame
 from helpers import wait_until as wait_for
 
@@ -275,3 +276,34 @@ def test_local_client_and_the_emulator_cli_hand_out_the_rest_url(monkeypatch) ->
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_browsers_may_call_from_another_origin(emu: Emulator) -> None:
+    """What a page's fetch needs (the browser test runs the JS SDK itself): a preflight
+    answered, and every answer, errors included, readable from any origin."""
+    page = {"Origin": "http://127.0.0.1:9"}
+    asked = {"Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "content-type,x-api-key"}
+    preflight = requests.options(f"{emu.rest_url}/v1/client/tokens", headers={**page, **asked},
+                                 timeout=5)
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Headers"] == "content-type,x-api-key"
+    created = requests.post(f"{emu.rest_url}/v1/client/tokens", json={}, timeout=5,
+                            headers={**page, "X-API-KEY": KEY})
+    assert created.status_code == 200 and created.json()["token"]
+    for answer in (
+        created,
+        requests.get(f"{emu.rest_url}/v1/files/file_none", headers={**page, "X-API-KEY": KEY},
+                     timeout=5),
+        requests.get(f"{emu.rest_url}/v1/files/file_none", headers=page, timeout=5),
+        requests.put(f"{emu.rest_url}/v1/files", headers=page, timeout=5),
+    ):
+        assert answer.headers["Access-Control-Allow-Origin"] == "*", answer.status_code
+        assert "X-API-KEY" in answer.headers["Access-Control-Allow-Headers"]
+    # The realtime port answers a page as a LiveKit server does: its own origin back.
+    validate = requests.get(f"{emu.url.replace('ws', 'http', 1)}/rtc/validate", headers=page,
+                            timeout=5)
+    assert validate.status_code == 401
+    assert validate.headers["Access-Control-Allow-Origin"] == page["Origin"]

@@ -3,7 +3,12 @@ they allow), on a clock the test moves."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from decart_sync.emulator.accounts import (
     MAX_FILE_BYTES,
@@ -70,11 +75,12 @@ def test_a_token_allows_its_models_and_origins_until_it_expires() -> None:
     assert is_token_key(key) and not is_token_key("sk-account")
     assert token.describe() == {
         "apiKey": key,
+        "token": token.token,
         "expiresAt": "2027-01-15T08:02:00Z",
         "permissions": {"models": ["m"], "origins": ["https://a.example"]},
         "constraints": {"realtime": {"maxSessionDuration": 30}},
     }
-    assert key not in repr(token)
+    assert key not in repr(token) and token.token not in repr(token)
     assert tokens.key_refusal(key) is None
     assert tokens.session_refusal(key, "m", "https://a.example") is None
     assert "Model n is not allowed" in str(tokens.session_refusal(key, "n", "https://a.example"))
@@ -91,8 +97,35 @@ def test_an_unrestricted_token_and_the_defaults() -> None:
     tokens = TokenStore(Clock())
     token = tokens.create({})
     assert token.expires - tokens.now() == 60  # the service's default
-    assert set(token.describe()) == {"apiKey", "expiresAt"}
+    assert set(token.describe()) == {"apiKey", "token", "expiresAt"}
     assert tokens.session_refusal(token.api_key, "any", "https://x.example") is None
+
+
+def test_the_signed_form_is_a_verifiable_jwt_that_opens_the_same_doors() -> None:
+    clock = Clock()
+    tokens = TokenStore(clock)
+    token = tokens.create({"expiresIn": 120, "allowedModels": ["m"]})
+    signed = token.token
+    head, body, signature = signed.split(".")
+    header, claims = json.loads(_unb64(head)), json.loads(_unb64(body))
+    assert header == {"alg": "EdDSA", "typ": "JWT", "kid": tokens.jwk()["kid"]}
+    assert claims["exp"] == 1_800_000_120 and claims["models"] == ["m"]
+    assert claims["iss"] == claims["aud"] == "https://platform.decart.ai" and claims["sub"]
+    public = Ed25519PublicKey.from_public_bytes(_unb64(tokens.jwk()["x"]))
+    public.verify(_unb64(signature), f"{head}.{body}".encode())  # raises if forged
+    with pytest.raises(InvalidSignature):
+        public.verify(_unb64(signature), f"{head}.{body}x".encode())
+    # Either form is the same token: its models, its expiry.
+    assert is_token_key(signed) and tokens.get(signed) is token
+    assert tokens.key_refusal(signed) is None
+    assert "Model n is not allowed" in str(tokens.session_refusal(signed, "n", None))
+    assert not is_token_key("eyJ-not-a-jwt") and tokens.key_refusal(signed + "x") is not None
+    clock.now += 120
+    assert "expired" in str(tokens.key_refusal(signed))
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @pytest.mark.parametrize(
