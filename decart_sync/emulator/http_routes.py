@@ -140,21 +140,32 @@ def _watch(server: Served, connection: ServerConnection, request: Request, name:
     if not server.key_ok(request.headers.get("x-api-key")):
         log.info("refusing a viewer: invalid API key")
         return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid API key\n")
+    host, port = connection.local_address[:2]
+    url = f"ws://{f'[{host}]' if ':' in host else host}:{port}"
+    status, body = viewer_credentials(server, name, url)
+    if isinstance(body, str):
+        return connection.respond(status, f"{body}\n")
+    return _json_response(json.dumps(body) + "\n")
+
+
+def viewer_credentials(server: Served, name: str, url: str) -> tuple[int, dict[str, str] | str]:
+    """A viewer's credentials for room ``name`` (200 and the body), else a status and why;
+    ``url`` is the LiveKit URL to hand out. Also served on the REST port (`.rest`): the JS
+    SDK asks its ``baseUrl`` for them."""
     rooms = server.livekit_rooms
     room = rooms.room(name) if rooms is not None else None
     if rooms is None or room is None:
-        return connection.respond(http.HTTPStatus.NOT_FOUND, f"no room {name!r}\n")
+        return http.HTTPStatus.NOT_FOUND, f"no room {name!r}"
     owner = next((s for s in server.sessions if s.room is room), None)
-    host, port = connection.local_address[:2]
     body = {
-        "livekit_url": f"ws://{f'[{host}]' if ':' in host else host}:{port}",
+        "livekit_url": url,
         "token": rooms.token(room.name, f"viewer-{secrets.token_hex(4)}", can_publish=False),
         "room_name": room.name,
     }
     if owner is not None:
         body["session_id"] = owner.session_id
     log.info("viewer credentials issued for room %s", room.name)
-    return _json_response(json.dumps(body) + "\n")
+    return http.HTTPStatus.OK, body
 
 
 def for_browsers(request: Request, response: Response) -> Response:

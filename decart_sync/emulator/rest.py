@@ -11,6 +11,8 @@ a port of its own: a stdlib HTTP server on a thread
   deleted or expired. A client token may use them too.
 - ``POST /v1/client/tokens`` (JSON, the JS SDK's camelCase body): a client
   token (``ek_...``) and its signed twin (``token``); an account key only.
+- ``POST /watch-stream/{room}``: a viewer's credentials, as on the realtime
+  port (`http_routes`): the JS SDK's ``subscribe`` asks its ``baseUrl``.
 
 Browsers: every answer, errors included, allows any origin, and ``OPTIONS``
 answers a CORS preflight (the methods above, whatever headers were asked for),
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 THREAD_NAME = "decart-sync-emulator-rest"
 FILES_PATH = "/v1/files"
 TOKENS_PATH = "/v1/client/tokens"
+WATCH_PREFIX = "/watch-stream/"
 MAX_BODY = MAX_FILE_BYTES + 64 * 1024  # the file and its multipart framing
 MAX_JSON = 64 * 1024
 METHODS = "GET, POST, DELETE, OPTIONS"
@@ -56,10 +59,12 @@ class RestServer:
         files: FileStore,
         tokens: TokenStore,
         account_key_ok: Callable[[str | None], bool],
+        watch: Callable[[str], tuple[int, dict[str, str] | str]] | None = None,
     ) -> None:
         self.files = files
         self.tokens = tokens
         self.account_key_ok = account_key_ok
+        self.watch = watch  # room -> (status, a viewer's credentials or why not)
         self._httpd = _Server((host, port), _Handler)
         self._httpd.rest = self
         self._worker: Worker | None = None
@@ -134,6 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._guarded(self._upload, tokens_allowed=True)
         elif path == TOKENS_PATH:
             self._guarded(self._create_token, tokens_allowed=False)
+        elif path.startswith(WATCH_PREFIX) and self.server.rest.watch is not None:
+            room = unquote(path[len(WATCH_PREFIX) :])
+            self._guarded(lambda: self._watch(room), tokens_allowed=True)
         else:
             self._error(404, f"no endpoint POST {path}")
 
@@ -187,6 +195,13 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.rest.tokens.create(body)
         log.info("client token issued (expires %s)", token.describe()["expiresAt"])
         self._json(200, token.describe())
+
+    def _watch(self, room: str) -> None:
+        assert self.server.rest.watch is not None
+        status, body = self.server.rest.watch(room)
+        if isinstance(body, str):
+            raise StoreError(status, body)
+        self._json(status, body)
 
     # -- plumbing ---------------------------------------------------------------
 

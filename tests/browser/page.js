@@ -17,6 +17,7 @@ let config = null;
 let account = null; // the account key's client: what a backend holds
 let client = null; // a client token's client: what a page holds
 let rt = null;
+let viewer = null;
 let painter = null;
 
 function sdk(apiKey) {
@@ -120,6 +121,19 @@ window.page = {
     return { sessionId: rt.sessionId, state: rt.getConnectionState() };
   },
 
+  // A viewer of the session, as the SDK's subscribe() makes one from its subscribe token.
+  async subscribe() {
+    const video = document.getElementById("viewer");
+    viewer = await client.realtime.subscribe({
+      token: rt.subscribeToken,
+      onRemoteStream: (stream) => {
+        video.srcObject = stream;
+        video.play().catch(() => {});
+      },
+    });
+    return viewer.isConnected();
+  },
+
   async setPrompt(text) {
     await rt.setPrompt(text, { enhance: false }); // resolves on the service's ack
     return true;
@@ -130,9 +144,10 @@ window.page = {
     return true;
   },
 
-  // The output video's pixels: the mean of the middle half of each quadrant.
-  sample() {
-    const video = document.getElementById("output");
+  // A video's pixels (the output's, or the viewer's): the mean of the middle half of each
+  // quadrant.
+  sample(id = "output") {
+    const video = document.getElementById(id);
     const width = video.videoWidth;
     const height = video.videoHeight;
     if (!width || !height) return null;
@@ -202,6 +217,8 @@ window.page = {
   },
 
   disconnect() {
+    viewer?.disconnect();
+    viewer = null;
     rt?.disconnect();
     rt = null;
     clearInterval(painter);

@@ -48,21 +48,24 @@ def site() -> Iterator[Site]:
         yield served
 
 
-def within(expected: list[tuple[int, ...]], tolerance: int = TOLERANCE) -> str:
-    """A JS expression: the output's latest picture when every quadrant is near
+def within(expected: list[tuple[int, ...]], video: str = "output") -> str:
+    """A JS expression: the ``video``'s latest picture when every quadrant is near
     ``expected``, else false (for `Browser.wait`)."""
     return (
-        f"(() => {{ const s = window.page.sample(); const want = {json.dumps(expected)};"
+        f"(() => {{ const s = window.page.sample({json.dumps(video)});"
+        f" const want = {json.dumps(expected)};"
         " return s && s.quadrants.every((q, i) => q.every((v, j) =>"
-        f" Math.abs(v - want[i][j]) <= {tolerance})) && s; }})()"
+        f" Math.abs(v - want[i][j]) <= {TOLERANCE})) && s; }})()"
     )
 
 
-def wait_for_picture(page: Browser, expected: list[tuple[int, ...]], what: str) -> dict:
+def wait_for_picture(
+    page: Browser, expected: list[tuple[int, ...]], what: str, video: str = "output"
+) -> dict:
     try:
-        return page.wait(within(expected), timeout=60)
+        return page.wait(within(expected, video), timeout=60)
     except BrowserError:
-        pytest.fail(f"{what}: want {expected}, last seen {page.call('sample')}")
+        pytest.fail(f"{what}: want {expected}, last seen {page.call('sample', video)}")
 
 
 def signaling_path(state: dict) -> str:
@@ -124,6 +127,11 @@ def test_the_official_js_sdk_in_chromium(site: Site) -> None:
         kinds = [m["type"] for m in session.messages]
         assert kinds == ["livekit_join", "prompt", "set_image"], kinds
         assert session.messages[-1]["image_ref"] == ref["id"]
+
+        # A viewer from the session's subscribe token (credentials from the REST port,
+        # the SDK's baseUrl) sees the same picture.
+        assert page.call("subscribe", timeout=60) is True
+        wait_for_picture(page, blended, "the viewer's", video="viewer")
 
         # The SDK's own verdict once warmed up: the loopback limits no bandwidth.
         page.wait("window.page.state().quality.some((r) => !r.warmingUp)", timeout=90)

@@ -307,3 +307,22 @@ def test_browsers_may_call_from_another_origin(emu: Emulator) -> None:
                             timeout=5)
     assert validate.status_code == 401
     assert validate.headers["Access-Control-Allow-Origin"] == page["Origin"]
+
+
+def test_viewers_credentials_from_the_rest_port(emu: Emulator) -> None:
+    """The JS SDK's subscribe() asks its baseUrl; a room's credentials are as on the
+    realtime port (tests/e2e/test_browser.py watches with them)."""
+    asked = requests.post(f"{emu.rest_url}/watch-stream/room-none", timeout=5,
+                          headers={"X-API-KEY": KEY, "Origin": "http://127.0.0.1:9"})
+    assert asked.status_code == 404 and "room-none" in asked.json()["detail"]
+    assert asked.headers["Access-Control-Allow-Origin"] == "*"
+    with clients_of(emu.url, model=LK_SMALL) as connect:
+        client = connect(repeat(FRAME))
+        room = emu.wait_for_session(session_id=client.session_id).room
+        assert room is not None
+        refused = requests.post(f"{emu.rest_url}/watch-stream/{room.name}", timeout=5)
+        assert refused.status_code == 401
+        given = requests.post(f"{emu.rest_url}/watch-stream/{room.name}", timeout=5,
+                              headers={"X-API-KEY": KEY}).json()
+        assert given["room_name"] == room.name and given["livekit_url"] == emu.url
+        assert given["token"] and given["session_id"] == client.session_id
