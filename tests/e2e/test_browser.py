@@ -126,6 +126,8 @@ def test_the_official_js_sdk_in_chromium(site: Site) -> None:
         wait_for_picture(page, blended, "with the reference image")
         kinds = [m["type"] for m in session.messages]
         assert kinds == ["livekit_join", "prompt", "set_image"], kinds
+        prompt = {"type": "prompt", "prompt": "invert", "enhance_prompt": False}
+        assert session.messages[1] == prompt
         assert session.messages[-1]["image_ref"] == ref["id"]
 
         # A viewer from the session's subscribe token (credentials from the REST port,
