@@ -13,6 +13,7 @@ from typing import Any
 from .. import _process
 from .._portal import Portal, wait_until
 from ..models import ModelDefinition
+from . import http_routes
 from .accounts import FileStore, TokenStore
 from .batch import Batch
 from .faults import Faults
@@ -85,6 +86,7 @@ class Emulator:
                     tokens=server.tokens,
                     batch=self._batch,
                     account_key_ok=server.key_ok,
+                    watch=self._viewer_credentials,
                 ).start()
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -257,6 +259,14 @@ class Emulator:
         how many sessions it reached.
         """
         return self._portal.call(self._server.send, message, session_id, timeout=timeout)
+
+    def _viewer_credentials(self, room: str) -> tuple[int, dict[str, str] | str]:
+        """For the REST port's ``/watch-stream/{room}`` (its threads), from the loop."""
+
+        async def credentials() -> tuple[int, dict[str, str] | str]:
+            return http_routes.viewer_credentials(self._server, room, self.url)
+
+        return self._portal.call(credentials, timeout=START_TIMEOUT)
 
     def _notify(self) -> None:
         with self._changed:

@@ -214,11 +214,12 @@ class EmulatorServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        response = None
         if self.livekit_rooms is not None:
             response = await self.livekit_rooms.process_request(connection, request)
-            if response is not None:
-                return response
-        return await http_routes.answer(self, connection, request)
+        if response is None:
+            response = await http_routes.answer(self, connection, request)
+        return None if response is None else http_routes.for_browsers(request, response)
 
     # -- WebSocket routing ----------------------------------------------------
 

@@ -31,7 +31,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from ...realtime.transports.loopback import loopback_only_sdp
 from ...realtime.transports.recovery import KeyframeRecovery
-from .. import frame_timing
+from .. import colour, frame_timing
 from ..netem import Shaper
 from . import simulcast, twcc
 
@@ -89,6 +89,7 @@ class Link:
         self._closing: asyncio.Future[None] | None = None
         self._feedback: asyncio.Task[None] | None = None  # publisher: see twcc
         self._stripped: set[int] = set()  # receivers whose packet trailers are read
+        self._colours: colour.Watch | None = None  # what the client says of its pictures
 
     @property
     def closed(self) -> bool:
@@ -104,6 +105,11 @@ class Link:
         await self._flush()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         transceiver = next(iter(self.pc.getTransceivers()), None)
+        if self._colours is None and transceiver is not None:
+            self._colours = colour.Watch.of(offer_sdp)
+            if self._colours is not None:  # before twcc's, which restores what it wrapped
+                transport = transceiver.receiver.transport
+                colour.install(transport, self._colours, twcc.header_extensions)
         if self._feedback is None and transceiver is not None:
             layers = simulcast.Layers(offer_sdp)
             transport = transceiver.receiver.transport
@@ -113,11 +119,14 @@ class Link:
             if transceiver.kind == "video" and id(transceiver.receiver) not in self._stripped:
                 self._stripped.add(id(transceiver.receiver))
                 frame_timing.strip_trailers(transceiver.receiver)
+                if self._colours is not None and transceiver.receiver.track is not None:
+                    colour.follow(transceiver.receiver.track, self._colours)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
+        local = colour.answer_with_colour(offer_sdp, self._local_sdp())
         if self._feedback is None:
-            return self._local_sdp()
-        answer = twcc.answer_with_feedback(offer_sdp, self._local_sdp())
+            return local
+        answer = twcc.answer_with_feedback(offer_sdp, local)
         return simulcast.accept(offer_sdp, answer)
 
     async def offer(self) -> str:
@@ -125,7 +134,7 @@ class Link:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         if self.shaper is not None:
             self.shaper.cover(self.pc)
-        return self._local_sdp()
+        return twcc.with_start_bitrate(self._local_sdp())  # see twcc: receive-only
 
     async def accept(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
