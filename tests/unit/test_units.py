@@ -325,7 +325,7 @@ def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> Non
 
 
 def test_benchmark_pairs_each_repetition_with_its_own() -> None:
-    from benchmarks.__main__ import paired_ratios, sign_test
+    from benchmarks.report import paired_ratios, sign_test
 
     runs = {
         "decart_sync": [{"rep": 0, "cpu_per_s": 0.9}, {"rep": 1, "cpu_per_s": 1.2}, {"rep": 2}],
