@@ -282,3 +282,32 @@ class _BatchModels:
 
 image = _BatchModels("image", IMAGE_MODELS, "DecartClient.process")
 video = _BatchModels("video", VIDEO_MODELS, "DecartClient.queue")
+
+
+def parse(text: str, *, names: bool = True) -> ModelDefinition:
+    """A custom model written ``NAME:FPS:WIDTHxHEIGHT[:TRANSPORT]`` (transport ``webrtc``
+    unless given), or with ``names`` a registry name; the one reading of a model on a
+    command line (the emulator's ``--model``, the CLI's, the ROS node's parameter)."""
+    text = text.strip()
+    if names and ":" not in text:
+        return realtime(text)
+    form = "NAME:FPS:WIDTHxHEIGHT[:TRANSPORT]"
+    try:
+        name, fps, size, *rest = text.split(":")
+        width, height = size.lower().split("x")
+        if len(rest) > 1:
+            raise ValueError("too many fields")
+        transport = rest[0] if rest else "webrtc"
+        return ModelDefinition(
+            name, fps=float(fps), width=int(width), height=int(height), transport=transport
+        )
+    except InvalidOptionsError as exc:
+        raise InvalidOptionsError(f"model {text!r}: {exc.message}") from None
+    except ValueError:
+        raise InvalidOptionsError(f"model {text!r} is not {form}") from None
+
+
+def spec(model: ModelDefinition) -> str:
+    """``model`` as `parse` reads it back (the emulator's ``--model`` form)."""
+    text = f"{model.name}:{model.fps:g}:{model.width}x{model.height}"
+    return text if model.transport == "webrtc" else f"{text}:{model.transport}"

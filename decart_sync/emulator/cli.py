@@ -34,6 +34,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from .. import models
 from ..errors import DecartSDKError
 from ..models import ModelDefinition
 from .connection import DROP_MODES
@@ -212,19 +213,9 @@ _FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
 
 def _model(text: str) -> ModelDefinition:
     try:
-        name, fps, size, *transport = text.split(":")
-        width, height = size.lower().split("x")
-        return ModelDefinition(
-            name,
-            fps=float(fps),
-            width=int(width),
-            height=int(height),
-            transport=transport[0] if transport else "webrtc",
-        )
-    except (ValueError, DecartSDKError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not NAME:FPS:WIDTHxHEIGHT[:TRANSPORT] ({exc})"
-        ) from None
+        return models.parse(text, names=False)
+    except DecartSDKError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _configure_logging(verbosity: int) -> None:

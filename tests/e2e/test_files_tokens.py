@@ -24,7 +24,7 @@ import requests
 from helpers import KEY, SMALL, clients_of, close_to, invert, pattern, repeat, wait_for_frame
 from helpers import wait_until as wait_for
 
-from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local
+from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local, models
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import session as session_module
 from decart_sync.realtime.images import encode_png
@@ -240,7 +240,7 @@ def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
 def test_the_clis_image_takes_a_file_id(emu: Emulator, account: DecartClient, tmp_path) -> None:
     ref = account.files.upload(flat(200))
     out = tmp_path / "out.mp4"
-    model = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+    model = models.spec(SMALL)
     done = subprocess.run(
         [sys.executable, "-m", "decart_sync.cli", "stream", "--base-url", emu.url,
          "--api-key", KEY, "--source", "lavfi:color=c=0x306090:size=320x192:rate=25",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import decart_sync
-from decart_sync import ModelDefinition
+from decart_sync import ModelDefinition, models
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ROOT / "tests" / "drivers"  # programs the tests run as subprocesses
@@ -105,7 +105,7 @@ def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """An emulator in a process of its own serving SMALL: its URL, and the process."""
     command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
     proc = subprocess.Popen(
-        [*command, "--model", "test-small:25:320x192"], stdout=subprocess.PIPE, text=True
+        [*command, "--model", models.spec(SMALL)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None

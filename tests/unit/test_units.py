@@ -45,6 +45,28 @@ def test_models_and_factories() -> None:
         models.ModelDefinition("x", width=321)
 
 
+def test_a_model_on_a_command_line() -> None:
+    custom = models.ModelDefinition("cam", fps=12.5, width=320, height=192)
+    livekit = models.ModelDefinition("cam", fps=30, width=1280, height=720, transport="livekit")
+    for model in (custom, livekit, models.realtime("lucy-2.1")):
+        assert models.parse(models.spec(model), names=False) == models.ModelDefinition(
+            model.name, fps=model.fps, width=model.width, height=model.height,
+            transport=model.transport,
+        )  # fmt: skip
+    assert models.spec(livekit) == "cam:30:1280x720:livekit"
+    assert models.parse(" cam:12.5:320X192 ") == custom
+    assert models.parse("lucy-2.1") is models.realtime("lucy-2.1")
+    with pytest.raises(errors.ModelNotFoundError):
+        models.parse("no-such-model")
+    for bad in ("lucy-2.1", "cam:25", "cam:fast:320x192", "cam:25:320", "cam:25:2x2:livekit:x"):
+        with pytest.raises(errors.InvalidOptionsError, match="is not NAME:FPS:WIDTHxHEIGHT"):
+            models.parse(bad, names=False)
+    # What the definition itself refuses, said with the text it came from.
+    for bad, why in (("cam:25:321x192", "even integer"), ("cam:25:2x2:udp", "transport")):
+        with pytest.raises(errors.InvalidOptionsError, match=f"'{bad}'.*{why}"):
+            models.parse(bad)
+
+
 def test_token_round_trip_and_both_alphabets() -> None:
     token = SubscribeToken("sid-1", "127.0.0.1", 8765)
     assert decode_token(token.encode()) == token
@@ -327,7 +349,7 @@ def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> Non
 
 
 def test_benchmark_pairs_each_repetition_with_its_own() -> None:
-    from benchmarks.__main__ import paired_ratios, sign_test
+    from benchmarks.report import paired_ratios, sign_test
 
     runs = {
         "decart_sync": [{"rep": 0, "cpu_per_s": 0.9}, {"rep": 1, "cpu_per_s": 1.2}, {"rep": 2}],
