@@ -36,9 +36,10 @@ MOST = 2000  # packets one feedback covers at most; older ones count as lost
 
 
 def answer_with_feedback(offer: str, answer: str) -> str:
-    """``answer`` asking for transport feedback wherever ``offer`` offered the extension:
-    its ``extmap`` line and ``transport-cc`` for each payload type of that m-section,
-    instead of REMB."""
+    """``answer`` asking for transport feedback wherever ``offer`` offered the extension
+    and we receive: its ``extmap`` line and ``transport-cc`` for each payload type of
+    that m-section, instead of REMB. Where we only send (one peer connection, ``/rtc/v1``)
+    the client keeps REMB, the only estimate aiortc's sender reads."""
     ids = {
         key: int(re.split(r"[ /]", line)[0])
         for key, lines in sdp.attributes(offer, "extmap").items()
@@ -48,7 +49,8 @@ def answer_with_feedback(offer: str, answer: str) -> str:
     parts = sdp.sections(answer)
     for i, section in enumerate(parts[1:], 1):
         key = sdp.mid(section)
-        if key in ids and sdp.receives_rtp(section):
+        receiving = sdp.direction(section) in ("recvonly", "sendrecv")
+        if key in ids and sdp.receives_rtp(section) and receiving:
             section = [x for x in section if not x.endswith(" goog-remb")]  # see install
             section.append(f"a=extmap:{ids[key]} {URI}")
             section.extend(f"a=rtcp-fb:{pt} transport-cc" for pt in section[0].split()[3:])
