@@ -157,6 +157,12 @@ class Emulator:
         return f"http://{host}:{self._rest.port}"
 
     @property
+    def livekit_v1(self) -> bool:
+        """Whether LiveKit's ``/rtc/v1`` (one peer connection) is served."""
+        rooms = self._server.livekit_rooms
+        return rooms is not None and rooms.single_pc
+
+    @property
     def files(self) -> FileStore:
         """Uploaded files (``emu.files.get(id)``, ``len(emu.files)``)."""
         return self._server.files

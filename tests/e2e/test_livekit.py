@@ -2,7 +2,9 @@
 
 Real parts: the ``livekit`` package's native client (libwebrtc, H264) publishes
 and receives through the emulator's LiveKit test double on loopback, with
-the same control WebSocket as the plain WebRTC path.
+the same control WebSocket as the plain WebRTC path. Every test runs on both
+LiveKit signaling paths (``/rtc/v1``, one peer connection, and the classic
+``/rtc`` a server without v1 leaves), and checks the one its client took.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 from helpers import (
     KEY,
+    SIGNALING,
     clients_of,
     close_to,
     grayscale,
@@ -28,6 +31,7 @@ from helpers import (
     pattern,
     published_stats,
     repeat,
+    took_its_path,
     wait_for_frame,
     wait_until,
 )
@@ -48,15 +52,16 @@ LK_VGA = ModelDefinition("test-vga-lk", fps=15, width=640, height=360, transport
 LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (LK_SMALL, LK_VGA, LK_HD)}) as emulator:
+@pytest.fixture(scope="module", params=list(SIGNALING.values()), ids=list(SIGNALING))
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    models = {m.name: m for m in (LK_SMALL, LK_VGA, LK_HD)}
+    with Emulator(models=models, livekit_v1=request.param) as emulator:
         yield emulator
 
 
 @pytest.fixture
 def connect(emu: Emulator) -> Iterator:
-    with clients_of(emu.url, model=LK_SMALL) as connect:
+    with took_its_path(emu), clients_of(emu.url, model=LK_SMALL) as connect:
         yield connect
     emu.faults = Faults()
 
@@ -76,6 +81,8 @@ def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
     assert served.messages[1]["type"] == "prompt"
     room = json.loads(base64.urlsafe_b64decode(client.subscribe_token or ""))
     assert room == {"room_name": served.room.name}
+    [joined] = served.room.participations
+    assert joined.path == ("/rtc/v1" if emu.livekit_v1 else "/rtc")
 
     frames = client.frames(timeout=10)
     wait_for_frame(frames, close_to(invert(FRAME)))

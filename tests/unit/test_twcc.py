@@ -147,3 +147,17 @@ def test_the_answer_asks_for_feedback_where_the_offer_offered_it() -> None:
     assert "goog-remb" not in sections[2]
     assert "extmap" not in sections[3] and "transport-cc" not in sections[3]
     assert twcc.extension_id(offer) == 3 and twcc.extension_id(offer, SEND_TIME) is None
+
+
+def test_where_we_only_send_the_bundle_takes_the_extension_and_remb_stays() -> None:
+    # /rtc/v1: the client's first offer holds what it receives; unless the answer takes the
+    # extension there, libwebrtc leaves it out of the camera's m-section offered later.
+    offer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:0", f"a=extmap:3 {URI}", "a=recvonly"]
+    )
+    answer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=sendonly", "a=mid:0", "a=rtcp-fb:96 goog-remb"]
+    )
+    sent = twcc.answer_with_feedback(offer, answer)
+    assert f"a=extmap:3 {URI}" in sent and "a=rtcp-fb:96 goog-remb" in sent
+    assert "transport-cc" not in sent.replace(URI, "")

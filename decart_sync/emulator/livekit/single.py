@@ -107,9 +107,7 @@ class OnePeerConnection(ClientConnection):
     def _free(self, pc: RTCPeerConnection) -> list[RTCRtpTransceiver]:
         """The transceivers of m-sections the client receives on that carry nothing yet."""
         return [
-            t
-            for t in pc.getTransceivers()
-            if t.mid in self._receiving and t.sender.track is None
+            t for t in pc.getTransceivers() if t.mid in self._receiving and t.sender.track is None
         ]
 
     async def _ask_for_sections(self, *, force: bool = False) -> None:
