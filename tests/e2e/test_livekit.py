@@ -210,6 +210,25 @@ def test_reconnect_replays_the_latest_prompt_and_image(connect, emu: Emulator) -
     assert "reconnecting" in seen
 
 
+def test_media_comes_back_after_the_room_connection_drops(connect, emu: Emulator) -> None:
+    # The room's connection lost (its peer connections and signal socket; the control
+    # WebSocket stays): the client's resume is asked to rejoin (the emulator cannot
+    # restart ICE), it rejoins the same room on the same signaling path, and the
+    # output comes back, in the same session.
+    client = connect(repeat(FRAME), initial_state={"prompt": "invert"})
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, close_to(invert(FRAME)))
+    served = emu.wait_for_session(session_id=client.session_id)
+    room = served.room
+    assert room is not None and room.client is not None
+    first = room.client
+    assert emu.drop_sessions("peer") >= 1
+    wait_until(lambda: room.client not in (None, first), 20, "the client back in its room")
+    wait_for_frame(frames, close_to(invert(FRAME)))
+    assert client.session_id == served.session_id and not served.closed
+    assert len(room.participations) == 2
+
+
 def test_generation_ended_for_credits_ends_the_session_with_its_code(connect, emu) -> None:
     errors: queue.Queue[DecartSDKError] = queue.Queue()
     endings: queue.Queue[dict] = queue.Queue()

@@ -383,3 +383,27 @@ def test_browsers_may_read_every_rtc_answer(server: Server) -> None:
     assert headers["Access-Control-Allow-Methods"] == "GET"
     assert headers["Access-Control-Allow-Headers"] == "authorization"
     assert headers["Access-Control-Max-Age"] == "86400"
+
+
+def test_a_resume_is_asked_to_rejoin(server: Server) -> None:
+    """aiortc cannot restart ICE: a resuming client (v1: the join request's ``reconnect``;
+    v0: ``?reconnect=1``) gets a leave that asks for a full reconnect, on either path."""
+    import base64
+
+    from livekit.protocol import models as lkm
+    from livekit.protocol import rtc as lkr
+    from websockets.sync.client import connect
+
+    token = server.call(lambda: server.rooms.token(server.rooms.create_room("resume").name))
+    if server.path == "/rtc/v1":
+        join = lkr.JoinRequest(reconnect=True, participant_sid="PA_before")
+        wrapped = lkr.WrappedJoinRequest(join_request=join.SerializeToString())
+        query = "join_request=" + base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+    else:
+        query = "reconnect=1&sid=PA_before"
+    url = f"{server.url}{server.path}?{query}&access_token={token}"
+    with connect(url, open_timeout=5, close_timeout=1) as ws:
+        first = lkr.SignalResponse.FromString(ws.recv(timeout=5))
+    assert first.WhichOneof("message") == "leave"
+    assert first.leave.action == lkr.LeaveRequest.Action.RECONNECT and first.leave.can_reconnect
+    assert first.leave.reason == lkm.DisconnectReason.STATE_MISMATCH
