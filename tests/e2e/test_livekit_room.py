@@ -407,3 +407,30 @@ def test_a_resume_is_asked_to_rejoin(server: Server) -> None:
     assert first.WhichOneof("message") == "leave"
     assert first.leave.action == lkr.LeaveRequest.Action.RECONNECT and first.leave.can_reconnect
     assert first.leave.reason == lkm.DisconnectReason.STATE_MISMATCH
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-livekit-v1"]], ids=["default", "no-livekit-v1"])
+def test_the_emulator_cli_serves_v1_unless_told_not_to(flag: list[str]) -> None:
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0", *flag]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://(127\.0\.0\.1:\d+)", line)
+        assert match, line
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+        try:
+            opener.open(f"http://{match[1]}/rtc/v1/validate", timeout=5)
+            raise AssertionError("an unauthenticated validate succeeded")
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert status == (404 if flag else 401)  # not served, or served and refusing no token
