@@ -286,6 +286,23 @@ def test_todays_models_default_to_livekit(connect, emu: Emulator) -> None:
     assert emu.wait_for_session(session_id=seed.session_id).mode == "webrtc"
 
 
+# lucy-2.1 as each official SDK defines it: the JS SDK 0.1.20 at 1088x624 (that model's
+# plain-WebRTC size), decart 0.2.4 (and the model table here) at 1280x720.
+LUCY_JS = ModelDefinition("lucy-2.1", fps=30, width=1088, height=624, transport="livekit")
+
+
+@pytest.mark.parametrize("model", [LUCY_JS, models.realtime("lucy-2.1")], ids=["js", "python"])
+def test_lucy_2_1_takes_either_sdks_size(connect, emu: Emulator, model) -> None:
+    # The emulator serves lucy-2.1 by the table (1280x720) and scales whatever size comes in.
+    frame = pattern(model)
+    client = connect(repeat(frame), model=model, initial_state={"prompt": "invert"})
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert (served.model.width, served.model.height) == (1280, 720)
+    wait_for_frame(client.frames(timeout=15), close_to(invert(frame)))
+    arrived = served.last_frame_in
+    assert arrived is not None and (arrived.width, arrived.height) == (model.width, model.height)
+
+
 def test_livekit_without_the_package_says_what_to_install(emu, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "livekit.rtc", None)
     with pytest.raises(
