@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import requests
 from helpers import (
     KEY,
     SIGNALING,
@@ -39,6 +40,7 @@ from helpers import (
 import decart_sync
 from decart_sync import DecartSDKError, ModelDefinition, models
 from decart_sync.emulator import Emulator, Faults
+from decart_sync.emulator.cli import admin_url
 
 pytest.importorskip("livekit.rtc", reason="the livekit extra is not installed")
 from livekit.protocol import models as lkm
@@ -83,6 +85,14 @@ def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
     assert room == {"room_name": served.room.name}
     [joined] = served.room.participations
     assert joined.path == ("/rtc/v1" if emu.livekit_v1 else "/rtc")
+    # The same, as an emulator in another process tells it.
+    with requests.Session() as http:
+        http.trust_env = False  # never a proxy: loopback only
+        listed = http.get(admin_url(emu.url, "sessions"), timeout=5).json()
+    [described] = [s["livekit"] for s in listed if s["session_id"] == served.session_id]
+    assert [(j["path"], j["peer_connections"]) for j in described] == [
+        (joined.path, joined.peer_connections)
+    ]
 
     frames = client.frames(timeout=10)
     wait_for_frame(frames, close_to(invert(FRAME)))
