@@ -38,6 +38,10 @@ class Emulator:
     models: `batch`) is served on ``rest_port`` (default: any free one), at
     [`rest_url`][decart_sync.emulator.Emulator.rest_url]:
     ``DecartClient(api_key=..., base_url=emu.rest_url, realtime_base_url=emu.url)``.
+    LiveKit clients get LiveKit's single-peer-connection signaling (``/rtc/v1``,
+    what they try first); ``livekit_v1=False`` serves only the classic path
+    (``/rtc``, two peer connections), as a LiveKit server before v1 did, and they
+    fall back to it.
 
     A context manager; [`close()`][decart_sync.emulator.Emulator.close] is idempotent,
     bounded, and joins the
@@ -53,10 +57,17 @@ class Emulator:
         *,
         faults: Faults | None = None,
         rest_port: int = 0,
+        livekit_v1: bool = True,
     ) -> None:
         self._changed = threading.Condition()
         self._server = EmulatorServer(
-            host, port, api_keys=api_keys, models=models, faults=faults, on_change=self._notify
+            host,
+            port,
+            api_keys=api_keys,
+            models=models,
+            faults=faults,
+            on_change=self._notify,
+            livekit_v1=livekit_v1,
         )
         self._rest_port = rest_port
         self._rest: RestServer | None = None
@@ -161,6 +172,12 @@ class Emulator:
     def batch(self) -> Batch:
         """The image and video models: ``emu.batch.jobs`` lists the jobs, oldest first."""
         return self._batch
+
+    @property
+    def livekit_v1(self) -> bool:
+        """Whether LiveKit's ``/rtc/v1`` (one peer connection) is served."""
+        rooms = self._server.livekit_rooms
+        return rooms is not None and rooms.single_pc
 
     @property
     def files(self) -> FileStore:

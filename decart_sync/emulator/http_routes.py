@@ -5,7 +5,8 @@ method, as long as the request has no body, and the clients send none);
 `answer` takes these, after LiveKit's ``/rtc...`` (`livekit`):
 
 - ``/_emulator/...`` (GET): ``drop?how=signaling|peer|both`` drops every live
-  session, ``sessions`` lists them as JSON, ``faults?FIELD=VALUE&...`` changes
+  session, ``sessions`` lists them as JSON (a LiveKit session with each signal
+  connection its room served: path, peer connections), ``faults?FIELD=VALUE&...`` changes
   the faults of the emulator and of its sessions following them (``reset=1``:
   from none first) and answers them and the sessions as JSON, ``ice-servers``
   announces the emulator's STUN server (``{"ice_servers": [{"urls":
@@ -27,6 +28,7 @@ Anything else is left to the WebSocket routes (`server`).
 
 from __future__ import annotations
 
+import dataclasses
 import http
 import json
 import logging
@@ -183,6 +185,7 @@ def parse_query(text: str) -> dict[str, str]:
 
 
 def _describe(session: ServedSession) -> dict[str, Any]:
+    room = session.room
     return {
         "session_id": session.session_id,
         "model": session.model.name,
@@ -192,6 +195,8 @@ def _describe(session: ServedSession) -> dict[str, Any]:
         "frames_out": session.frames_out,
         "subscribers": len(session.subscribers),
         "age_s": round(time.monotonic() - session.started, 3),
+        # Each LiveKit signal connection its room served: the path and its peer connections.
+        "livekit": [dataclasses.asdict(p) for p in room.participations] if room is not None else [],
     }
 
 

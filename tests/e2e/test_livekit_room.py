@@ -5,7 +5,10 @@ a room's ``inference-server-...`` participant publishes an aiortc track that
 echoes the client's camera inverted. The ``livekit`` package (its Rust core,
 libwebrtc inside) joins with a token, publishes a gradient at 25 fps, and must
 get the inverted gradient back from that participant; after it disconnects,
-the room must hold no connection, peer or task.
+the room must hold no connection, peer or task. Every test runs on both
+signaling paths: ``/rtc/v1`` (one peer connection, what the client tries
+first) and, with a server that does not serve v1, the classic ``/rtc`` (two);
+each checks the path its client took and how many peer connections connected.
 """
 
 from __future__ import annotations
@@ -13,22 +16,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from email.message import Message
 from typing import Any
 
 import numpy as np
 import pytest
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+from helpers import SMALL, TOLERANCE, invert, mean_error, pattern
+from livekit import rtc
 
-rtc = pytest.importorskip("livekit.rtc")
-
-from aiortc import MediaStreamTrack  # noqa: E402
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
-from av import VideoFrame  # noqa: E402
-from helpers import SMALL, TOLERANCE, invert, mean_error, pattern  # noqa: E402
-
-from decart_sync._portal import Portal  # noqa: E402
-from decart_sync._process import allow_loopback_candidates, settle_livekit_at_exit  # noqa: E402
-from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, LiveKitRooms, Room  # noqa: E402
-from decart_sync.emulator.server import EmulatorServer  # noqa: E402
+from decart_sync._portal import Portal
+from decart_sync._process import allow_loopback_candidates, settle_livekit_at_exit
+from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, LiveKitRooms, Room
+from decart_sync.emulator.server import EmulatorServer
 
 W, H, FPS = SMALL.width, SMALL.height, SMALL.fps
 # A room the server ends tears down natively after the test returns: without this,
@@ -59,11 +61,13 @@ class InvertEcho(MediaStreamTrack):
 
 
 class Server:
-    """An EmulatorServer serving LiveKit rooms, on a loop thread of its own."""
+    """An EmulatorServer serving LiveKit rooms, on a loop thread of its own; ``single_pc``:
+    it serves ``/rtc/v1`` too (else the client falls back to ``/rtc``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, single_pc: bool = True) -> None:
         allow_loopback_candidates()
-        self.rooms = LiveKitRooms(loopback=True)
+        self.path, self.peers = ("/rtc/v1", 1) if single_pc else ("/rtc", 2)
+        self.rooms = LiveKitRooms(loopback=True, single_pc=single_pc)
         self.server = EmulatorServer(livekit_rooms=self.rooms)
         self.portal = Portal("decart-sync-emulator").start()
         self.portal.call(self.server.start, timeout=CALL_TIMEOUT)
@@ -81,10 +85,23 @@ class Server:
         self.portal.call(self.server.close, timeout=CALL_TIMEOUT)
         self.portal.stop()
 
+    def joins(self, room: Room) -> list[tuple[str, str, int, int]]:
+        """Each signal connection the room served: identity, path, peer connections made,
+        the most connected at once."""
+        return self.call(
+            lambda: [
+                (p.identity, p.path, p.peer_connections, p.connected) for p in room.participations
+            ]
+        )
 
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
+    def took_its_path(self, identity: str) -> tuple[str, str, int, int]:
+        """What a client that took this server's path shows in `joins`."""
+        return (identity, self.path, self.peers, self.peers)
+
+
+@pytest.fixture(params=[True, False], ids=["rtc-v1", "rtc"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    srv = Server(single_pc=request.param)
     try:
         yield srv
     finally:
@@ -182,6 +199,41 @@ def test_livekit_client_gets_the_inference_server_video(server: Server, codec: s
 
     assert identities == [identity]
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    assert server.joins(room) == [server.took_its_path("client-1")]
+
+
+def test_a_track_published_after_the_join_reaches_the_client(server: Server) -> None:
+    """On /rtc/v1 the server cannot offer: it asks the client for media sections and
+    answers the client's next offer with the track; on /rtc it offers it."""
+    room, token = server.call(
+        lambda: (r := server.rooms.create_room("late"), server.rooms.token(r.name, "late-1"))
+    )
+
+    async def client() -> tuple[str, list[Any]]:
+        lk = rtc.Room()
+        subscribed: asyncio.Queue[tuple[Any, str]] = asyncio.Queue()
+        lk.on("track_subscribed", lambda t, _pub, p: subscribed.put_nowait((t, p.identity)))
+        await asyncio.wait_for(lk.connect(server.url, token), 20)
+        source = rtc.VideoSource(W, H)
+        camera = rtc.LocalVideoTrack.create_video_track("camera", source)
+        feeder = asyncio.ensure_future(_feed(source, pattern()))
+        try:
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+            await asyncio.wait_for(lk.local_participant.publish_track(camera, options), 15)
+            await asyncio.get_running_loop().run_in_executor(
+                None, server.call, lambda: room.publish(InvertEcho(room))
+            )
+            track, identity = await asyncio.wait_for(subscribed.get(), 20)
+            return identity, await _first_match(track, invert(pattern()))
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            await lk.disconnect()
+
+    identity, _ = asyncio.run(client())
+    assert identity.startswith(SERVER_IDENTITY_PREFIX)
+    assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    assert server.joins(room) == [server.took_its_path("late-1")]
 
 
 def test_client_rejoins_after_a_drop(server: Server) -> None:
@@ -203,6 +255,8 @@ def test_client_rejoins_after_a_drop(server: Server) -> None:
     assert joins == [True]
     assert identities == [identity, identity]
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    # The rejoin takes the same path as the first join.
+    assert server.joins(room) == [server.took_its_path("client-2")] * 2
 
 
 def test_vp9_is_refused_with_a_reason(server: Server) -> None:
@@ -231,30 +285,153 @@ def test_vp9_is_refused_with_a_reason(server: Server) -> None:
     asyncio.run(client())
     assert "Failed to set remote video description" in server.call(lambda: room.error)
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    assert [join[:2] for join in server.joins(room)] == [("client", server.path)]
 
 
-def test_rtc_http_routes(server: Server) -> None:
-    """/rtc/v1 is absent (the client falls back), /rtc/validate checks the token."""
+def _http(
+    server: Server,
+    path: str,
+    token: str | None = None,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Message, str]:
+    """Status, headers and text of a plain HTTP request to the server."""
     import urllib.error
     import urllib.request
 
+    request = urllib.request.Request(
+        server.url.replace("ws", "http", 1) + path, method=method, headers=headers or {}
+    )
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+    try:
+        with opener.open(request, timeout=5) as response:
+            return int(response.status), response.headers, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read().decode()
+
+
+def _join_request(compression: int, offer: str = "") -> str:
+    """A join_request as livekit-client and the Rust core write it."""
+    import base64
+    import gzip
+
+    from livekit.protocol import rtc as lkr
+
+    join = lkr.JoinRequest(metadata="page")
+    if offer:
+        join.publisher_offer.CopyFrom(lkr.SessionDescription(type="offer", sdp=offer))
+    data = join.SerializeToString()
+    if compression == lkr.WrappedJoinRequest.Compression.GZIP:
+        data = gzip.compress(data)
+    wrapped = lkr.WrappedJoinRequest(compression=compression, join_request=data)
+    return base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+
+
+def test_rtc_http_routes(server: Server) -> None:
+    """The validate routes check the token, the join request and the room, in the
+    server's order; /rtc/v1 answers 404 where it is not served (the client falls back)."""
+    from urllib.parse import quote
+
     token = server.call(lambda: server.rooms.token(server.rooms.create_room("r").name))
-
-    def status(path: str, token: str | None = None) -> int:
-        request = urllib.request.Request(server.url.replace("ws", "http", 1) + path)
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
-        try:
-            with opener.open(request, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    assert status("/rtc/v1", token) == 404
-    assert status("/rtc/v1/validate", token) == 404
+    status = lambda *args: _http(server, *args)[0]  # noqa: E731
     assert status("/rtc/validate", token) == 200
     assert status("/rtc/validate", token[:-2] + "xx") == 401
     assert status("/rtc/validate") == 401
     other = server.call(lambda: server.rooms.token("no-such-room"))
-    assert status("/rtc/validate", other) == 404
+    assert _http(server, "/rtc/validate", other)[::2] == (404, "requested room does not exist")
+    assert status("/rtc", token) == 404  # not a WebSocket upgrade
+    assert status("/rtc/nothing", token) == 404
+    joined = f"/rtc/v1/validate?join_request={quote(_join_request(1, 'v=0'))}"
+    if server.path == "/rtc":  # a server before v1
+        assert status("/rtc/v1", token) == status(joined, token) == 404
+        return
+    assert _http(server, joined, token)[::2] == (200, "success")
+    plain = f"/rtc/v1/validate?join_request={quote(_join_request(0))}"
+    assert status(plain, token) == 200
+    assert _http(server, "/rtc/v1/validate", token)[::2] == (400, "join_request is required")
+    assert _http(server, "/rtc/v1/validate?join_request=%21%21", token)[::2] == (
+        400,
+        "cannot base64 decode wrapped join request",
+    )
+    assert status(joined, token[:-2] + "xx") == 401  # the token first, as LiveKit
+    assert status(f"/rtc/v1/validate?join_request=x&access_token={token}") == 400
+
+
+def test_browsers_may_read_every_rtc_answer(server: Server) -> None:
+    """As livekit-server's CORS (rs/cors): any origin, preflights answered."""
+    token = server.call(lambda: server.rooms.token(server.rooms.create_room("cors").name))
+    page = {"Origin": "http://page.example"}
+    for path in ("/rtc/validate", "/rtc/v1/validate", "/rtc/nothing"):
+        for who in (token, None):
+            _, headers, _ = _http(server, path, who, headers=page)
+            # Once each: a browser refuses an Access-Control-Allow-Origin said twice.
+            assert headers.get_all("Access-Control-Allow-Origin") == ["http://page.example"]
+            assert headers.get_all("Vary") == ["Origin"], path
+            assert headers.get_all("Access-Control-Expose-Headers") == ["*"], path
+    _, headers, _ = _http(server, "/rtc/validate", token)
+    assert "Access-Control-Allow-Origin" not in headers  # no Origin, no CORS
+    asked = {
+        **page,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    status, headers, body = _http(server, "/rtc/v1/validate", method="OPTIONS", headers=asked)
+    assert (status, body) == (204, "")
+    assert headers.get_all("Access-Control-Allow-Origin") == ["http://page.example"]
+    assert headers.get_all("Access-Control-Allow-Methods") == ["GET"]
+    assert headers.get_all("Access-Control-Allow-Headers") == ["authorization"]
+    assert headers.get_all("Access-Control-Max-Age") == ["86400"]
+
+
+def test_a_resume_is_asked_to_rejoin(server: Server) -> None:
+    """aiortc cannot restart ICE: a resuming client (v1: the join request's ``reconnect``;
+    v0: ``?reconnect=1``) gets a leave that asks for a full reconnect, on either path."""
+    import base64
+
+    from livekit.protocol import models as lkm
+    from livekit.protocol import rtc as lkr
+    from websockets.sync.client import connect
+
+    token = server.call(lambda: server.rooms.token(server.rooms.create_room("resume").name))
+    if server.path == "/rtc/v1":
+        join = lkr.JoinRequest(reconnect=True, participant_sid="PA_before")
+        wrapped = lkr.WrappedJoinRequest(join_request=join.SerializeToString())
+        query = "join_request=" + base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+    else:
+        query = "reconnect=1&sid=PA_before"
+    url = f"{server.url}{server.path}?{query}&access_token={token}"
+    with connect(url, open_timeout=5, close_timeout=1) as ws:
+        first = lkr.SignalResponse.FromString(ws.recv(timeout=5))
+    assert first.WhichOneof("message") == "leave"
+    assert first.leave.action == lkr.LeaveRequest.Action.RECONNECT and first.leave.can_reconnect
+    assert first.leave.reason == lkm.DisconnectReason.STATE_MISMATCH
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-livekit-v1"]], ids=["default", "no-livekit-v1"])
+def test_the_emulator_cli_serves_v1_unless_told_not_to(flag: list[str]) -> None:
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0", *flag]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://(127\.0\.0\.1:\d+)", line)
+        assert match, line
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+        try:
+            opener.open(f"http://{match[1]}/rtc/v1/validate", timeout=5)
+            raise AssertionError("an unauthenticated validate succeeded")
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert status == (404 if flag else 401)  # not served, or served and refusing no token

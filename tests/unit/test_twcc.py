@@ -165,3 +165,17 @@ def test_our_offers_announce_a_start_bitrate_for_each_video_codec() -> None:
     assert "a=fmtp:98 apt=97" in edited and "a=fmtp:100 apt=99" in edited  # retransmissions
     assert "a=fmtp:111 minptime=10" in edited  # audio
     assert len(edited) == len(offer.split("\r\n")) + 1
+
+
+def test_where_we_only_send_the_bundle_takes_the_extension_and_remb_stays() -> None:
+    # /rtc/v1: the client's first offer holds what it receives; unless the answer takes the
+    # extension there, libwebrtc leaves it out of the camera's m-section offered later.
+    offer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:0", f"a=extmap:3 {URI}", "a=recvonly"]
+    )
+    answer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=sendonly", "a=mid:0", "a=rtcp-fb:96 goog-remb"]
+    )
+    sent = twcc.answer_with_feedback(offer, answer)
+    assert f"a=extmap:3 {URI}" in sent and "a=rtcp-fb:96 goog-remb" in sent
+    assert "transport-cc" not in sent.replace(URI, "")

@@ -1,9 +1,10 @@
-"""The server's two aiortc peer connections per client, and what feeds them.
+"""The server's aiortc peer connections for a client, and what feeds them.
 
-LiveKit's classic protocol gives every participant two peer connections: the
-*publisher* PC (the client offers its tracks, we answer) and the *subscriber*
-PC (we offer other participants' tracks, the client answers). Both are plain
-aiortc peers with no ICE servers. aiortc gathers all its candidates before it
+LiveKit's classic protocol (``/rtc``) gives every participant two peer
+connections: the *publisher* PC (the client offers its tracks, we answer) and
+the *subscriber* PC (we offer other participants' tracks, the client
+answers); ``/rtc/v1`` gives it the publisher PC alone, carrying both ways.
+All are plain aiortc peers with no ICE servers. aiortc gathers all its candidates before it
 returns a description, so ours travel inside the SDP (filtered to loopback
 when the emulator is on loopback); the client's arrive as trickles, possibly
 before the description they belong to, so those are queued until it is set.
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 # A peer that does not close in this time is abandoned (it has no more tasks of ours).
 CLOSE_TIMEOUT = 1.0
 Network = Callable[[str], Shaper]  # a peer connection's target -> the network it crosses
+Attach = Callable[[RTCPeerConnection, str], None]
 
 
 def parse_trickle(candidate_init: str) -> RTCIceCandidate | None:
@@ -99,10 +101,13 @@ class Link:
         sdp = self.pc.localDescription.sdp
         return loopback_only_sdp(sdp) if self._loopback else sdp
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the client's offer and return our answer (publisher PC)."""
+    async def answer(self, offer_sdp: str, attach: Attach | None = None) -> str:
+        """Apply the client's offer and return our answer (publisher PC). ``attach(pc,
+        offer_sdp)`` puts what we send on the offer's transceivers before we answer."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self._flush()
+        if attach is not None:
+            attach(self.pc, offer_sdp)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         transceiver = next(iter(self.pc.getTransceivers()), None)
         if self._colours is None and transceiver is not None:

@@ -48,9 +48,12 @@ NOT_CODECS = ("rtx", "red", "ulpfec", "flexfec-03")  # helpers: no bitrate of th
 
 
 def answer_with_feedback(offer: str, answer: str) -> str:
-    """``answer`` asking for transport feedback wherever ``offer`` offered the extension:
-    its ``extmap`` line and ``transport-cc`` for each payload type of that m-section,
-    instead of REMB."""
+    """``answer`` taking the transport-wide sequence numbers wherever ``offer`` offered the
+    extension (its ``extmap`` line: the bundle negotiates it, or libwebrtc leaves it out of
+    every later m-section, a camera published later on ``/rtc/v1`` included), and asking
+    for transport feedback (``transport-cc`` for each payload type, instead of REMB) where
+    we receive. Where we only send (``/rtc/v1``) the client keeps REMB, the only estimate
+    aiortc's sender reads; aiortc's packets carry no sequence numbers anyway."""
     ids = {
         key: int(re.split(r"[ /]", line)[0])
         for key, lines in sdp.attributes(offer, "extmap").items()
@@ -60,11 +63,13 @@ def answer_with_feedback(offer: str, answer: str) -> str:
     parts = sdp.sections(answer)
     for i, section in enumerate(parts[1:], 1):
         key = sdp.mid(section)
-        if key in ids and sdp.receives_rtp(section):
+        if key not in ids or not sdp.receives_rtp(section):
+            continue
+        if sdp.direction(section) in ("recvonly", "sendrecv"):
             section = [x for x in section if not x.endswith(" goog-remb")]  # see install
-            section.append(f"a=extmap:{ids[key]} {URI}")
             section.extend(f"a=rtcp-fb:{pt} transport-cc" for pt in section[0].split()[3:])
-            parts[i] = section
+        section.append(f"a=extmap:{ids[key]} {URI}")
+        parts[i] = section
     return sdp.join(parts)
 
 
