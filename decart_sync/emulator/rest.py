@@ -237,7 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
         job_id, _, what = tail.partition("/")
         batch = self.server.rest.batch
         if not what:
-            self._json(200, batch.job(job_id).describe())
+            job = batch.job(job_id)
+            job.polls += 1
+            self._json(200, job.describe())
         elif what == "content":
             self._send(200, batch.content(job_id), "video/mp4")
         else:
