@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from browser import REQUIRED, Browser, BrowserError, Site, install, missing
+from helpers import SIGNALING, took_its_path
 
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator, Faults
@@ -80,11 +81,14 @@ def signaling_path(state: dict) -> str:
     return "/rtc"
 
 
-def test_the_official_js_sdk_in_chromium(site: Site) -> None:
+@pytest.mark.parametrize("v1", list(SIGNALING.values()), ids=list(SIGNALING))
+def test_the_official_js_sdk_in_chromium(site: Site, v1: bool) -> None:
+    # livekit-client 2.20 tries /rtc/v1 first and falls back to /rtc where it is not served.
     queue = Faults(queue_positions=3, queue_step=0.2)
     with (
-        Emulator(api_keys=KEY, models=[MODEL], faults=queue) as emu,
+        Emulator(api_keys=KEY, models=[MODEL], faults=queue, livekit_v1=v1) as emu,
         Browser(f"{site.origin}/page.html") as page,
+        took_its_path(emu),
     ):
         model = {"name": MODEL.name, "width": MODEL.width, "height": MODEL.height,
                  "fps": MODEL.fps}  # fmt: skip
@@ -113,7 +117,7 @@ def test_the_official_js_sdk_in_chromium(site: Site) -> None:
 
         # Passthrough keeps the colours: the picture described as Chromium sent it.
         wait_for_picture(page, QUADRANTS, "passthrough")
-        print(f"livekit-client took {signaling_path(page.call('state'))}")
+        assert signaling_path(page.call("state")) == ("/rtc/v1" if v1 else "/rtc")
 
         # A prompt, acked (setPrompt resolves on prompt_ack), restyles the frames.
         assert page.call("setPrompt", "invert", timeout=30) is True
