@@ -36,7 +36,7 @@ from livekit.protocol import models as lkm
 from livekit.protocol import rtc as lkr
 from websockets.asyncio.server import ServerConnection
 
-from . import protos, sdp
+from . import protos, sdp, twcc
 from .connection import ClientConnection, RoomSide
 from .joins import Join
 from .peers import Link
@@ -70,6 +70,8 @@ class OnePeerConnection(ClientConnection):
         log.debug("offer:\n%s", offer.sdp)
         async with self.peer.lock:
             answer_sdp = await self.peer.answer(offer.sdp, attach=self._attach)
+        if self.viewer:  # it only receives: its estimate never moves (twcc, receive-only)
+            answer_sdp = twcc.with_start_bitrate(answer_sdp)
         log.debug("answer:\n%s", answer_sdp)
         answer = protos.description("answer", answer_sdp, offer.id)
         answer.mid_to_track_id.update(self._mids)
