@@ -41,7 +41,8 @@ class Start(NamedTuple):
 
 def follows(before: Start, after: Start) -> bool:
     """``after`` refers to no frame sent since ``before`` that could be missing."""
-    return after.modulus == before.modulus and after.number == before.next_count()
+    expected = before.next_count()
+    return expected is not None and after.modulus == before.modulus and after.number == expected
 
 
 def vp8_start(payload: bytes) -> Start | None:
