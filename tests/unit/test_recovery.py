@@ -82,7 +82,7 @@ def test_frame_starts_of_h264() -> None:
     assert reader.start(bytes([0x5C, 0x41]) + b"rest") is None  # FU-A, a later part
     assert reader.start(b"\x65\x88") is None  # an IDR slice: its parameter sets may be lost
     assert reader.start(PPS) is None  # parameter sets may follow an SPS
-    assert reader.start(stap_a(b"\x09\xf0", SPS, PPS)).key  # access unit delimiter first
+    assert reader.start(stap_a(b"\x09\xf0", SPS, PPS)) == Start(True, 0, 16)  # a delimiter first
     assert reader.start(b"\x09\xf0") == Start(key=False)  # a delimiter always begins a frame
     assert reader.start(b"") is None
 
@@ -128,7 +128,7 @@ class Receiver:
         self._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=128, is_video=True)
         self._RTCRtpReceiver__nack_generator = NackGenerator()
         self._RTCRtpReceiver__codecs = CODECS
-        self._RTCRtpReceiver__decoder_queue = queue.Queue()
+        self._RTCRtpReceiver__decoder_queue: queue.Queue[Any] = queue.Queue()
         self._RTCRtpReceiver__timestamp_mapper = TimestampMapper()
         self.track = SimpleNamespace(recv=lambda: None)
         self.plis = 0
