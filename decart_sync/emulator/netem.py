@@ -13,11 +13,13 @@ per-direction queue. Both transports' peers use it (plain WebRTC's
 session's current [`Faults`][decart_sync.emulator.Faults] at every packet: with the defaults
 a packet goes straight through, as if there were no shaper.
 
-What it models, per direction: independent (Bernoulli) loss; a fixed delay
+What it models, per direction: independent (Bernoulli) loss; bursts of loss
+(Gilbert-Elliott: a two-state chain, a packet lost in the burst state with
+its own chance, the burst's length geometric); a fixed delay
 plus a uniform jitter of +-``jitter_ms`` (which alone reorders packets; a
 fixed delay keeps their order); a link of ``bandwidth_kbps`` with a drop-tail
 queue of `QUEUE_SECONDS`; a blackout window from the session's start.
-What it does not: bursty (Gilbert-Elliott) loss, loss of ICE, DTLS or
+What it does not: loss of ICE, DTLS or
 data-channel packets (a blackout starves the media, not the connection's
 liveness checks), packet duplication or corruption, and IP/UDP/SRTP overhead
 in the rate (a packet weighs its SRTP bytes).
@@ -63,6 +65,7 @@ class Impairment:
         jitter_ms: float = 0.0,
         bandwidth_kbps: float | None = None,
         blackout: tuple[float, float] | None = None,
+        bursts: tuple[float, float, float] | None = None,
         seed: int = 0,
         label: str = "",
         start: float = 0.0,
@@ -73,13 +76,17 @@ class Impairment:
         self.rate = None if not bandwidth_kbps else bandwidth_kbps * 1000 / 8  # bytes/s
         self.blackout = None if blackout is None else (start + blackout[0], start + sum(blackout))
         self._random = random.Random(f"{seed}/{label}")
+        # Bursts draw from their own generator: the other draws stay as without them.
+        self.bursts = bursts
+        self._bursts = random.Random(f"{seed}/{label}/bursts")
+        self.in_burst = False
         self._link_free = float("-inf")  # when the rate-capped link has sent its queue
 
     @classmethod
     def of(cls, faults: Faults, *, label: str, start: float) -> Impairment | None:
         """The impairment ``faults`` asks for; None for a perfect network."""
         impaired = faults.loss or faults.delay_ms or faults.jitter_ms or faults.bandwidth_kbps
-        if not impaired and faults.blackout is None:
+        if not impaired and faults.blackout is None and faults.bursts is None:
             return None
         return cls(
             loss=faults.loss,
@@ -87,6 +94,7 @@ class Impairment:
             jitter_ms=faults.jitter_ms,
             bandwidth_kbps=faults.bandwidth_kbps,
             blackout=faults.blackout,
+            bursts=faults.bursts,
             seed=faults.seed,
             label=label,
             start=start,
@@ -94,9 +102,15 @@ class Impairment:
 
     def admit(self, now: float, size: int) -> float | None:
         lost, spread = self._random.random(), self._random.random()
+        burst_lost = False
+        if self.bursts is not None:
+            enter, leave, loss_in_burst = self.bursts
+            flip, draw = self._bursts.random(), self._bursts.random()
+            self.in_burst = flip >= leave if self.in_burst else flip < enter
+            burst_lost = self.in_burst and draw < loss_in_burst
         if self.blackout is not None and self.blackout[0] <= now < self.blackout[1]:
             return None
-        if lost < self.loss:
+        if lost < self.loss or burst_lost:
             return None
         sent = now
         if self.rate is not None:

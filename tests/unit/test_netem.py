@@ -85,12 +85,31 @@ def test_blackout_drops_everything_in_its_window_and_nothing_outside() -> None:
     assert all(fate == t for t, fate in fates.items() if fate is not None)
 
 
+def test_bursts_lose_runs_of_packets_as_often_as_asked() -> None:
+    enter, leave, count = 0.002, 0.05, 200_000  # a burst every 500 packets, 20 long
+    fates = _fates(Impairment(bursts=(enter, leave, 1.0), seed=4), count)
+    runs = [len(list(group)) for lost, group in itertools.groupby(f is None for f in fates) if lost]
+    # Stationary share in bursts: enter / (enter + leave); the mean run: 1 / leave.
+    assert sum(runs) / count == pytest.approx(enter / (enter + leave), rel=0.15)
+    assert sum(runs) / len(runs) == pytest.approx(1 / leave, rel=0.15)
+    assert max(runs) > 3 / leave  # long bursts, not scattered single losses
+    # Uniform loss draws as without bursts: the same packets lost, and the bursts' besides.
+    plain = _fates(Impairment(loss=0.05, seed=4), 2000)
+    both = _fates(Impairment(loss=0.05, bursts=(enter, leave, 1.0), seed=4), 2000)
+    lost_plain = {i for i, f in enumerate(plain) if f is None}
+    assert lost_plain <= {i for i, f in enumerate(both) if f is None}
+    half = _fates(Impairment(bursts=(enter, leave, 0.5), seed=4), count)
+    assert sum(f is None for f in half) / count == pytest.approx(0.5 * sum(runs) / count, rel=0.2)
+
+
 def test_faults_fields_from_the_command_line() -> None:
     settings = ["loss=0.05", "delay_ms=80", "jitter_ms=30", "bandwidth_kbps=1500", "blackout=5,3"]
-    faults = Faults.parse([*settings, "seed=9"])
-    assert faults.network() == (0.05, 80.0, 30.0, 1500.0, (5.0, 3.0), 9)
-    assert Faults().network() == (0.0, 0.0, 0.0, None, None, 0)
-    for bad in ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3"):
+    faults = Faults.parse([*settings, "bursts=0.001,0.05", "seed=9"])
+    assert faults.network() == (0.05, 80.0, 30.0, 1500.0, (5.0, 3.0), (0.001, 0.05, 1.0), 9)
+    assert Faults().network() == (0.0, 0.0, 0.0, None, None, None, 0)
+    assert Faults.parse(["bursts=0.01,0.5,0.8"]).bursts == (0.01, 0.5, 0.8)
+    bad_settings = ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3")
+    for bad in (*bad_settings, "bursts=0.1", "bursts=0,0.5", "bursts=0.1,0.5,2"):
         with pytest.raises(ValueError):
             Faults.parse([bad])
     faults.blackout = "1,2"  # type: ignore[assignment]  # converted when set, too
