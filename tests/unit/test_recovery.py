@@ -271,3 +271,18 @@ def test_requests_are_paced_by_the_round_trip_and_limited(monkeypatch: Any) -> N
     watch.missing.add(7)
     asyncio.run(ask())
     assert 7 not in watch.asked
+
+
+def test_a_hole_is_given_up_only_after_requests_over_several_round_trips(monkeypatch: Any) -> None:
+    receiver = Receiver()
+    watch = receiver.watch
+    receiver.feed(100, 1000, vp8(1, key=True), marker=False)
+    receiver.feed(102, 4000, vp8(2))
+    clock = [50.0]
+    monkeypatch.setattr(recovery, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    watch.asked[101] = (recovery.GIVE_UP_AFTER, clock[0], clock[0] - 0.3)
+    assert not watch._stuck()  # asked often, but its answer may still be on its way
+    clock[0] += recovery.GIVE_UP_WAIT
+    assert watch._stuck()
+    watch.round_trips.extend([0.2] * 4)  # a longer round trip: six of them first
+    assert not watch._stuck()

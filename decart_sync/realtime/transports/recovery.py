@@ -1,15 +1,12 @@
 """Loss recovery for aiortc's video receivers: what libwebrtc's receiver does, aiortc's does not.
 
 aiortc's receiver asks for a retransmission only when it sees a new hole,
-and holds every later packet behind a hole until 512 more have arrived
-(some 20 s of a small picture); it hands the decoder frames whose reference
-it dropped; nor does it ask for a keyframe when a frame cannot be decoded.
-Over a lossy network one lost retransmission, or a keyframe missing its
-first packet, then stops the video for seconds or for good, and a skipped
-frame decodes into garbage. `KeyframeRecovery` does what libwebrtc's
-receiver (a browser, LiveKit's client, the service) does, for each video
-receiver it covers: the client's on the plain-WebRTC path (the service's
-video to us), and the emulator's (the camera to its model).
+holds every later packet behind a hole until 512 more have arrived, hands the
+decoder frames whose reference it dropped, and asks for no keyframe when a
+frame cannot be decoded: over a lossy network the video stops for seconds or
+for good, and a skipped frame decodes into garbage. `KeyframeRecovery` does
+what libwebrtc's receiver does, for the client's receiver on the plain-WebRTC
+path (the service's video to us) and the emulator's (the camera to its model).
 
 - It asks again for missing packets, each at most once a round trip (measured
   from the requests it answered) and `MAX_ASKS` times (libwebrtc's
@@ -28,15 +25,18 @@ video to us), and the emulator's (the camera to its model).
   first of a frame that provably follows it (VP8's picture id, H.264's
   frame_num) held nothing the decoder needs either.
 - When packets keep coming but no frame has been decoded for `STALL`
-  seconds while a missing packet went unanswered `GIVE_UP_AFTER` times
-  (or for `LONG_STALL` seconds: a decoder that fails), it goes on from a
-  keyframe already held, or drops what the receiver holds, asks for a
-  keyframe (again every `KEYFRAME_AGAIN` seconds until one begins) and keeps
-  every packet from the jitter buffer until one does (VP8, H.264).
+  seconds while a missing packet went unanswered `GIVE_UP_AFTER` times, over
+  `GIVE_UP_WAIT` seconds or six round trips at least (a sender refuses a
+  request that comes within its own estimate of a round trip of the packet's
+  last sending, and queues its retransmissions behind media; libwebrtc's own
+  receiver waits longer still), or for `LONG_STALL` seconds after frames went
+  to a decoder that gave nothing back, it goes on from a keyframe already
+  held, or drops what the receiver holds, asks for a keyframe (again every
+  `KEYFRAME_AGAIN` seconds until one begins) and keeps every packet from the
+  jitter buffer until one does (VP8, H.264).
 - Every frame complete in the jitter buffer goes to the decoder at once, not
-  one per arriving packet as aiortc's does: frames held behind a mended hole
-  stayed behind for good when the sender sent one packet per frame (a still
-  picture): 3 s of latency after a blackout.
+  one per arriving packet as aiortc's does (frames behind a mended hole stayed
+  behind when the sender sent one packet per frame: latency after a blackout).
 - It keeps empty frames from the decoder: FFmpeg takes an empty packet as
   end of stream, and every later frame failed with "End of file".
 
@@ -68,7 +68,9 @@ MIN_RENACK = 0.03  # seconds before the same packet is asked for again, at least
 MAX_ASKS = 10
 STALL = 0.2  # seconds without a decoded frame, with a packet unanswered GIVE_UP_AFTER times...
 GIVE_UP_AFTER = 3
-LONG_STALL = 1.0  # ... or with none (a big keyframe still arriving is left to finish)
+GIVE_UP_WAIT = 0.5  # ... over this long since first asked, or six round trips
+LONG_STALL = 1.0  # ... or frames decoded into nothing (a keyframe still arriving, however
+# slowly over a narrow link, is left to finish: asking for another would start it anew)
 KEYFRAME_AGAIN = 0.5  # seconds before a keyframe asked for that has not begun is asked again
 KEPT_STARTS = 512  # frame starts remembered (by RTP timestamp)
 KEYFRAMES_KNOWN = ("video/vp8", "video/h264")  # whose frames `bitstream` reads
@@ -115,6 +117,7 @@ class _Watch:
         self.broken = False  # a frame had to be dropped: go on from a keyframe
         self.ssrc: int | None = None
         self.last_packet = self.last_frame = time.monotonic()
+        self.last_handed = 0.0  # when a frame last went to the decoder
         self._codecs: dict[int, Any] = {}
         self._h264 = H264Reader()
 
@@ -132,6 +135,8 @@ class _Watch:
         receiver._send_rtcp_nack = self.nack
 
         def flush() -> None:
+            if self.ready:
+                self.last_handed = time.monotonic()
             for codec, frame in self.ready:  # after aiortc's handler, in order
                 frame.timestamp = mapper.map(frame.timestamp)
                 queue.put((codec, frame))
@@ -245,10 +250,12 @@ class _Watch:
 
     @property
     def rtt(self) -> float:
-        """The round trip, from the requests answered lately (their median)."""
+        """The round trip, from the requests answered lately: their third quartile, so
+        that a packet is not asked for again while its answer is merely delayed by
+        jitter (nor given up after a few such requests)."""
         if not self.round_trips:
             return RTT
-        return sorted(self.round_trips)[len(self.round_trips) // 2]
+        return sorted(self.round_trips)[len(self.round_trips) * 3 // 4]
 
     async def nack(self, ssrc: int, lost: list[int]) -> None:
         """Ask for the packets not asked for within a round trip, up to `MAX_ASKS`."""
@@ -294,7 +301,8 @@ class _Watch:
                 with contextlib.suppress(ConnectionError):
                     await self.nack(self.ssrc, sorted(self.missing))
             stalled = now - self.last_frame
-            if stalled < STALL or (stalled < LONG_STALL and not self._stuck()):
+            failing = stalled >= LONG_STALL and self.last_handed > self.last_frame
+            if stalled < STALL or not (failing or self._stuck()):
                 continue
             log.debug("video input stalled with packets arriving: going on from a keyframe")
             self._give_up()
@@ -307,11 +315,14 @@ class _Watch:
     def _stuck(self) -> bool:
         """A packet the frames wait for (ahead in the jitter buffer) asked for in vain."""
         origin, capacity = self.buffer._origin, self.buffer.capacity
-        return origin is not None and any(
-            self.asked.get(seq, (0, 0.0, 0.0))[0] >= GIVE_UP_AFTER
-            for seq in self.missing
-            if uint16_add(seq, -origin) < capacity
-        )
+        if origin is None:
+            return False
+        since = time.monotonic() - max(GIVE_UP_WAIT, 6 * self.rtt)
+        for seq in self.missing:
+            asks, _, first = self.asked.get(seq, (0, 0.0, 0.0))
+            if asks >= GIVE_UP_AFTER and first <= since and uint16_add(seq, -origin) < capacity:
+                return True
+        return False
 
     def _fill_holes(self) -> None:
         """Fill the holes that provably held no picture (see the module's text)."""
