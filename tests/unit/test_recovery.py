@@ -21,7 +21,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator, TimestampMapper
 from aiortc.rtp import RtpPacket
 
-from decart_sync.realtime.transports import recovery
+from decart_sync.realtime.transports import holes, recovery
 from decart_sync.realtime.transports.bitstream import H264Reader, Start, follows, vp8_start
 from decart_sync.realtime.transports.recovery import _Watch
 
@@ -286,3 +286,24 @@ def test_a_hole_is_given_up_only_after_requests_over_several_round_trips(monkeyp
     assert watch._stuck()
     watch.round_trips.extend([0.2] * 4)  # a longer round trip: six of them first
     assert not watch._stuck()
+
+
+def test_packets_of_the_keyframe_that_came_before_its_first_are_kept() -> None:
+    receiver = Receiver()
+    watch = receiver.watch
+    watch._give_up()  # waiting for a keyframe
+    receiver.feed(52, 9000, vp8(4, first=False))  # reordered: the keyframe's end first
+    receiver.feed(50, 6000, vp8(2))  # a frame before it: given up
+    receiver.feed(51, 9000, vp8(4, key=True), marker=False)
+    receiver.feed(53, 12000, vp8(5))
+    assert len(receiver.decoded()) == 1 and not watch.awaiting_keyframe
+
+
+def test_holes_aiortc_never_counted_missing_are_found() -> None:
+    receiver = Receiver()
+    watch = receiver.watch
+    watch._give_up()
+    receiver.feed(103, 1000, vp8(1, first=False))  # aiortc's NACK generator starts here
+    receiver.feed(100, 1000, vp8(1, key=True), marker=False)  # reordered: 101, 102 unseen
+    assert watch.missing == set()
+    assert holes.absent(watch.buffer) == [101, 102]  # the watch's loop asks for them

@@ -58,6 +58,7 @@ from typing import Any
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
 
+from . import holes
 from .bitstream import H264Reader, Start, follows, vp8_start
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ LONG_STALL = 1.0  # ... or frames decoded into nothing (a keyframe still arrivin
 # slowly over a narrow link, is left to finish: asking for another would start it anew)
 KEYFRAME_AGAIN = 0.5  # seconds before a keyframe asked for that has not begun is asked again
 KEPT_STARTS = 512  # frame starts remembered (by RTP timestamp)
+HELD = 512  # packets kept while waiting for a keyframe, in case they follow its first
 KEYFRAMES_KNOWN = ("video/vp8", "video/h264")  # whose frames `bitstream` reads
 
 
@@ -114,6 +116,7 @@ class _Watch:
         self.next_seq: int | None = None  # the first packet after the last frame decoded
         self.starts: OrderedDict[int, tuple[int, Start]] = OrderedDict()  # ts: (seq, start)
         self.ready: list[tuple[Any, Any]] = []  # (codec, frame) for the decoder, in order
+        self.held: deque[RtpPacket] = deque(maxlen=HELD)  # packets before a keyframe came
         self.broken = False  # a frame had to be dropped: go on from a keyframe
         self.ssrc: int | None = None
         self.last_packet = self.last_frame = time.monotonic()
@@ -155,16 +158,24 @@ class _Watch:
             """Every media packet (retransmissions unwrapped), after aiortc's NACK
             generator: the frames it completes go to `ready`, not back to aiortc."""
             self._arrived(packet)
+            later: list[RtpPacket] = []
             if self.awaiting_keyframe:
                 start = self._start_of(packet)
                 if self._codec(packet) in KEYFRAMES_KNOWN and (start is None or not start.key):
-                    return False, None  # frames before the keyframe asked for are given up
+                    self.held.append(packet)  # before the keyframe, or a part of it, reordered
+                    return False, None
                 self.awaiting_keyframe = False
                 self.next_seq = None  # the keyframe needs no predecessor
-                self.missing.difference_update(
-                    [seq for seq in self.missing if not uint16_gt(seq, packet.sequence_number)]
+                seq = packet.sequence_number
+                self.missing.difference_update([s for s in self.missing if not uint16_gt(s, seq)])
+                later = sorted(
+                    (p for p in self.held if uint16_gt(p.sequence_number, seq)),
+                    key=lambda p: uint16_add(p.sequence_number, -seq),
                 )
+                self.held.clear()
             pli, _ = add(packet)
+            for held in later:
+                add(held)
             self._collect()
             if self.missing:
                 self._fill_holes()
@@ -297,6 +308,9 @@ class _Watch:
             if self.awaiting_keyframe:
                 await self._ask_keyframe()
                 continue
+            # Every hole asked for, those aiortc's NACK generator never saw as missing too
+            # (reordered before the first packet it counted, or before a keyframe).
+            self.missing.update(holes.absent(self.buffer))
             if self.missing:
                 with contextlib.suppress(ConnectionError):
                     await self.nack(self.ssrc, sorted(self.missing))
@@ -325,38 +339,18 @@ class _Watch:
         return False
 
     def _fill_holes(self) -> None:
-        """Fill the holes that provably held no picture (see the module's text)."""
-        buffer = self.buffer
-        packets, capacity = buffer._packets, buffer.capacity
-        before: RtpPacket | None = None
-        offset = 0
-        while buffer._origin is not None and offset < capacity:
-            packet = packets[uint16_add(buffer._origin, offset) % capacity]
-            if packet is not None:
-                before, offset = packet, offset + 1
-                continue
-            end = offset + 1
-            while end < capacity and packets[uint16_add(buffer._origin, end) % capacity] is None:
-                end += 1
-            if before is None or end == capacity:
+        """Fill the holes that provably held no picture (see the module's text), from the
+        first on: frames wait behind the first, and later ones cannot go before it."""
+        while (hole := next(holes.holes(self.buffer), None)) is not None:
+            first, last, before, after = hole
+            if not self._no_picture_between(before, after, uint16_add(last, -first) + 1):
                 return
-            after = packets[uint16_add(buffer._origin, end) % capacity]
-            if not self._no_picture_between(before, after, end - offset):
-                return  # frames wait behind this hole: later ones cannot go first
-            for seq in (uint16_add(buffer._origin, k) for k in range(offset, end)):
-                filler = RtpPacket(
-                    payload_type=before.payload_type,
-                    sequence_number=seq,
-                    timestamp=before.timestamp,
-                    ssrc=before.ssrc,
-                )
-                filler._data = b""  # type: ignore[attr-defined]  # depayloaded: nothing
-                packets[seq % capacity] = filler
-                self.missing.discard(seq)
+            filled = holes.fill(self.buffer, first, last, before)
+            self.missing.difference_update(filled)
+            for seq in filled:
                 self.asked.pop(seq, None)
-            log.debug("a hole of %d packets without picture data filled", end - offset)
+            log.debug("a hole of %d packets without picture data filled", len(filled))
             self._collect()
-            before, offset = None, 0  # the buffer moved on: look again from its start
 
     def _no_picture_between(self, before: RtpPacket, after: RtpPacket, hole: int) -> bool:
         if not (before.marker or not before.payload):
@@ -379,22 +373,16 @@ class _Watch:
         """Go on from the first keyframe the jitter buffer holds, if any; else empty it, so
         the next packet starts it afresh, stop asking for the missing packets (the keyframe
         asked for replaces them), and wait for that keyframe."""
-        buffer = self.buffer
-        origin = buffer._origin
-        if origin is not None:
-            for offset in range(1, buffer.capacity):
-                packet = buffer._packets[uint16_add(origin, offset) % buffer.capacity]
-                start = self._start_of(packet) if packet is not None else None
-                if start is not None and start.key:
-                    buffer.remove(offset)
-                    self.missing.difference_update(
-                        [s for s in self.missing if uint16_add(s, -origin) < offset]
-                    )
-                    self.next_seq = None
-                    return
-            buffer.remove(buffer.capacity)
-            buffer._origin = None
+        self.next_seq = None
+        origin = self.buffer._origin
+        key = holes.skip_to(self.buffer, lambda p: (s := self._start_of(p)) is not None and s.key)
+        if origin is not None and key is not None:
+            self.missing.difference_update(
+                [seq for seq in self.missing if uint16_gt(key, seq) and not uint16_gt(origin, seq)]
+            )
+            return
+        holes.empty(self.buffer)
         self.missing.clear()
         self.asked.clear()
-        self.next_seq = None
+        self.held.clear()
         self.awaiting_keyframe = True
