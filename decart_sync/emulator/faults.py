@@ -94,9 +94,12 @@ class Faults:
 
     # The network, for media (RTP and RTCP) both ways: see .netem. Probability a packet is lost.
     loss: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 1.0))
-    # One-way delay added to every packet, and a uniform +- spread on it (reorders packets).
+    # One-way delay added to every packet, and a uniform +- spread on it: drawn every 20 ms,
+    # packets kept in order (a link's queue), or for each packet with ``reorder`` (netem's
+    # way, which at these packet rates reorders nearly every packet).
     delay_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
     jitter_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
+    reorder: bool = False
     # A link of this rate each way (None: unlimited); packets queue, and drop past a full queue.
     bandwidth_kbps: float | None = attrs.field(default=None, converter=_rate)
     # (at_s, seconds) after the session starts, every media packet is lost ("5,3" on the CLI).
@@ -138,5 +141,5 @@ class Faults:
 
     def network(self) -> tuple[Any, ...]:
         """The network fields, for `netem` to notice a change."""
-        return (self.loss, self.delay_ms, self.jitter_ms, self.bandwidth_kbps, self.blackout,
-                self.bursts, self.seed)  # fmt: skip
+        return (self.loss, self.delay_ms, self.jitter_ms, self.reorder, self.bandwidth_kbps,
+                self.blackout, self.bursts, self.seed)  # fmt: skip
