@@ -3,6 +3,11 @@
 Each input frame carries its index as a 16-bit block code in the top-left
 corner (16 blocks of 16x16 px, white = 1), which survives VP8 and H264; the worker
 reads it back from the output to match frames end to end.
+
+`stamp_checked` / `read_checked` also tell a damaged output frame from a good one:
+the index and a CRC-8 of it, repeated in tiles spread over the whole picture. A frame
+decoded without a slice (the decoder paints in the previous picture there) or against
+the wrong reference shows a tile that fails its checksum or disagrees with the others.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ BLOCK = 16
 STALL_GAP = 0.5  # seconds without a new output frame that count as a stall
 
 
+CHECK_COLUMNS, CHECK_ROWS = 8, 3  # one tile: 24 bits, the index's 16 then its CRC-8
+
+
 class Pattern:
     """A moving gradient with a block-coded index, made without per-frame allocation
     beyond the frame itself."""
@@ -32,10 +40,14 @@ class Pattern:
         self.base = np.concatenate([wide, wide], axis=1)  # rolled by slicing
         self.width, self.height = width, height
 
-    def frame(self, index: int) -> np.ndarray:
+    def frame(self, index: int, *, checked: bool = False) -> np.ndarray:
+        """The picture for ``index``: with the corner code, or ``checked`` tiles."""
         offset = (index * 8) % self.width
         frame = self.base[:, offset : offset + self.width].copy()
-        stamp(frame, index)
+        if checked:
+            stamp_checked(frame, index)
+        else:
+            stamp(frame, index)
         return frame
 
 
@@ -51,6 +63,60 @@ def read_stamp(frame: np.ndarray) -> int:
     row = frame[BLOCK // 2 + 4 : BLOCK // 2 + BLOCK - 4, BLOCK : BLOCK * (BITS + 1)]
     levels = row.reshape(row.shape[0], BITS, BLOCK, -1)[:, :, 4:-4].mean(axis=(0, 2, 3))
     return int(sum(1 << bit for bit, level in enumerate(levels) if level > 128))
+
+
+def crc8(value: int) -> int:
+    """CRC-8 (polynomial 0x07) of a 16-bit value, big-endian."""
+    crc = 0
+    for byte in (value >> 8 & 0xFF, value & 0xFF):
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc << 1 ^ 0x07) & 0xFF if crc & 0x80 else crc << 1
+    return crc
+
+
+def check_block(width: int) -> int:
+    """The side of a checked tile's blocks: one 16 px macroblock each (a block smaller than
+    a macroblock is dearer to code, and a starved VP8 encoder left some of them stale)."""
+    return 16
+
+
+def check_tiles(width: int, height: int) -> list[tuple[int, int]]:
+    """Where the checked tiles go (top-left corners, on the 16 px macroblock grid): up to
+    three across, a row of them every two tile heights, from edge to edge."""
+    block = check_block(width)
+    tile_w, tile_h = CHECK_COLUMNS * block, CHECK_ROWS * block
+    across = max(1, min(3, (width + block) // (tile_w + block)))
+    down = max(1, (height + tile_h) // (2 * tile_h))
+    xs = [c * (width - tile_w) // max(1, across - 1) // 16 * 16 for c in range(across)]
+    ys = [r * (height - tile_h) // max(1, down - 1) // 16 * 16 for r in range(down)]
+    return [(y, x) for y in ys for x in xs]
+
+
+def stamp_checked(frame: np.ndarray, index: int) -> None:
+    height, width = frame.shape[:2]
+    block = check_block(width)
+    word = (index & 0xFFFF) << 8 | crc8(index & 0xFFFF)
+    bits = np.array([word >> (23 - k) & 1 for k in range(24)], np.uint8) * 255
+    tile = np.kron(bits.reshape(CHECK_ROWS, CHECK_COLUMNS), np.ones((block, block), np.uint8))
+    for y, x in check_tiles(width, height):
+        frame[y : y + tile.shape[0], x : x + tile.shape[1]] = tile[..., None]
+
+
+def read_checked(frame: np.ndarray) -> int | None:
+    """The index every tile agrees on, each with a valid checksum; None for a damaged frame."""
+    height, width = frame.shape[:2]
+    block, inner = check_block(width), check_block(width) // 4
+    found: set[int] = set()
+    for y, x in check_tiles(width, height):
+        tile = frame[y : y + CHECK_ROWS * block, x : x + CHECK_COLUMNS * block].astype(np.float32)
+        cells = tile.mean(axis=2).reshape(CHECK_ROWS, block, CHECK_COLUMNS, block)
+        levels = cells[:, inner:-inner, :, inner:-inner].mean(axis=(1, 3)).reshape(-1)
+        word = int(sum(1 << (23 - k) for k, level in enumerate(levels) if level > 128))
+        if crc8(word >> 8) != word & 0xFF:
+            return None
+        found.add(word >> 8)
+    return found.pop() if len(found) == 1 else None
 
 
 class Recorder:

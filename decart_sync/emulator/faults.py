@@ -48,6 +48,19 @@ def _window(value: Any) -> tuple[float, float] | None:
     return at, seconds
 
 
+def _bursts(value: Any) -> tuple[float, float, float] | None:
+    """(enter, leave, loss) from a sequence or text "ENTER,LEAVE[,LOSS]"; None or "" for none."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    if len(parts) not in (2, 3):
+        raise ValueError(f"bursts wants (enter, leave[, loss]), not {value!r}")
+    enter, leave, loss = (float(part) for part in [*parts, 1.0][:3])
+    if not (0 < enter <= 1 and 0 < leave <= 1 and 0 <= loss <= 1):
+        raise ValueError(f"bursts wants probabilities, enter and leave above 0, not {value!r}")
+    return enter, leave, loss
+
+
 @attrs.define
 class Faults:
     # Seconds to wait before each prompt_ack / set_image_ack.
@@ -81,13 +94,20 @@ class Faults:
 
     # The network, for media (RTP and RTCP) both ways: see .netem. Probability a packet is lost.
     loss: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 1.0))
-    # One-way delay added to every packet, and a uniform +- spread on it (reorders packets).
+    # One-way delay added to every packet, and a uniform +- spread on it: drawn every 20 ms,
+    # packets kept in order (a link's queue), or for each packet with ``reorder`` (netem's
+    # way, which at these packet rates reorders nearly every packet).
     delay_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
     jitter_ms: float = attrs.field(default=0.0, converter=float, validator=_between(0.0, 60_000.0))
+    reorder: bool = False
     # A link of this rate each way (None: unlimited); packets queue, and drop past a full queue.
     bandwidth_kbps: float | None = attrs.field(default=None, converter=_rate)
     # (at_s, seconds) after the session starts, every media packet is lost ("5,3" on the CLI).
     blackout: tuple[float, float] | None = attrs.field(default=None, converter=_window)
+    # Bursty loss (Gilbert-Elliott): per packet, the chance a burst begins, the chance it
+    # ends, and the chance a packet in it is lost (default 1): "0.001,0.05" loses some 20
+    # packets in a row every 1000 or so, on top of ``loss``.
+    bursts: tuple[float, float, float] | None = attrs.field(default=None, converter=_bursts)
     # Seeds the random draws of loss and jitter: the same seed loses the same packets.
     seed: int = attrs.field(default=0, converter=int)
 
@@ -95,7 +115,8 @@ class Faults:
     def parse(cls, settings: Iterable[str], base: Faults | None = None) -> Faults:
         """``FIELD=VALUE`` texts (the CLI's ``--fault``, the admin ``faults`` command) over
         ``base`` (default: a well-behaved service), each value parsed as its field's type
-        (``blackout=5,3``: at 5 s for 3 s; ``blackout=``: none). ValueError names the culprit."""
+        (``blackout=5,3``: at 5 s for 3 s; ``blackout=``: none; ``bursts=0.001,0.05``).
+        ValueError names the culprit."""
         names = [field.name for field in attrs.fields(cls)]
         defaults = cls()
         values: dict[str, Any] = {}
@@ -109,7 +130,7 @@ class Faults:
                     values[name] = text.lower() in ("1", "true", "yes", "on")
                 elif isinstance(default, (int, float)):
                     values[name] = type(default)(text)
-                else:  # text, or a field whose converter parses text (bandwidth_kbps, blackout)
+                else:  # text, or a field whose converter parses it (bandwidth_kbps, blackout, ...)
                     values[name] = text or None
             except ValueError:
                 raise ValueError(f"{setting!r}: {name} wants a {type(default).__name__}") from None
@@ -118,7 +139,7 @@ class Faults:
         except TypeError as exc:
             raise ValueError(str(exc)) from None
 
-    def network(self) -> tuple[float, float, float, float | None, tuple[float, float] | None, int]:
+    def network(self) -> tuple[Any, ...]:
         """The network fields, for `netem` to notice a change."""
-        return (self.loss, self.delay_ms, self.jitter_ms, self.bandwidth_kbps, self.blackout,
-                self.seed)  # fmt: skip
+        return (self.loss, self.delay_ms, self.jitter_ms, self.reorder, self.bandwidth_kbps,
+                self.blackout, self.bursts, self.seed)  # fmt: skip

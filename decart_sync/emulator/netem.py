@@ -13,11 +13,16 @@ per-direction queue. Both transports' peers use it (plain WebRTC's
 session's current [`Faults`][decart_sync.emulator.Faults] at every packet: with the defaults
 a packet goes straight through, as if there were no shaper.
 
-What it models, per direction: independent (Bernoulli) loss; a fixed delay
-plus a uniform jitter of +-``jitter_ms`` (which alone reorders packets; a
-fixed delay keeps their order); a link of ``bandwidth_kbps`` with a drop-tail
-queue of `QUEUE_SECONDS`; a blackout window from the session's start.
-What it does not: bursty (Gilbert-Elliott) loss, loss of ICE, DTLS or
+What it models, per direction: independent (Bernoulli) loss; bursts of loss
+(Gilbert-Elliott: a two-state chain, a packet lost in the burst state with
+its own chance, the burst's length geometric); a fixed delay plus a uniform
+jitter of +-``jitter_ms``, drawn anew every `JITTER_PERIOD` with packets kept
+in order, as a link's queue keeps them (with ``reorder``, drawn for each
+packet, as netem does: at a thousand packets a second that reorders nearly
+every one, which real links seldom do, and a LiveKit publisher's bandwidth
+estimate fell to a few hundred kbit/s on it, ours and the official SDK's); a
+link of ``bandwidth_kbps`` with a drop-tail queue of `QUEUE_SECONDS`; a
+blackout window from the session's start. What it does not: loss of ICE, DTLS or
 data-channel packets (a blackout starves the media, not the connection's
 liveness checks), packet duplication or corruption, and IP/UDP/SRTP overhead
 in the rate (a packet weighs its SRTP bytes).
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 
 # The rate cap's queue: a packet that would wait longer than this to be sent is dropped.
 QUEUE_SECONDS = 0.5
+JITTER_PERIOD = 0.02  # seconds one draw of the jitter lasts, when packets keep their order
 
 # Delivers a packet, given the delay the network gave it (seconds).
 Deliver = Callable[[float], Awaitable[None]]
@@ -61,8 +67,10 @@ class Impairment:
         loss: float = 0.0,
         delay_ms: float = 0.0,
         jitter_ms: float = 0.0,
+        reorder: bool = False,
         bandwidth_kbps: float | None = None,
         blackout: tuple[float, float] | None = None,
+        bursts: tuple[float, float, float] | None = None,
         seed: int = 0,
         label: str = "",
         start: float = 0.0,
@@ -70,23 +78,32 @@ class Impairment:
         self.loss = loss
         self.delay = delay_ms / 1000
         self.jitter = jitter_ms / 1000
+        self.reorder = reorder
+        self._period: tuple[int, float] | None = None  # the jitter's period: (index, delay)
+        self._released = float("-inf")  # the latest release so far
         self.rate = None if not bandwidth_kbps else bandwidth_kbps * 1000 / 8  # bytes/s
         self.blackout = None if blackout is None else (start + blackout[0], start + sum(blackout))
         self._random = random.Random(f"{seed}/{label}")
+        # Bursts draw from their own generator: the other draws stay as without them.
+        self.bursts = bursts
+        self._bursts = random.Random(f"{seed}/{label}/bursts")
+        self.in_burst = False
         self._link_free = float("-inf")  # when the rate-capped link has sent its queue
 
     @classmethod
     def of(cls, faults: Faults, *, label: str, start: float) -> Impairment | None:
         """The impairment ``faults`` asks for; None for a perfect network."""
         impaired = faults.loss or faults.delay_ms or faults.jitter_ms or faults.bandwidth_kbps
-        if not impaired and faults.blackout is None:
+        if not impaired and faults.blackout is None and faults.bursts is None:
             return None
         return cls(
             loss=faults.loss,
             delay_ms=faults.delay_ms,
             jitter_ms=faults.jitter_ms,
+            reorder=faults.reorder,
             bandwidth_kbps=faults.bandwidth_kbps,
             blackout=faults.blackout,
+            bursts=faults.bursts,
             seed=faults.seed,
             label=label,
             start=start,
@@ -94,9 +111,15 @@ class Impairment:
 
     def admit(self, now: float, size: int) -> float | None:
         lost, spread = self._random.random(), self._random.random()
+        burst_lost = False
+        if self.bursts is not None:
+            enter, leave, loss_in_burst = self.bursts
+            flip, draw = self._bursts.random(), self._bursts.random()
+            self.in_burst = flip >= leave if self.in_burst else flip < enter
+            burst_lost = self.in_burst and draw < loss_in_burst
         if self.blackout is not None and self.blackout[0] <= now < self.blackout[1]:
             return None
-        if lost < self.loss:
+        if lost < self.loss or burst_lost:
             return None
         sent = now
         if self.rate is not None:
@@ -104,7 +127,14 @@ class Impairment:
             if start - now > QUEUE_SECONDS:
                 return None  # the queue is full
             sent = self._link_free = start + size / self.rate
-        return sent + max(0.0, self.delay + (2 * spread - 1) * self.jitter)
+        delay = max(0.0, self.delay + (2 * spread - 1) * self.jitter)
+        if self.reorder:
+            return sent + delay
+        index = int(now // JITTER_PERIOD)
+        if self._period is None or self._period[0] != index:
+            self._period = index, delay
+        self._released = max(sent + self._period[1], self._released)
+        return self._released
 
 
 class _Pipe:

@@ -29,6 +29,7 @@ from helpers import (
     wait_until,
 )
 
+from benchmarks.stamp import Pattern, read_checked
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator, Faults
 
@@ -89,6 +90,38 @@ def _moving(model: ModelDefinition) -> Iterator[np.ndarray]:
     for i in itertools.count():
         y, x = i % 64, 3 * i % 64
         yield np.ascontiguousarray(base[y : y + model.height, x : x + model.width])
+
+
+def _stamped(model: ModelDefinition) -> Iterator[np.ndarray]:
+    """A moving picture whose every frame carries its index and checksum (benchmarks.stamp)."""
+    pictures = Pattern(model.width, model.height)
+    for index in itertools.count():
+        yield pictures.frame(index, checked=True)
+
+
+@TRANSPORTS
+@pytest.mark.parametrize(
+    "network",
+    [{"loss": 0.01, "delay_ms": 80}, {"loss": 0.05}],
+    ids=["wifi", "loss5"],
+)
+def test_losses_never_show_a_damaged_frame(connect, emu, model, network) -> None:
+    # A frame decoded without a lost packet (a missing slice, a missing reference) shows
+    # tiles of other frames, which fail their checksum or disagree: a lost frame must
+    # freeze the picture, never spoil it. Before the receivers proved the holes they
+    # filled, runs over LiveKit showed 4 to 90 such frames in 8 s.
+    emu.faults = Faults(**network, seed=3)
+    client = connect(_stamped(model))
+    session = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, lambda frame: read_checked(frame) is not None)
+    indexes = [read_checked(frame) for _, frame in _frames_for(frames, 2 * MEASURE)]
+    damaged = sum(index is None for index in indexes)
+    fresh = len(set(indexes) - {None})
+    print(f"{model.transport} {network}: {fresh} fresh, {damaged} damaged; {session.network}")
+    assert damaged == 0, f"{damaged} damaged frames of {len(indexes)}"
+    assert fresh >= 2 * MEASURE * model.fps / 2  # the picture moved on all along
+    assert all(lost > 0 for _, lost in session.network.values()), session.network
 
 
 @TRANSPORTS

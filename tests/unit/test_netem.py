@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from decart_sync.emulator import Faults
-from decart_sync.emulator.netem import QUEUE_SECONDS, Impairment
+from decart_sync.emulator.netem import JITTER_PERIOD, QUEUE_SECONDS, Impairment
 
 STEP = 0.002  # seconds between packets: 500 packets a second
 
@@ -45,13 +45,22 @@ def test_loss_rate_close_to_the_asked_one(loss: float) -> None:
 def test_fixed_delay_keeps_order_and_jitter_stays_in_bounds() -> None:
     fixed = _fates(Impairment(delay_ms=80), 1000)
     assert all(f is not None and f == pytest.approx(i * STEP + 0.080) for i, f in enumerate(fixed))
-    jittery = _fates(Impairment(delay_ms=80, jitter_ms=30, seed=5), 5000)
-    delays = [f - i * STEP for i, f in enumerate(jittery) if f is not None]
-    assert len(delays) == 5000
-    assert min(delays) >= 0.050 - 1e-9 and max(delays) <= 0.110 + 1e-9
-    assert min(delays) < 0.052 and max(delays) > 0.108  # the whole spread is used
-    reordered = sum(b < a for a, b in itertools.pairwise(jittery))  # type: ignore[operator]
-    assert reordered > 0  # jitter reorders: 2 ms apart, +-30 ms
+    for reorder in (False, True):
+        jittery = _fates(Impairment(delay_ms=80, jitter_ms=30, reorder=reorder, seed=5), 5000)
+        delays = [f - i * STEP for i, f in enumerate(jittery) if f is not None]
+        assert len(delays) == 5000
+        assert min(delays) >= 0.050 - 1e-9 and max(delays) <= 0.110 + 1e-9
+        assert min(delays) < 0.052 and max(delays) > 0.108  # the whole spread is used
+        reordered = sum(b < a for a, b in itertools.pairwise(jittery))  # type: ignore[operator]
+        # In order, as through a link's queue; drawn for each packet (netem's way), packets
+        # 2 ms apart with +-30 ms overtake one another.
+        assert (reordered > 1000) if reorder else (reordered == 0), reordered
+    # In order, a delay holds for a period (JITTER_PERIOD, ten packets here), then changes;
+    # after a fall, packets wait for those before them. Drawn for each packet, all differ.
+    for reorder, most in ((False, 0.6), (True, 1.0)):
+        fates = _fates(Impairment(delay_ms=80, jitter_ms=30, reorder=reorder, seed=5), 500)
+        distinct = len({round(f - i * STEP, 9) for i, f in enumerate(fates) if f is not None})
+        assert distinct <= most * 500 and (reorder or distinct >= 500 * STEP / JITTER_PERIOD)
     only_jitter = _fates(Impairment(jitter_ms=30, seed=5), 1000)
     assert all(f is not None and f >= i * STEP for i, f in enumerate(only_jitter))
 
@@ -85,12 +94,32 @@ def test_blackout_drops_everything_in_its_window_and_nothing_outside() -> None:
     assert all(fate == t for t, fate in fates.items() if fate is not None)
 
 
+def test_bursts_lose_runs_of_packets_as_often_as_asked() -> None:
+    enter, leave, count = 0.002, 0.05, 200_000  # a burst every 500 packets, 20 long
+    fates = _fates(Impairment(bursts=(enter, leave, 1.0), seed=4), count)
+    runs = [len(list(group)) for lost, group in itertools.groupby(f is None for f in fates) if lost]
+    # Stationary share in bursts: enter / (enter + leave); the mean run: 1 / leave.
+    assert sum(runs) / count == pytest.approx(enter / (enter + leave), rel=0.15)
+    assert sum(runs) / len(runs) == pytest.approx(1 / leave, rel=0.15)
+    assert max(runs) > 3 / leave  # long bursts, not scattered single losses
+    # Uniform loss draws as without bursts: the same packets lost, and the bursts' besides.
+    plain = _fates(Impairment(loss=0.05, seed=4), 2000)
+    both = _fates(Impairment(loss=0.05, bursts=(enter, leave, 1.0), seed=4), 2000)
+    lost_plain = {i for i, f in enumerate(plain) if f is None}
+    assert lost_plain <= {i for i, f in enumerate(both) if f is None}
+    half = _fates(Impairment(bursts=(enter, leave, 0.5), seed=4), count)
+    assert sum(f is None for f in half) / count == pytest.approx(0.5 * sum(runs) / count, rel=0.2)
+
+
 def test_faults_fields_from_the_command_line() -> None:
     settings = ["loss=0.05", "delay_ms=80", "jitter_ms=30", "bandwidth_kbps=1500", "blackout=5,3"]
-    faults = Faults.parse([*settings, "seed=9"])
-    assert faults.network() == (0.05, 80.0, 30.0, 1500.0, (5.0, 3.0), 9)
-    assert Faults().network() == (0.0, 0.0, 0.0, None, None, 0)
-    for bad in ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3"):
+    faults = Faults.parse([*settings, "bursts=0.001,0.05", "seed=9"])
+    assert faults.network() == (0.05, 80.0, 30.0, False, 1500.0, (5.0, 3.0), (0.001, 0.05, 1.0), 9)
+    assert Faults().network() == (0.0, 0.0, 0.0, False, None, None, None, 0)
+    assert Faults.parse(["reorder=1"]).reorder
+    assert Faults.parse(["bursts=0.01,0.5,0.8"]).bursts == (0.01, 0.5, 0.8)
+    bad_settings = ("loss=1.5", "blackout=5", "delay_ms=-1", "seed=x", "bandwidth_kbps=-3")
+    for bad in (*bad_settings, "bursts=0.1", "bursts=0,0.5", "bursts=0.1,0.5,2"):
         with pytest.raises(ValueError):
             Faults.parse([bad])
     faults.blackout = "1,2"  # type: ignore[assignment]  # converted when set, too

@@ -147,6 +147,7 @@ class Feedback:
         self._ssrc = ssrc
         self._media_ssrc = 0
         self._arrivals: dict[int, tuple[float | None, float]] = {}  # (send time, arrival)
+        self._known: dict[int, tuple[float | None, float]] = {}  # the last MOST, reported too
         self._last: int | None = None  # the newest 16-bit number, to unwrap the next
         self._unwrapped = 0
         self._next: int | None = None  # the first number the next feedback reports
@@ -173,7 +174,7 @@ class Feedback:
             self._unwrapped += step if step < 0x8000 else step - 0x10000
         self._last = seq
         self._media_ssrc = struct.unpack_from("!L", packet, 8)[0]
-        self._arrivals[self._unwrapped] = (send, at)
+        self._arrivals[self._unwrapped] = self._known[self._unwrapped] = (send, at)
 
     def _send_time(self, stamp: int) -> float:
         """abs-send-time (6.18 fixed point seconds, wrapping every 64 s), unwrapped."""
@@ -186,24 +187,33 @@ class Feedback:
         return seconds
 
     def build(self) -> bytes | None:
-        """The next feedback packet (RTCP RTPFB, FMT 15), or None with nothing new."""
+        """The next feedback packet (RTCP RTPFB, FMT 15), or None with nothing new.
+
+        Each covers what arrived since the last one; a packet that arrives after a
+        report counted it lost (a network that reorders) starts the next report again
+        from it, with every arrival known since, as libwebrtc's receiver does: the
+        sender takes the packet for received, not for lost, and no reordering passes
+        for loss."""
         arrivals, self._arrivals = self._arrivals, {}
-        first = min(arrivals, default=None)
-        if first is None:
+        if not arrivals:
             return None
-        last = max(arrivals)
-        if self._next is not None and last < self._next:
-            return None  # only late packets: they were reported lost already
-        base = max(first if self._next is None else self._next, last - MOST + 1)
+        base, last = min(arrivals), max(arrivals)
+        if self._next is not None:
+            base, last = min(base, self._next), max(last, self._next - 1)
+        base = max(base, last - MOST + 1)
         # The arrival reported is the send time, on our clock by the least offset seen:
         # the loopback has no queue, and a read the emulator's busy loop made late must
         # not look like one. A packet without a send time keeps its real arrival.
         received = sorted(
             (seq, at if send is None else send + self._offset)
-            for seq, (send, at) in arrivals.items()
-            if seq >= base
+            for seq, (send, at) in self._known.items()
+            if base <= seq <= last
         )
         self._next = last + 1
+        for seq in [seq for seq in self._known if seq <= last - MOST]:
+            del self._known[seq]
+        if not received:
+            return None
         reference = int(received[0][1] / REFERENCE)
         clock = reference * REFERENCE  # the receiver rebuilds times from the deltas
         times = dict(received)
