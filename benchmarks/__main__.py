@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import livekit_targets, report
 from benchmarks.processes import (
     LIVEKIT_VARIANTS,
     ROOT,
@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         if "webrtc" in transports:
             report.print_targets(seed, args.fps)
         if "livekit" in transports:
-            report.print_livekit_targets(livekit, args.livekit_fps, tables["livekit"]["runs"])
+            livekit_targets.print_livekit_targets(
+                livekit, args.livekit_fps, tables["livekit"]["runs"]
+            )
     Path(args.json).write_text(
         json.dumps(
             {

@@ -357,6 +357,19 @@ def test_benchmark_pairs_each_repetition_with_its_own() -> None:
     }
     # Rep 1 has no official run and rep 2 no figure of ours: neither is paired.
     assert paired_ratios(runs) == [pytest.approx(0.9)]
+    assert paired_ratios(runs, "cpu_per_s", "official_livekit", "decart_sync") == [
+        pytest.approx(1 / 0.9)
+    ]
     assert sign_test(3, 3) == 1 / 8
     assert sign_test(0, 4) == 1.0
     assert sign_test(9, 10) == pytest.approx(11 / 1024)
+
+
+def test_the_livekit_floor_publishes_as_decart_sync_does() -> None:
+    # The floor's worker imports nothing of ours (its memory is the floor's): its copy
+    # of our publish settings is held here.
+    from benchmarks import worker_bare_livekit as floor
+    from decart_sync.realtime.transports import livekit
+
+    assert livekit.PUBLISH_FPS == floor.PUBLISH_FPS
+    assert livekit.MAX_BITRATE["h264"] == floor.MAX_BITRATE
