@@ -19,11 +19,12 @@ import decart_sync
 from decart_sync import errors, models
 from decart_sync.options import check_prompt, user_agent
 from decart_sync.realtime import images
+from decart_sync.realtime.aiortc_tracks import InputTrack
 from decart_sync.realtime.clock import Pacer
 from decart_sync.realtime.messages import parse
 from decart_sync.realtime.signaling import redact
 from decart_sync.realtime.subscribe_tokens import SubscribeToken, decode_token
-from decart_sync.realtime.tracks import InputTrack, LatestFrame, feed
+from decart_sync.realtime.tracks import LatestFrame, feed
 from decart_sync.realtime.transports import webrtc
 
 
