@@ -58,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         help="--network: the network profiles to run",
     )
     parser.add_argument(
+        "--emulator-fault",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="the emulator's --fault for the main tables (repeatable), e.g. bandwidth_kbps=2000 "
+        "to hold every LiveKit client to one bitrate",
+    )
+    parser.add_argument(
         "--streams",
         default="",
         help="LiveKit sessions at 640x360 per step, e.g. 1,2,4,6: ours in one process "
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # benchmarks/worker_multi.py's sessions, and the LiveKit table's.
     small = ModelDefinition("bench-small", fps=args.fps, width=640, height=352)
-    with Emulator(small, lk_model) as url:
+    with Emulator(small, lk_model, faults=args.emulator_fault) as url:
         runs: dict[tuple[str, str], list[dict]] = {job: [] for job in jobs}
         for rep in range(args.reps):
             # Every job in turn, the order rotated each repetition: drift hits all alike.
