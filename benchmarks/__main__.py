@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import livekit_targets, report
 from benchmarks.processes import (
     LIVEKIT_VARIANTS,
     ROOT,
@@ -57,9 +57,25 @@ def main(argv: list[str] | None = None) -> int:
         default="clean,loss5-jitter30,cap1500,blackout3",
         help="--network: the network profiles to run",
     )
+    parser.add_argument(
+        "--emulator-fault",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="the emulator's --fault for the main tables (repeatable), e.g. bandwidth_kbps=2000 "
+        "to hold every LiveKit client to one bitrate",
+    )
+    parser.add_argument(
+        "--streams",
+        default="",
+        help="LiveKit sessions at 640x360 per step, e.g. 1,2,4,6: ours in one process "
+        "against as many official-SDK processes (benchmarks/streams.py)",
+    )
     args = parser.parse_args(argv)
     if args.network:
         return network_main(args)
+    if args.streams:
+        return streams_main(args)
     if args.smoke:
         args.seconds, args.warmup, args.livekit_warmup, args.reps = 3.0, 1.0, 1.0, 1
         args.variants, args.concurrency = "decart_sync,bare_aiortc", "2"
@@ -93,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # benchmarks/worker_multi.py's sessions, and the LiveKit table's.
     small = ModelDefinition("bench-small", fps=args.fps, width=640, height=352)
-    with Emulator(small, lk_model) as url:
+    with Emulator(small, lk_model, faults=args.emulator_fault) as url:
         runs: dict[tuple[str, str], list[dict]] = {job: [] for job in jobs}
         for rep in range(args.reps):
             # Every job in turn, the order rotated each repetition: drift hits all alike.
@@ -137,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         if "webrtc" in transports:
             report.print_targets(seed, args.fps)
         if "livekit" in transports:
-            report.print_livekit_targets(livekit, args.livekit_fps, tables["livekit"]["runs"])
+            livekit_targets.print_livekit_targets(
+                livekit, args.livekit_fps, tables["livekit"]["runs"]
+            )
     Path(args.json).write_text(
         json.dumps(
             {
@@ -190,6 +208,26 @@ def network_main(args: argparse.Namespace) -> int:
     print(f"wrote {args.json}")
     ours = [r for by in results["runs"].values() for r in by.get("decart_sync", [])]
     return 0 if ours and all(r.get("received") for r in ours) else 1
+
+
+def streams_main(args: argparse.Namespace) -> int:
+    from benchmarks import streams
+
+    if args.smoke:
+        args.seconds, args.warmup, args.reps = 3.0, 1.0, 1
+    else:
+        args.warmup = args.livekit_warmup  # the official SDK's camera steps up to full size
+    results = streams.run(args)
+    if args.json == str(ROOT / "benchmarks" / "results.json"):  # not the main run's file
+        args.json = str(ROOT / "benchmarks" / "streams.json")
+    Path(args.json).write_text(
+        json.dumps(
+            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "streams": results},
+            indent=2,
+        )
+    )
+    print(f"wrote {args.json}")
+    return 0 if any(k.endswith("decart_sync") for k in results) else 1
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ from decart_sync.models import ModelDefinition
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("decart_sync", "bare_aiortc", "official_sdk")
-LIVEKIT_VARIANTS = ("decart_sync", "official_livekit")
+LIVEKIT_VARIANTS = ("decart_sync", "bare_livekit", "official_livekit")
 TRANSPORTS = ("webrtc", "livekit")
-# Worker command per (transport, variant); both LiveKit clients are named the same model.
+# Worker command per (transport, variant); the LiveKit clients are all named one model.
 WORKERS = {
     ("webrtc", "decart_sync"): ["benchmarks.worker_sync"],
     ("webrtc", "bare_aiortc"): ["benchmarks.worker_bare"],
     ("webrtc", "official_sdk"): ["benchmarks.worker_official"],
     ("livekit", "decart_sync"): ["benchmarks.worker_sync", "--transport", "livekit"],
+    ("livekit", "bare_livekit"): ["benchmarks.worker_bare_livekit"],
     ("livekit", "official_livekit"): ["benchmarks.worker_official_livekit"],
 }
 LIVEKIT_MODEL = "bench-livekit"  # served by the emulator at --livekit-* size and fps

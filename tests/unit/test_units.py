@@ -19,11 +19,12 @@ import decart_sync
 from decart_sync import errors, models
 from decart_sync.options import check_prompt, user_agent
 from decart_sync.realtime import images
+from decart_sync.realtime.aiortc_tracks import InputTrack
 from decart_sync.realtime.clock import Pacer
 from decart_sync.realtime.messages import parse
 from decart_sync.realtime.signaling import redact
 from decart_sync.realtime.subscribe_tokens import SubscribeToken, decode_token
-from decart_sync.realtime.tracks import InputTrack, LatestFrame, feed
+from decart_sync.realtime.tracks import LatestFrame, feed
 from decart_sync.realtime.transports import webrtc
 
 
@@ -357,6 +358,19 @@ def test_benchmark_pairs_each_repetition_with_its_own() -> None:
     }
     # Rep 1 has no official run and rep 2 no figure of ours: neither is paired.
     assert paired_ratios(runs) == [pytest.approx(0.9)]
+    assert paired_ratios(runs, "cpu_per_s", "official_livekit", "decart_sync") == [
+        pytest.approx(1 / 0.9)
+    ]
     assert sign_test(3, 3) == 1 / 8
     assert sign_test(0, 4) == 1.0
     assert sign_test(9, 10) == pytest.approx(11 / 1024)
+
+
+def test_the_livekit_floor_publishes_as_decart_sync_does() -> None:
+    # The floor's worker imports nothing of ours (its memory is the floor's): its copy
+    # of our publish settings is held here.
+    from benchmarks import worker_bare_livekit as floor
+    from decart_sync.realtime.transports import livekit
+
+    assert livekit.PUBLISH_FPS == floor.PUBLISH_FPS
+    assert livekit.MAX_BITRATE["h264"] == floor.MAX_BITRATE
