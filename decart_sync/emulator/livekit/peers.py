@@ -33,6 +33,7 @@ from ...realtime.transports.loopback import loopback_only_sdp
 from ...realtime.transports.recovery import KeyframeRecovery
 from .. import frame_timing
 from ..netem import Shaper
+from ..senders import resend_fresh_only
 from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Link:
     async def offer(self) -> str:
         """Our offer of everything attached so far (subscriber PC)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        resend_fresh_only(self.pc)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
         return self._local_sdp()
