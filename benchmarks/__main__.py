@@ -4,43 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import re
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL = "decart[realtime]==0.0.37"  # the classic models' SDK: plain WebRTC over aiortc
-OFFICIAL_LIVEKIT = "decart[realtime]==0.2.4"  # today's: LiveKit
-VARIANTS = ("decart_sync", "bare_aiortc", "official_sdk")
-LIVEKIT_VARIANTS = ("decart_sync", "official_livekit")
-TRANSPORTS = ("webrtc", "livekit")
-# Worker command per (transport, variant); both LiveKit clients are named the same model.
-WORKERS = {
-    ("webrtc", "decart_sync"): ["benchmarks.worker_sync"],
-    ("webrtc", "bare_aiortc"): ["benchmarks.worker_bare"],
-    ("webrtc", "official_sdk"): ["benchmarks.worker_official"],
-    ("livekit", "decart_sync"): ["benchmarks.worker_sync", "--transport", "livekit"],
-    ("livekit", "official_livekit"): ["benchmarks.worker_official_livekit"],
-}
-LIVEKIT_MODEL = "bench-livekit"  # served by the emulator at --livekit-* size and fps
-FIGURES = (
-    ("fps", "delivered fps", "{:.1f}"),
-    ("lost", "frames lost", "{:.0f}"),
-    ("misread", "stamps misread", "{:.0f}"),
-    ("latency_p50_ms", "latency p50 ms", "{:.1f}"),
-    ("latency_p95_ms", "latency p95 ms", "{:.1f}"),
-    ("cpu_per_s", "CPU s per s", "{:.3f}"),
-    ("bridge_p50_ms", "bridge p50 ms", "{:.2f}"),
-    ("bridge_p99_ms", "bridge p99 ms", "{:.2f}"),
-    ("connect_s", "connect s", "{:.3f}"),
-    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+from benchmarks import livekit_targets, report
+from benchmarks.processes import (
+    LIVEKIT_VARIANTS,
+    ROOT,
+    TRANSPORTS,
+    VARIANTS,
+    WORKERS,
+    Emulator,
+    livekit_model,
+    machine,
+    run_worker,
 )
+from benchmarks.venvs import OFFICIAL_LIVEKIT_VENV, OFFICIAL_VENV, venv_python
+from decart_sync.models import ModelDefinition
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +57,25 @@ def main(argv: list[str] | None = None) -> int:
         default="clean,loss5-jitter30,cap1500,blackout3",
         help="--network: the network profiles to run",
     )
+    parser.add_argument(
+        "--emulator-fault",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="the emulator's --fault for the main tables (repeatable), e.g. bandwidth_kbps=2000 "
+        "to hold every LiveKit client to one bitrate",
+    )
+    parser.add_argument(
+        "--streams",
+        default="",
+        help="LiveKit sessions at 640x360 per step, e.g. 1,2,4,6: ours in one process "
+        "against as many official-SDK processes (benchmarks/streams.py)",
+    )
     args = parser.parse_args(argv)
     if args.network:
         return network_main(args)
+    if args.streams:
+        return streams_main(args)
     if args.smoke:
         args.seconds, args.warmup, args.livekit_warmup, args.reps = 3.0, 1.0, 1.0, 1
         args.variants, args.concurrency = "decart_sync,bare_aiortc", "2"
@@ -92,28 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     jobs = [(t, v) for t in transports for v in wanted[t]]
     python = {job: sys.executable for job in jobs}
-    for job, requirement, venv in (
-        (("webrtc", "official_sdk"), OFFICIAL, "official-venv"),
-        (("livekit", "official_livekit"), OFFICIAL_LIVEKIT, "official-livekit-venv"),
+    for job, (venv, requirements) in (
+        (("webrtc", "official_sdk"), OFFICIAL_VENV),
+        (("livekit", "official_livekit"), OFFICIAL_LIVEKIT_VENV),
     ):
         if job in jobs:
-            official = official_python(requirement, venv)
+            official, why = venv_python(venv, requirements)
             if official is None:
-                print(f"note: could not install {requirement}; skipping it")
+                print(f"note: skipping {requirements[0]}: {why}")
                 jobs.remove(job)
             else:
                 python[job] = official
+    lk_model = livekit_model(args.livekit_width, args.livekit_height, args.livekit_fps)
     sizes = {
         "webrtc": (args.width, args.height, args.fps, "lucy-restyle"),
-        "livekit": (args.livekit_width, args.livekit_height, args.livekit_fps, LIVEKIT_MODEL),
+        "livekit": (lk_model.width, lk_model.height, lk_model.fps, lk_model.name),
     }
     warmups = {"webrtc": args.warmup, "livekit": args.livekit_warmup}
 
-    extra = [
-        f"bench-small:{args.fps:g}:640x352",
-        f"{LIVEKIT_MODEL}:{args.livekit_fps:g}:{args.livekit_width}x{args.livekit_height}",
-    ]
-    with Emulator(*extra) as url:
+    # benchmarks/worker_multi.py's sessions, and the LiveKit table's.
+    small = ModelDefinition("bench-small", fps=args.fps, width=640, height=352)
+    with Emulator(small, lk_model, faults=args.emulator_fault) as url:
         runs: dict[tuple[str, str], list[dict]] = {job: [] for job in jobs}
         for rep in range(args.reps):
             # Every job in turn, the order rotated each repetition: drift hits all alike.
@@ -139,23 +135,27 @@ def main(argv: list[str] | None = None) -> int:
 
     tables = {
         t: {
-            "summary": {v: summarise(r) for (tt, v), r in runs.items() if tt == t and r},
+            "summary": {v: report.summarise(r) for (tt, v), r in runs.items() if tt == t and r},
             "runs": {v: r for (tt, v), r in runs.items() if tt == t},
         }
         for t in TRANSPORTS
     }
     seed, livekit = tables["webrtc"]["summary"], tables["livekit"]["summary"]
     if "webrtc" in transports:
-        print_table(seed, "plain WebRTC (classic models)", args.width, args.height, args.fps, args)
+        report.print_table(
+            seed, "plain WebRTC (classic models)", args.width, args.height, args.fps, args
+        )
     if "livekit" in transports:
         w, h, fps = args.livekit_width, args.livekit_height, args.livekit_fps
-        print_table(livekit, "LiveKit (today's path)", w, h, fps, args)
-    print_multi(multi)
+        report.print_table(livekit, "LiveKit (today's path)", w, h, fps, args)
+    report.print_multi(multi)
     if not args.smoke:
         if "webrtc" in transports:
-            print_targets(seed, args.fps)
+            report.print_targets(seed, args.fps)
         if "livekit" in transports:
-            print_livekit_targets(livekit, args.livekit_fps, tables["livekit"]["runs"])
+            livekit_targets.print_livekit_targets(
+                livekit, args.livekit_fps, tables["livekit"]["runs"]
+            )
     Path(args.json).write_text(
         json.dumps(
             {
@@ -190,9 +190,9 @@ def network_main(args: argparse.Namespace) -> int:
     jobs = [v for v in args.livekit_variants.split(",") if v]
     python = {v: sys.executable for v in jobs}
     if "official_livekit" in jobs:
-        official = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
+        official, why = venv_python(*OFFICIAL_LIVEKIT_VENV)
         if official is None:
-            print(f"note: could not install {OFFICIAL_LIVEKIT}; skipping it")
+            print(f"note: skipping {OFFICIAL_LIVEKIT_VENV[1][0]}: {why}")
             jobs.remove("official_livekit")
         else:
             python["official_livekit"] = official
@@ -210,202 +210,24 @@ def network_main(args: argparse.Namespace) -> int:
     return 0 if ours and all(r.get("received") for r in ours) else 1
 
 
-class Emulator:
-    """The emulator in its own process: its CPU is not the client's."""
+def streams_main(args: argparse.Namespace) -> int:
+    from benchmarks import streams
 
-    def __init__(self, *extra_models: str, faults: Sequence[str] = ()) -> None:
-        self.cmd = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
-        for model in extra_models:
-            self.cmd += ["--model", model]
-        for fault in faults:
-            self.cmd += ["--fault", fault]
-
-    def __enter__(self) -> str:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = re.search(r"ws://[\d.]+:\d+", line)
-        if not match:
-            self.proc.kill()
-            raise SystemExit(f"the emulator did not start: {line!r}")
-        return match.group(0)
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def run_worker(cmd: list[str], timeout: float) -> dict | None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    if args.smoke:
+        args.seconds, args.warmup, args.reps = 3.0, 1.0, 1
+    else:
+        args.warmup = args.livekit_warmup  # the official SDK's camera steps up to full size
+    results = streams.run(args)
+    if args.json == str(ROOT / "benchmarks" / "results.json"):  # not the main run's file
+        args.json = str(ROOT / "benchmarks" / "streams.json")
+    Path(args.json).write_text(
+        json.dumps(
+            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "streams": results},
+            indent=2,
         )
-    except subprocess.TimeoutExpired:
-        print(f"  timed out: {' '.join(cmd[:3])}")
-        return None
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    print(f"  failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return None
-
-
-def official_python(requirement: str = OFFICIAL, name: str = "official-venv") -> str | None:
-    """A virtualenv holding an official SDK release, made once under .bench/."""
-    venv = ROOT / ".bench" / name
-    python = venv / "bin" / "python"
-    if python.exists():
-        return str(python)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", requirement, "numpy"],
-            check=True,
-            timeout=600,
-        )
-    except (subprocess.SubprocessError, OSError):
-        return None
-    return str(python)
-
-
-def summarise(runs: list[dict]) -> dict:
-    out = {}
-    for key, _, _ in FIGURES:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        if values:
-            out[key] = {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-            }
-    return out
-
-
-def print_table(
-    summary: dict, title: str, width: int, height: int, fps: float, args: argparse.Namespace
-) -> None:
-    names = list(summary)
-    print(
-        f"\n{title}: {width}x{height} @ {fps:g} fps, passthrough, "
-        f"{args.seconds:g} s x {args.reps} reps; median [min-max]"
     )
-    print(f"{'':18}" + "".join(f"{n:>26}" for n in names))
-    for key, label, fmt in FIGURES:
-        cells = []
-        for n in names:
-            fig = summary[n].get(key)
-            cells.append(
-                "-"
-                if fig is None
-                else "{} [{}-{}]".format(*(fmt.format(fig[k]) for k in ("median", "min", "max")))
-            )
-        print(f"{label:18}" + "".join(f"{c:>26}" for c in cells))
-
-
-def print_multi(multi: list[dict]) -> None:
-    if not multi:
-        return
-    print("\nconcurrent sessions in one process (640x352):")
-    print(f"{'sessions':>9}{'total fps':>12}{'fps/session':>13}{'CPU s/s/session':>17}")
-    for r in multi:
-        n = r["sessions"]
-        print(f"{n:>9}{r['fps']:>12.1f}{r['fps'] / n:>13.1f}{r['cpu_per_s'] / n:>17.3f}")
-
-
-def print_targets(summary: dict, fps: float) -> None:
-    ours, bare, official = (summary.get(v, {}) for v in VARIANTS)
-
-    def med(s: dict, key: str) -> float | None:
-        return s[key]["median"] if key in s else None
-
-    checks = []
-    if med(ours, "cpu_per_s") and med(bare, "cpu_per_s"):
-        ratio = med(ours, "cpu_per_s") / med(bare, "cpu_per_s")
-        checks.append((f"CPU/s <= 1.05 x bare aiortc (ratio {ratio:.3f})", ratio <= 1.05))
-    if med(ours, "cpu_per_s") and med(official, "cpu_per_s"):
-        checks.append(
-            ("CPU/s <= official SDK", med(ours, "cpu_per_s") <= med(official, "cpu_per_s"))
-        )
-    for name, s in (("decart_sync", ours), ("bare aiortc", bare), ("official", official)):
-        if med(s, "fps") is not None:
-            checks.append((f"{name} fps >= 98% of {fps:g}", med(s, "fps") >= 0.98 * fps))
-    if med(ours, "latency_p50_ms") and med(bare, "latency_p50_ms"):
-        gap = med(ours, "latency_p50_ms") - med(bare, "latency_p50_ms")
-        checks.append((f"latency p50 within 5 ms of bare (gap {gap:+.1f} ms)", gap <= 5))
-    if med(ours, "bridge_p50_ms") is not None:
-        checks.append(("bridge p50 <= 0.5 ms", med(ours, "bridge_p50_ms") <= 0.5))
-        checks.append(("bridge p99 <= 3 ms", med(ours, "bridge_p99_ms") <= 3))
-    if med(ours, "connect_s") is not None:
-        checks.append(("connect p50 <= 0.5 s", med(ours, "connect_s") <= 0.5))
-    print("\ntargets:")
-    for label, met in checks:
-        print(f"  [{'met' if met else 'MISSED'}] {label}")
-
-
-def paired_ratios(runs: dict[str, list[dict]], key: str = "cpu_per_s") -> list[float]:
-    """decart_sync's figure over the official SDK's, one per repetition: the two ran
-    back to back, so what the machine was doing then weighs on both."""
-    theirs = {r["rep"]: r[key] for r in runs.get("official_livekit", []) if r.get(key)}
-    return [
-        r[key] / theirs[r["rep"]]
-        for r in runs.get("decart_sync", [])
-        if r.get(key) and r["rep"] in theirs
-    ]
-
-
-def sign_test(lower: int, n: int) -> float:
-    """One-sided: the chance of ``lower`` or more of ``n`` pairs going one way by luck."""
-    return sum(math.comb(n, k) for k in range(lower, n + 1)) / 2**n
-
-
-def print_livekit_targets(summary: dict, fps: float, runs: dict[str, list[dict]]) -> None:
-    ours, official = (summary.get(v, {}) for v in LIVEKIT_VARIANTS)
-
-    def med(s: dict, key: str) -> float | None:
-        return s[key]["median"] if key in s else None
-
-    checks = []
-    for name, s in (("decart_sync", ours), ("official 0.2.4", official)):
-        if med(s, "fps") is not None:
-            checks.append((f"LiveKit {name} fps >= 98% of {fps:g}", med(s, "fps") >= 0.98 * fps))
-    cpu, their_cpu = med(ours, "cpu_per_s"), med(official, "cpu_per_s")
-    rate, their_rate = med(ours, "fps"), med(official, "fps")
-    if cpu and their_cpu and rate and their_rate:
-        # CPU per second compares only at equal fps; per frame is printed to show the rest.
-        checks.append(
-            (
-                f"LiveKit fps equal within 2% ({rate:.1f} vs {their_rate:.1f})",
-                abs(rate - their_rate) <= 0.02 * their_rate,
-            )
-        )
-        checks.append(
-            (
-                f"LiveKit CPU/s <= official 0.2.4 (ratio {cpu / their_cpu:.3f}; "
-                f"{1000 * cpu / rate:.1f} vs {1000 * their_cpu / their_rate:.1f} ms per frame)",
-                cpu <= their_cpu,
-            )
-        )
-    ratios = paired_ratios(runs)
-    if ratios:
-        lower = sum(r < 1 for r in ratios)
-        print(
-            f"\nLiveKit CPU/s, decart_sync / official per repetition: median "
-            f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]; "
-            f"decart_sync lower in {lower} of {len(ratios)} "
-            f"(sign test p = {sign_test(lower, len(ratios)):.3f})"
-        )
-    print("\nLiveKit targets:")
-    for label, met in checks:
-        print(f"  [{'met' if met else 'MISSED'}] {label}")
-
-
-def machine() -> str:
-    import platform
-
-    return f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"wrote {args.json}")
+    return 0 if any(k.endswith("decart_sync") for k in results) else 1
 
 
 if __name__ == "__main__":

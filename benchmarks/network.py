@@ -18,6 +18,7 @@ import statistics
 import sys
 from typing import Any
 
+from benchmarks.processes import LIVEKIT_MODEL, WORKERS, Emulator, livekit_model, run_worker
 from benchmarks.stamp import STALL_GAP
 
 # The connect and the first second of a session come before the measured window.
@@ -46,8 +47,6 @@ FIGURES = (
 
 
 def run(args: argparse.Namespace, jobs: list[str], python: dict[str, str]) -> dict[str, Any]:
-    from benchmarks.__main__ import LIVEKIT_MODEL, WORKERS, Emulator, run_worker
-
     width, height, fps = args.livekit_width, args.livekit_height, args.livekit_fps
     chosen = [p for p in args.profiles.split(",") if p]
     table = profiles(args.livekit_warmup, args.seconds)
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace, jobs: list[str], python: dict[str, str]) -> di
     results: dict[str, dict[str, list[dict]]] = {}
     for profile in chosen:
         results[profile] = {variant: [] for variant in jobs}
-        model = f"{LIVEKIT_MODEL}:{fps:g}:{width}x{height}"
+        model = livekit_model(width, height, fps)
         with Emulator(model, faults=table[profile]) as url:
             for rep in range(args.reps):
                 order = jobs[rep % len(jobs) :] + jobs[: rep % len(jobs)]

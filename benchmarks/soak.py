@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 import decart_sync
-from benchmarks.__main__ import Emulator
+from benchmarks.processes import Emulator
 from decart_sync import models
 from decart_sync.emulator.cli import admin_url
 from decart_sync.sources import synthetic
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = models.realtime(args.model)
     threads_before = threading.active_count()
-    with Emulator(f"{model.name}:{model.fps:g}:{model.width}x{model.height}") as url:
+    with Emulator(model) as url:
         states: queue.Queue[str] = queue.Queue()
         errors: list[decart_sync.DecartSDKError] = []
         client = decart_sync.connect(

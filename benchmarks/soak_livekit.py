@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import decart_sync
-from benchmarks.__main__ import Emulator
+from benchmarks.processes import Emulator
 from benchmarks.soak import PROMPTS, rss_mb
 from benchmarks.stamp import STALL_GAP
 from decart_sync import ModelDefinition
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     length = args.minutes * 60
     fds_before = open_fds()
-    with Emulator(f"{name}:{args.fps:g}:{args.width}x{args.height}:livekit") as url:
+    with Emulator(model) as url:
         errors: list[decart_sync.DecartSDKError] = []
         client = decart_sync.connect(
             synthetic(model),

@@ -170,6 +170,7 @@ class Recorder:
             "misread": self.misread,
             "stall_s": round(self.stall, 2),
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
+            "latency_p90_ms": float(np.percentile(latencies, 90)) if len(latencies) else None,
             "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
             "cpu_per_s": (cpu() - self.cpu0) / elapsed if elapsed else 0.0,
             "connect_s": self.connect_time,

@@ -158,6 +158,16 @@ DEPRECATED = {name: alias for name, (alias, *_rest) in _CLASSIC.items() if alias
 _warned: set[str] = set()
 
 
+def _warn_if_deprecated(name: str) -> None:
+    """Once per name, as the official SDKs do; the warning points at the caller's caller."""
+    alias = DEPRECATED.get(name)
+    if alias and name not in _warned:
+        _warned.add(name)
+        warnings.warn(
+            f"model name {name!r} is deprecated; use {alias!r}", DeprecationWarning, stacklevel=3
+        )
+
+
 class RealtimeModels:
     """``models.realtime(name)``, plus one factory per classic model."""
 
@@ -169,14 +179,7 @@ class RealtimeModels:
             raise ModelNotFoundError(
                 f"unknown realtime model {name!r}; known models: {known}"
             ) from None
-        alias = DEPRECATED.get(name)
-        if alias and name not in _warned:
-            _warned.add(name)
-            warnings.warn(
-                f"model name {name!r} is deprecated; use {alias!r}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        _warn_if_deprecated(name)
         return model
 
     def names(self) -> list[str]:
@@ -270,14 +273,7 @@ class _BatchModels:
                 f"unknown {self._kind} model {name!r}{hint}; {self._kind} models "
                 f"({self._use}): {', '.join(self.names())}"
             )
-        alias = DEPRECATED.get(name)
-        if alias and name not in _warned:
-            _warned.add(name)
-            warnings.warn(
-                f"model name {name!r} is deprecated; use {alias!r}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        _warn_if_deprecated(name)
         return model
 
     def names(self) -> list[str]:
@@ -286,3 +282,32 @@ class _BatchModels:
 
 image = _BatchModels("image", IMAGE_MODELS, "DecartClient.process")
 video = _BatchModels("video", VIDEO_MODELS, "DecartClient.queue")
+
+
+def parse(text: str, *, names: bool = True) -> ModelDefinition:
+    """A custom model written ``NAME:FPS:WIDTHxHEIGHT[:TRANSPORT]`` (transport ``webrtc``
+    unless given), or with ``names`` a registry name; the one reading of a model on a
+    command line (the emulator's ``--model``, the CLI's, the ROS node's parameter)."""
+    text = text.strip()
+    if names and ":" not in text:
+        return realtime(text)
+    form = "NAME:FPS:WIDTHxHEIGHT[:TRANSPORT]"
+    try:
+        name, fps, size, *rest = text.split(":")
+        width, height = size.lower().split("x")
+        if len(rest) > 1:
+            raise ValueError("too many fields")
+        transport = rest[0] if rest else "webrtc"
+        return ModelDefinition(
+            name, fps=float(fps), width=int(width), height=int(height), transport=transport
+        )
+    except InvalidOptionsError as exc:
+        raise InvalidOptionsError(f"model {text!r}: {exc.message}") from None
+    except ValueError:
+        raise InvalidOptionsError(f"model {text!r} is not {form}") from None
+
+
+def spec(model: ModelDefinition) -> str:
+    """``model`` as `parse` reads it back (the emulator's ``--model`` form)."""
+    text = f"{model.name}:{model.fps:g}:{model.width}x{model.height}"
+    return text if model.transport == "webrtc" else f"{text}:{model.transport}"

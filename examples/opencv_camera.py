@@ -2,6 +2,7 @@
 
     python examples/opencv_camera.py                        # camera 0
     python examples/opencv_camera.py --source clip.mp4 --seconds 10
+    python examples/opencv_camera.py --source clip.mp4 --frames 100
     # no DECART_API_KEY: a local emulator (pip install 'decart-sync[emulator]'),
     # or the one at DECART_REALTIME_BASE_URL if set
 
@@ -25,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="0", help="camera index, device, stream URL or file")
     parser.add_argument("--seconds", type=float, help="stop after this long (default: at q)")
+    parser.add_argument("--frames", type=int, help="stop after showing this many frames")
     args = parser.parse_args()
     source = int(args.source) if args.source.isdigit() else args.source
     end = None if args.seconds is None else time.monotonic() + args.seconds
@@ -38,6 +40,8 @@ def main() -> None:
         )
         shown = 0
         while cap.isOpened() and (end is None or time.monotonic() < end):
+            if args.frames is not None and shown >= args.frames:
+                break
             ok, frame = cap.read()
             if not ok:
                 break

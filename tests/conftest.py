@@ -3,6 +3,7 @@
 The layout: unit/ is pure logic (no session), e2e/ runs real sessions against the
 emulator, drivers/ holds programs those tests run as subprocesses (some in other
 virtualenvs), support/ the helpers tests import (on the path: ``from helpers import``).
+Tests that download packages into .bench/ skip unless asked (tests/support/downloads.py).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from downloads import bench_python
 from helpers import SMALL, clients_of, emulator_process
 
 import decart_sync
+from benchmarks.venvs import OFFICIAL_LIVEKIT_VENV, OFFICIAL_VENV
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
 
@@ -46,24 +49,23 @@ def remote_emulator() -> Iterator[str]:
 def gui() -> Iterator[tuple[str, dict[str, str]]]:
     """A python with OpenCV's windowed wheel (tests/support/gui.py) and the env of an Xvfb
     display."""
-    from gui import Xvfb, opencv_python
+    from gui import OPENCV_VENV, Xvfb
 
     missing = Xvfb.missing()
     if missing:
         pytest.skip(missing)
-    python, why = opencv_python()
-    if python is None:
-        pytest.skip(why)
+    python = bench_python(OPENCV_VENV)
     with Xvfb() as display:
         yield python, display.env
 
 
 @pytest.fixture(scope="session")
-def official_livekit_python() -> str:
-    """A virtualenv holding today's official SDK (decart 0.2.4), made once under .bench/."""
-    from benchmarks.__main__ import OFFICIAL_LIVEKIT, official_python
+def official_python() -> str:
+    """A virtualenv holding the classic models' official SDK (decart 0.0.37)."""
+    return bench_python(OFFICIAL_VENV)
 
-    python = official_python(OFFICIAL_LIVEKIT, "official-livekit-venv")
-    if python is None:
-        pytest.fail(f"could not install {OFFICIAL_LIVEKIT} from PyPI into .bench/")
-    return python
+
+@pytest.fixture(scope="session")
+def official_livekit_python() -> str:
+    """A virtualenv holding today's official SDK (decart 0.2.4)."""
+    return bench_python(OFFICIAL_LIVEKIT_VENV)

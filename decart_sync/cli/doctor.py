@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from .. import models
 from ..preflight import check_connectivity
 from .status import Console
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    model = None
-    if args.model is not None:
-        from .stream import parse_model  # a name or NAME:FPS:WxH, as stream takes it
-
-        model = parse_model(args.model)
+    model = None if args.model is None else models.parse(args.model)  # as stream reads it
     console.say("checking the way to the service...")
     report = check_connectivity(
         base_url=args.base_url,

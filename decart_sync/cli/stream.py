@@ -25,7 +25,7 @@ import av
 from .. import models, options
 from .._threads import Worker
 from ..client.start import RealtimeClient, connect
-from ..errors import DecartSDKError, InvalidOptionsError, TimeoutError_
+from ..errors import DecartSDKError, TimeoutError_
 from ..models import ModelDefinition
 from ..sources import Timed, frames_of, is_media_spec, synthetic
 from . import STREAM_OPTIONS
@@ -40,18 +40,6 @@ TAIL = 1.0  # seconds of output still recorded after a finite source ended
 
 class Refused(Exception):
     """The run cannot start; the message says why (exit code 1)."""
-
-
-def parse_model(text: str) -> ModelDefinition:
-    """A registry name, or ``NAME:FPS:WxH`` as the emulator's ``--model`` takes it."""
-    if text.count(":") != 2:
-        return models.realtime(text)
-    name, fps, size = text.split(":")
-    try:
-        width, height = (int(x) for x in size.lower().split("x"))
-        return ModelDefinition(name, fps=float(fps), width=width, height=height)
-    except ValueError:
-        raise InvalidOptionsError(f"--model {text!r} is not NAME:FPS:WIDTHxHEIGHT") from None
 
 
 class Tap:
@@ -73,7 +61,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
         args.model = DEFAULT_MODEL
         console.say(f"no --model given: streaming {DEFAULT_MODEL} (decart-sync models lists them)")
-    model = parse_model(args.model)
+    model = models.parse(args.model)
     if os.path.exists(args.out) and not args.y:
         raise Refused(f"{args.out} already exists; pass -y to overwrite it")
     cv2 = load_cv2() if args.preview else None

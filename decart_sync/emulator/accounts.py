@@ -7,6 +7,12 @@ Both stores are bounded and thread-safe: the REST server's threads write them,
 the emulator's loop reads them (``image_ref`` in ``set_image``, a client token
 on the stream endpoint). Times are wall-clock seconds (``time.time``), as the
 service's ``expires_at`` are; ``clock`` lets tests move them.
+
+The signed form (EdDSA, Ed25519, with the claims decart 0.2.4's
+``tokens/verify.py`` reads) is what the official SDKs call ``token`` and hand to
+pages for realtime sessions and uploads. The emulator's signing key is its own:
+its tokens verify against the emulator's JWKS (``GET /api/auth/jwks``), never
+the platform's.
 """
 
 from __future__ import annotations
@@ -246,8 +252,10 @@ class TokenStore:
         return token
 
     def get(self, api_key: str | None) -> ClientToken | None:
+        """The token with this key, in either form."""
         with self._lock:
-            return self._tokens.get(str(api_key))
+            key = str(api_key)
+            return self._tokens.get(key)
 
     def key_refusal(self, key: str | None) -> str | None:
         """For a client token's key (``ek_...``): why it is refused, None when it is live."""
@@ -269,7 +277,9 @@ class TokenStore:
 
 
 def is_token_key(key: str | None) -> bool:
-    return bool(key) and str(key).startswith((TOKEN_PREFIX, JWT_PREFIX))
+    """A client token's key, opaque or signed (the three base64url parts of a JWT)."""
+    text = str(key or "")
+    return text.startswith(TOKEN_PREFIX) or (text.startswith(JWT_PREFIX) and text.count(".") == 2)
 
 
 def _number(value: Any) -> bool:
@@ -284,3 +294,4 @@ def _names(value: Any, what: str) -> list[str] | None:
     if len(value) > 20:
         raise StoreError(422, f"{what} takes at most 20 items")
     return list(value)
+

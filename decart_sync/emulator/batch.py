@@ -69,6 +69,7 @@ class Job:
     finished: float | None = None
     content: bytes | None = attrs.field(default=None, repr=False)
     error: str | None = None
+    polls: int = 0  # status requests answered: the client knows the job's id
 
     def describe(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "status": self.status}

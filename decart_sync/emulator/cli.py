@@ -3,7 +3,7 @@
 ``python -m decart_sync.emulator`` and ``decart-sync emulator`` both run `main()`.
 
     python -m decart_sync.emulator [--host 127.0.0.1] [--port 8765] [--rest-port 8766]
-        [--api-key KEY ...]
+        [--api-key KEY ...] [--no-livekit-v1]
         [--model NAME:FPS:WIDTHxHEIGHT[:TRANSPORT] ...] [--fault FIELD=VALUE ...]
         (e.g. --fault loss=0.05 --fault jitter_ms=30 --fault blackout=5,3)
     python -m decart_sync.emulator drop --url ws://127.0.0.1:8765 [--how both]
@@ -34,6 +34,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from .. import models
 from ..errors import DecartSDKError
 from ..models import ModelDefinition
 from .connection import DROP_MODES
@@ -100,6 +101,14 @@ def _serve(argv: list[str], prog: str) -> int:
         metavar="FIELD=VALUE",
         help=f"misbehave on purpose (repeatable); fields: {', '.join(_FAULT_FIELDS)}",
     )
+    parser.add_argument(
+        "--livekit-v1",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve LiveKit's /rtc/v1 (one peer connection, what LiveKit clients try first); "
+        "--no-livekit-v1 serves only the classic /rtc (two), as a LiveKit server before v1 "
+        "did, and clients fall back to it (default: serve it)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -123,6 +132,7 @@ def _serve(argv: list[str], prog: str) -> int:
             models=args.models,
             faults=faults,
             rest_port=rest_port,
+            livekit_v1=args.livekit_v1,
         ) as emu:
             print(
                 f"decart-sync emulator serving at {emu.url}, REST API at {emu.rest_url} "
@@ -212,19 +222,9 @@ _FAULT_FIELDS = [field.name for field in attrs.fields(Faults)]
 
 def _model(text: str) -> ModelDefinition:
     try:
-        name, fps, size, *transport = text.split(":")
-        width, height = size.lower().split("x")
-        return ModelDefinition(
-            name,
-            fps=float(fps),
-            width=int(width),
-            height=int(height),
-            transport=transport[0] if transport else "webrtc",
-        )
-    except (ValueError, DecartSDKError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not NAME:FPS:WIDTHxHEIGHT[:TRANSPORT] ({exc})"
-        ) from None
+        return models.parse(text, names=False)
+    except DecartSDKError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from .. import _process
 from .._portal import Portal, wait_until
 from ..models import ModelDefinition
+from . import http_routes
 from .accounts import FileStore, TokenStore
 from .batch import Batch
 from .faults import Faults
@@ -37,6 +38,10 @@ class Emulator:
     models: `batch`) is served on ``rest_port`` (default: any free one), at
     [`rest_url`][decart_sync.emulator.Emulator.rest_url]:
     ``DecartClient(api_key=..., base_url=emu.rest_url, realtime_base_url=emu.url)``.
+    LiveKit clients get LiveKit's single-peer-connection signaling (``/rtc/v1``,
+    what they try first); ``livekit_v1=False`` serves only the classic path
+    (``/rtc``, two peer connections), as a LiveKit server before v1 did, and they
+    fall back to it.
 
     A context manager; [`close()`][decart_sync.emulator.Emulator.close] is idempotent,
     bounded, and joins the
@@ -52,10 +57,17 @@ class Emulator:
         *,
         faults: Faults | None = None,
         rest_port: int = 0,
+        livekit_v1: bool = True,
     ) -> None:
         self._changed = threading.Condition()
         self._server = EmulatorServer(
-            host, port, api_keys=api_keys, models=models, faults=faults, on_change=self._notify
+            host,
+            port,
+            api_keys=api_keys,
+            models=models,
+            faults=faults,
+            on_change=self._notify,
+            livekit_v1=livekit_v1,
         )
         self._rest_port = rest_port
         self._rest: RestServer | None = None
@@ -85,6 +97,7 @@ class Emulator:
                     tokens=server.tokens,
                     batch=self._batch,
                     account_key_ok=server.key_ok,
+                    watch=self._viewer_credentials,
                 ).start()
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -159,6 +172,12 @@ class Emulator:
     def batch(self) -> Batch:
         """The image and video models: ``emu.batch.jobs`` lists the jobs, oldest first."""
         return self._batch
+
+    @property
+    def livekit_v1(self) -> bool:
+        """Whether LiveKit's ``/rtc/v1`` (one peer connection) is served."""
+        rooms = self._server.livekit_rooms
+        return rooms is not None and rooms.single_pc
 
     @property
     def files(self) -> FileStore:
@@ -257,6 +276,14 @@ class Emulator:
         how many sessions it reached.
         """
         return self._portal.call(self._server.send, message, session_id, timeout=timeout)
+
+    def _viewer_credentials(self, room: str) -> tuple[int, dict[str, str] | str]:
+        """For the REST port's ``/watch-stream/{room}`` (its threads), from the loop."""
+
+        async def credentials() -> tuple[int, dict[str, str] | str]:
+            return http_routes.viewer_credentials(self._server, room, self.url)
+
+        return self._portal.call(credentials, timeout=START_TIMEOUT)
 
     def _notify(self) -> None:
         with self._changed:

@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection
 
 from ..models import ModelDefinition
 from ..realtime.clock import Pacer
-from . import frame_timing, images, media, transforms
+from . import colour, frame_timing, images, media, transforms
 from .connection import Connection
 from .faults import Faults
 
@@ -119,6 +119,7 @@ class GeneratingSession(Connection):
                 frame = await track.recv()
                 if isinstance(frame, VideoFrame):
                     frame.opaque = frame_timing.stamp_of(track, frame.pts)  # LiveKit's trailer
+                    colour.tag(track, frame)  # as the client described its pictures
                     self.frames_in += 1
                     if frame.opaque is not None:
                         self.frames_in_stamped += 1

@@ -5,7 +5,8 @@ method, as long as the request has no body, and the clients send none);
 `answer` takes these, after LiveKit's ``/rtc...`` (`livekit`):
 
 - ``/_emulator/...`` (GET): ``drop?how=signaling|peer|both`` drops every live
-  session, ``sessions`` lists them as JSON, ``faults?FIELD=VALUE&...`` changes
+  session, ``sessions`` lists them as JSON (a LiveKit session with each signal
+  connection its room served: path, peer connections), ``faults?FIELD=VALUE&...`` changes
   the faults of the emulator and of its sessions following them (``reset=1``:
   from none first) and answers them and the sessions as JSON, ``ice-servers``
   announces the emulator's STUN server (``{"ice_servers": [{"urls":
@@ -16,11 +17,18 @@ method, as long as the request has no body, and the clients send none);
   credentials, ``{livekit_url, token, room_name, session_id}``; 401 for a bad
   key, 404 for an unknown room.
 
+Browsers: every answer here and on LiveKit's ``/rtc...`` allows the page's
+origin, as a LiveKit server does (livekit-server's ``pkg/service/server.go``:
+rs/cors allowing every origin), and ``OPTIONS`` answers a CORS preflight. A
+page can then fetch ``/rtc/validate`` (livekit-client reads its status to
+tell a refusal from an unreachable server) and viewers' credentials.
+
 Anything else is left to the WebSocket routes (`server`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http
 import json
 import logging
@@ -45,6 +53,7 @@ if TYPE_CHECKING:  # needs the optional livekit-protocol package
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/_emulator/"
+PREFLIGHT_MAX_AGE = 86400  # as LiveKit's server
 WATCH_PREFIX = "/watch-stream/"
 
 
@@ -72,6 +81,13 @@ class Served(Protocol):
 
 async def answer(server: Served, connection: ServerConnection, request: Request) -> Response | None:
     """The response to a plain HTTP request, or None when it is not one of these routes."""
+    if request.method == "OPTIONS":
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        preflight = Headers([("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                             ("Access-Control-Allow-Headers", asked or "*"),
+                             ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE)),
+                             ("Content-Length", "0")])  # fmt: skip
+        return Response(http.HTTPStatus.NO_CONTENT, "No Content", preflight, b"")
     parts = urlsplit(request.path)
     if parts.path.startswith(WATCH_PREFIX):
         room = unquote(parts.path[len(WATCH_PREFIX) :]).strip("/")
@@ -126,21 +142,41 @@ def _watch(server: Served, connection: ServerConnection, request: Request, name:
     if not server.key_ok(request.headers.get("x-api-key")):
         log.info("refusing a viewer: invalid API key")
         return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid API key\n")
+    host, port = connection.local_address[:2]
+    url = f"ws://{f'[{host}]' if ':' in host else host}:{port}"
+    status, body = viewer_credentials(server, name, url)
+    if isinstance(body, str):
+        return connection.respond(status, f"{body}\n")
+    return _json_response(json.dumps(body) + "\n")
+
+
+def viewer_credentials(server: Served, name: str, url: str) -> tuple[int, dict[str, str] | str]:
+    """A viewer's credentials for room ``name`` (200 and the body), else a status and why;
+    ``url`` is the LiveKit URL to hand out. Also served on the REST port (`.rest`): the JS
+    SDK asks its ``baseUrl`` for them."""
     rooms = server.livekit_rooms
     room = rooms.room(name) if rooms is not None else None
     if rooms is None or room is None:
-        return connection.respond(http.HTTPStatus.NOT_FOUND, f"no room {name!r}\n")
+        return http.HTTPStatus.NOT_FOUND, f"no room {name!r}"
     owner = next((s for s in server.sessions if s.room is room), None)
-    host, port = connection.local_address[:2]
     body = {
-        "livekit_url": f"ws://{f'[{host}]' if ':' in host else host}:{port}",
+        "livekit_url": url,
         "token": rooms.token(room.name, f"viewer-{secrets.token_hex(4)}", can_publish=False),
         "room_name": room.name,
     }
     if owner is not None:
         body["session_id"] = owner.session_id
     log.info("viewer credentials issued for room %s", room.name)
-    return _json_response(json.dumps(body) + "\n")
+    return http.HTTPStatus.OK, body
+
+
+def for_browsers(request: Request, response: Response) -> Response:
+    """``response`` readable by the page that asked (its ``Origin``), as LiveKit allows."""
+    origin = request.headers.get("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
 
 
 def parse_query(text: str) -> dict[str, str]:
@@ -149,6 +185,7 @@ def parse_query(text: str) -> dict[str, str]:
 
 
 def _describe(session: ServedSession) -> dict[str, Any]:
+    room = session.room
     return {
         "session_id": session.session_id,
         "model": session.model.name,
@@ -158,6 +195,8 @@ def _describe(session: ServedSession) -> dict[str, Any]:
         "frames_out": session.frames_out,
         "subscribers": len(session.subscribers),
         "age_s": round(time.monotonic() - session.started, 3),
+        # Each LiveKit signal connection its room served: the path and its peer connections.
+        "livekit": [dataclasses.asdict(p) for p in room.participations] if room is not None else [],
     }
 
 

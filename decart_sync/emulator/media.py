@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from ..realtime.clock import VIDEO_TIME_BASE, Pacer, Timestamps
-from . import transforms
+from . import colour, transforms
 
 log = logging.getLogger(__name__)
 PENDING = 2  # pictures waiting to be sent; more and the oldest is dropped
@@ -226,8 +226,14 @@ def camera_planes(
     runs on that one thread: its slice threads cost more CPU than they save time.
     """
     if prompt is None and image is None:
-        # Passthrough skips the RGB round trip: cheaper, and no extra rounding.
-        return frame.reformat(width=width, height=height, format="yuv420p", threads=1).to_ndarray()
+        # Passthrough skips the RGB round trip: cheaper, and no extra rounding. Values of
+        # another description are converted to our output's (see .colour).
+        planes = frame.reformat(width=width, height=height, format="yuv420p", threads=1)
+        described = colour.description(frame)
+        return planes.to_ndarray() if described is None else colour.to_default(
+            planes.to_ndarray(), *described
+        )
+    # PyAV reads the frame's description (colorspace, color_range) to make RGB.
     rgb = frame.to_ndarray(format="rgb24", width=width, height=height, threads=1)
     return rgb_planes(transforms.apply(rgb, prompt, image))
 

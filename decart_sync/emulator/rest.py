@@ -15,6 +15,12 @@ a port of its own: a stdlib HTTP server on a thread
 - ``POST /v1/generate/<model>``, ``POST /v1/jobs/<model>``, ``GET
   /v1/jobs/<id>`` and ``GET /v1/jobs/<id>/content``: image and video models
   (`batch`); a client token only for the models it allows (403).
+- ``POST /watch-stream/{room}``: a viewer's credentials, as on the realtime
+  port (`http_routes`): the JS SDK's ``subscribe`` asks its ``baseUrl``.
+
+Browsers: every answer, errors included, allows any origin, and ``OPTIONS``
+answers a CORS preflight (the methods above, whatever headers were asked for),
+so a web page on another origin can use the API with a client token.
 """
 
 from __future__ import annotations
@@ -40,11 +46,15 @@ log = logging.getLogger(__name__)
 THREAD_NAME = "decart-sync-emulator-rest"
 FILES_PATH = "/v1/files"
 TOKENS_PATH = "/v1/client/tokens"
+WATCH_PREFIX = "/watch-stream/"
 MAX_BODY = MAX_FILE_BYTES + 64 * 1024  # the file and its multipart framing
 MAX_JSON = 64 * 1024
 MAX_MEDIA_BODY = 128 * 1024 * 1024  # a video for a job, and its multipart framing
 GENERATE_PATH = "/v1/generate/"
 JOBS_PATH = "/v1/jobs/"
+METHODS = "GET, POST, DELETE, OPTIONS"
+ALLOWED_HEADERS = "Content-Type, X-API-KEY"  # what the official clients send
+PREFLIGHT_MAX_AGE = 600  # seconds a browser may keep a preflight's answer
 
 
 class RestServer:
@@ -59,11 +69,13 @@ class RestServer:
         tokens: TokenStore,
         batch: Batch,
         account_key_ok: Callable[[str | None], bool],
+        watch: Callable[[str], tuple[int, dict[str, str] | str]] | None = None,
     ) -> None:
         self.files = files
         self.tokens = tokens
         self.batch = batch
         self.account_key_ok = account_key_ok
+        self.watch = watch  # room -> (status, a viewer's credentials or why not)
         self._httpd = _Server((host, port), _Handler)
         self._httpd.rest = self
         self._worker: Worker | None = None
@@ -117,6 +129,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("rest: " + format, *args)  # the key is in a header, never in the line
 
+    def end_headers(self) -> None:
+        # On every answer, http.server's own errors too: a browser reads none without them.
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", METHODS)
+        headers = getattr(self, "headers", None)  # unset when the request line was bad
+        asked = headers.get("Access-Control-Request-Headers") if headers else None
+        self.send_header("Access-Control-Allow-Headers", asked or ALLOWED_HEADERS)
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A CORS preflight: any origin, our methods, the headers the page asked for."""
+        self.send_response(204)
+        self.send_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         model = _tail(path, GENERATE_PATH) or _tail(path, JOBS_PATH)
@@ -127,6 +155,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif model is not None and "/" not in model:
             jobs = path.startswith(JOBS_PATH)
             self._guarded(lambda: self._batch(model, jobs), tokens_allowed=True, model=model)
+        elif path.startswith(WATCH_PREFIX) and self.server.rest.watch is not None:
+            room = unquote(path[len(WATCH_PREFIX) :])
+            self._guarded(lambda: self._watch(room), tokens_allowed=True)
         else:
             self._error(404, f"no endpoint POST {path}")
 
@@ -206,11 +237,19 @@ class _Handler(BaseHTTPRequestHandler):
         job_id, _, what = tail.partition("/")
         batch = self.server.rest.batch
         if not what:
-            self._json(200, batch.job(job_id).describe())
+            job = batch.job(job_id)
+            job.polls += 1
+            self._json(200, job.describe())
         elif what == "content":
             self._send(200, batch.content(job_id), "video/mp4")
         else:
             raise StoreError(404, f"no endpoint GET {JOBS_PATH}{tail}")
+    def _watch(self, room: str) -> None:
+        assert self.server.rest.watch is not None
+        status, body = self.server.rest.watch(room)
+        if isinstance(body, str):
+            raise StoreError(status, body)
+        self._json(status, body)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -221,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
         refusal = self.server.rest.key_ok(key, tokens_allowed=tokens_allowed)
         token = self.server.rest.tokens.get(key) if is_token_key(key) else None
         allowed = None if token is None else token.models
-        if refusal is None and allowed is not None and model not in allowed:
+        if refusal is None and model is not None and allowed is not None and model not in allowed:
             refusal = f"Model {model} is not allowed for this client token"
         if refusal is not None:
             self._error(401 if refusal.startswith("Invalid API key") else 403, refusal)

@@ -3,7 +3,7 @@
 Routes (one port):
 
 - plain HTTP (``/_emulator/...`` admin commands, ``POST /watch-stream/{room}``):
-  `http_routes`; LiveKit's signaling (``/rtc``): `livekit`.
+  `http_routes`; LiveKit's signaling (``/rtc/v1``, ``/rtc``): `livekit`.
 - ``/subscribe/{sid}?api_key=..`` (WebSocket): a viewer of session ``sid``.
 - the REST API (files, client tokens) has a port of its own: see `rest`.
   A client token's key (``ek_...``) is checked here: expiry, allowed models and
@@ -84,6 +84,7 @@ class EmulatorServer:
         faults: Faults | None = None,
         on_change: Callable[[], None] = lambda: None,
         livekit_rooms: LiveKitRooms | None = None,
+        livekit_v1: bool = True,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -93,8 +94,11 @@ class EmulatorServer:
         self.faults = faults if faults is not None else Faults()
         self.loopback = is_loopback_host(host)
         self._on_change = on_change
-        # LiveKit signaling (/rtc...) on this same port: see .livekit.
-        self.livekit_rooms = livekit_rooms if livekit_rooms is not None else _livekit(self.loopback)
+        # LiveKit signaling (/rtc/v1 unless livekit_v1 is False, /rtc) on this same port:
+        # see .livekit.
+        if livekit_rooms is None:
+            livekit_rooms = _livekit(self.loopback, livekit_v1)
+        self.livekit_rooms = livekit_rooms
         self._server: Server | None = None
         self._port: int | None = None
         # Read from other threads (snapshots), written on the loop.
@@ -217,15 +221,16 @@ class EmulatorServer:
         if self.livekit_rooms is not None:
             response = await self.livekit_rooms.process_request(connection, request)
             if response is not None:
-                return response
-        return await http_routes.answer(self, connection, request)
+                return response  # with LiveKit's own CORS headers (rs/cors), once each
+        response = await http_routes.answer(self, connection, request)
+        return None if response is None else http_routes.for_browsers(request, response)
 
     # -- WebSocket routing ----------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
         parts = urlsplit(ws.request.path if ws.request else "/")
         query = http_routes.parse_query(parts.query)
-        if self.livekit_rooms is not None and parts.path.rstrip("/") == "/rtc":
+        if self.livekit_rooms is not None and self.livekit_rooms.serves(parts.path):
             await self.livekit_rooms.handle(ws, parts.path, query)  # LiveKit tokens, no api_key
             return
         key = query.get("api_key")
@@ -305,13 +310,13 @@ async def _reject(ws: ServerConnection, error: str) -> None:
         await ws.close(1008, error[:100])
 
 
-def _livekit(loopback: bool) -> LiveKitRooms | None:
+def _livekit(loopback: bool, v1: bool) -> LiveKitRooms | None:
     try:
         from .livekit import LiveKitRooms
     except ImportError:  # livekit-protocol is missing: the emulator serves plain WebRTC only
         log.info("no livekit-protocol: LiveKit sessions are not served")
         return None
-    return LiveKitRooms(loopback=loopback)
+    return LiveKitRooms(loopback=loopback, single_pc=v1)
 
 
 def _keys(api_keys: Collection[str] | str | None) -> frozenset[str] | None:

@@ -153,7 +153,7 @@ class ServedSession(GeneratingSession):
         await super()._on_offer(message)
 
     async def _on_livekit_join(self, message: Message) -> None:
-        if self.mode == "webrtc" or self.room is not None:
+        if self.mode is not None:
             log.debug("ignoring a livekit_join: this session's media are already set up")
             return
         if self._livekit is None:
@@ -161,6 +161,12 @@ class ServedSession(GeneratingSession):
             await self.send({"type": "error", "error": error})
             return
         self.mode = "livekit"
+        # The queue runs beside the message loop, not inside it: a client that leaves
+        # while queued is seen at once and its session ends, as the service lets go.
+        self.spawn(self._queue_then_room(message))
+
+    async def _queue_then_room(self, message: Message) -> None:
+        assert self._livekit is not None
         for position in range(self.faults.queue_positions, 0, -1):
             size = self.faults.queue_positions
             await self.send({"type": "queue_position", "position": position, "queue_size": size})

@@ -2,29 +2,28 @@
 
 The avatar model expects a continuous audio stream. `AvatarAudio`
 holds queued 20 ms chunks (48 kHz mono s16, resampled by av); each peer
-connection gets its own `AvatarAudioTrack` reading from it, sending a
+connection gets its own ``aiortc_tracks.AvatarAudioTrack`` reading from it, sending a
 queued chunk when there is one and silence otherwise, in real time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import io
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
 from .._portal import wait_until
 from ..errors import InvalidInputError, TimeoutError_
+
+if TYPE_CHECKING:
+    from .aiortc_tracks import AvatarAudioTrack
 
 RATE = 48_000
 CHUNK = 960  # 20 ms
@@ -83,39 +82,9 @@ class AvatarAudio:
             return self._chunks.popleft()
 
     def track(self) -> AvatarAudioTrack:
+        from .aiortc_tracks import AvatarAudioTrack  # aiortc: loaded by an avatar only
+
         return AvatarAudioTrack(self)
-
-
-class AvatarAudioTrack(MediaStreamTrack):
-    kind = "audio"
-
-    def __init__(self, audio: AvatarAudio) -> None:
-        super().__init__()
-        self._audio = audio
-        self._start: float | None = None
-        self._samples = 0
-        self._silence = np.zeros((1, CHUNK), np.int16)
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            due = self._start + self._samples / RATE
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        chunk, done = self._audio.next_chunk()
-        data = self._silence if chunk is None else chunk.reshape(1, CHUNK)
-        frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._samples
-        frame.time_base = TIME_BASE
-        self._samples += CHUNK
-        if done is not None:
-            done.set()
-        return frame
 
 
 def decode_audio(audio: Any, sample_rate: int | None = None) -> np.ndarray:

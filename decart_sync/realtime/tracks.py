@@ -3,9 +3,9 @@
 Input: user threads convert each frame once (av does scaling and pixel
 conversion) and drop it into `LatestFrame`. Each new frame goes as it
 arrives, held to the model's fps, so a fast source is dropped down to that
-rate and a slow one repeats its last frame: the aiortc track pulls it, paced
-by `clock.Pacer`; LiveKit is handed it in the sender's thread
-(`feed`). The holder outlives connections: after a reconnect the new
+rate and a slow one repeats its last frame: aiortc's track pulls it, paced
+by `clock.Pacer` (``aiortc_tracks``); LiveKit is handed it in the sender's
+thread (`feed`). The holder outlives connections: after a reconnect the new
 transport reads the same holder. The output side is ``frame_hub``.
 """
 
@@ -21,14 +21,12 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 from av.video.reformatter import VideoReformatter
 
 from ..errors import InvalidInputError
 from ..metrics.rates import RateMeter
 from ..models import ModelDefinition
-from .clock import VIDEO_TIME_BASE, Cadence, Pacer, Timestamps
+from .clock import Cadence
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +72,7 @@ class LatestFrame:
     (aiortc's encoder takes yuv420p; LiveKit converts RGB24 itself, with
     libyuv, at a fifth of swscale's cost for RGB to yuv420p).
 
-    Two ways out. aiortc pulls: `InputTrack` reads the newest frame on
+    Two ways out. aiortc pulls: ``aiortc_tracks.InputTrack`` reads the newest frame on
     the loop. A media library that copies a frame the moment it is handed one
     (LiveKit) attaches a sink instead (`feed`): ``put`` hands each frame
     over in the caller's thread, where its pixels were just written (LiveKit's
@@ -228,39 +226,3 @@ async def feed(source: LatestFrame, sink: Callable[[av.VideoFrame], None]) -> No
             await asyncio.sleep(source.send_due())
     finally:
         source.detach(sink)
-
-
-class InputTrack(MediaStreamTrack):
-    """The user's frames, each sent as it arrives, paced to the model's fps."""
-
-    kind = "video"
-
-    def __init__(self, source: LatestFrame, fps: float) -> None:
-        super().__init__()
-        self._source = source
-        self._pacer = Pacer(fps)
-        self._timestamps = Timestamps()
-        self._seen = -1
-        loop = asyncio.get_running_loop()
-        self._wake = lambda: loop.call_soon_threadsafe(self._pacer.arrived)
-        source.on_put = self._wake
-
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = await self._pacer.wait()
-        count = self._source.count
-        if self._seen >= 0:
-            self._source.skipped += max(0, count - self._seen - 1)
-        self._seen = count
-        frame = self._source.get()
-        frame.pts = self._timestamps.at(now)
-        frame.time_base = VIDEO_TIME_BASE
-        self._source.sent += 1
-        return frame
-
-    def stop(self) -> None:
-        # The holder outlives us: a late stop must not unhook the next connection's track.
-        if self._source.on_put is self._wake:
-            self._source.on_put = None
-        super().stop()

@@ -37,17 +37,7 @@ class Log(Protocol):
 
 def parse_model(text: str) -> ModelDefinition:
     """A registry name (``lucy-restyle``) or ``NAME:FPS:WxH`` like the emulator's ``--model``."""
-    text = str(text).strip()
-    if ":" not in text:
-        return models.realtime(text)
-    try:
-        name, fps, size = text.split(":")
-        width, height = size.lower().split("x")
-        return ModelDefinition(name, fps=float(fps), width=int(width), height=int(height))
-    except ValueError:
-        raise ValueError(
-            f"model {text!r} is neither a model name nor NAME:FPS:WIDTHxHEIGHT"
-        ) from None
+    return models.parse(str(text))
 
 
 @attrs.frozen

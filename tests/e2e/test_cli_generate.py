@@ -138,6 +138,7 @@ def test_ctrl_c_stops_the_wait_at_once(emu: Emulator, tmp_path) -> None:
     try:
         wait_until(lambda: len(emu.batch.jobs) > jobs, 30, "the job's submission")
         job = emu.batch.jobs[-1]
+        wait_until(lambda: job.polls > 0, 30, "the client's first status request")  # it has the id
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=10)

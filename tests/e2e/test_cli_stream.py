@@ -22,9 +22,11 @@ import numpy as np
 import pytest
 from helpers import KEY, SMALL, invert, mean_error, pattern
 
+from decart_sync import models
+
 pytestmark = pytest.mark.timeout(120)
 
-MODEL = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+MODEL = models.spec(SMALL)
 COLOUR = (0x30, 0x60, 0xA0)
 FLAT = f"lavfi:color=c=0x{COLOUR[0]:02x}{COLOUR[1]:02x}{COLOUR[2]:02x}:size=320x192:rate=25"
 TOLERANCE = 12.0  # two lossy codecs (VP8 there and back, H264 into the file)

@@ -4,11 +4,14 @@ refused first attempt is retried as the official SDKs do, a permanent refusal is
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import websocket
 from helpers import clients_of, close_to, invert, pattern, repeat, wait_for_frame, wait_until
 
 from decart_sync import DecartSDKError, ModelDefinition
@@ -91,6 +94,29 @@ def test_queue_timeout_bounds_the_wait_and_is_not_retried(connect, emu) -> None:
     assert info.value.code == "WEBRTC_TIMEOUT_ERROR" and info.value.permanent
     assert "queue" in info.value.message and "queue_timeout" in info.value.message
     assert len(emu.history) == sessions + 1  # one attempt: the user's bound is final
+    served = emu.history[-1]
+    # The service lets a queued session go when its client does, not when its turn comes.
+    assert served.wait(lambda: served.closed, 3), "the queued session outlived its client"
+
+
+def test_a_client_that_leaves_the_queue_is_let_go_at_once(emu) -> None:
+    # Forty places of half a second: twenty seconds of queue the session must not sit out.
+    emu.faults = Faults(queue_positions=40, queue_step=0.5)
+    url = f"{emu.url}/v1/stream?api_key=k&model={LK.name}"
+    ws = websocket.create_connection(url, timeout=10, suppress_origin=True)
+    try:
+        served = emu.wait_for_session(predicate=lambda s: s.model == LK)
+        ws.send(json.dumps({"type": "livekit_join", "passthrough": True}))
+        kinds = []
+        while "queue_position" not in kinds:
+            kinds.append(json.loads(ws.recv())["type"])
+    finally:
+        ws.close()
+        emu.faults = Faults()
+    left = time.monotonic()
+    assert served.wait(lambda: served.closed, 3), "the queued session outlived its client"
+    assert time.monotonic() - left < 3 and served.room is None  # never got its room
+    assert served.pending_tasks == 0
 
 
 @pytest.mark.parametrize("transport", ["livekit", "webrtc"])

@@ -1,5 +1,7 @@
 """Connection quality: the JS SDK's verdict from live figures, on both
-transports, going poor under packet loss and back to good when it stops."""
+transports (LiveKit on both its signaling paths: ``/rtc/v1``, one peer
+connection, and the classic ``/rtc``), going poor under packet loss and back to
+good when it stops."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import clients_of, pattern, repeat
+from helpers import SIGNALING, clients_of, pattern, repeat, took_its_path
 
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator, Faults
@@ -22,8 +24,9 @@ MODELS = {
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in MODELS.values()}) as emulator:
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    v1 = getattr(request, "param", True)  # LiveKit's signaling path, where parametrized
+    with Emulator(models={m.name: m for m in MODELS.values()}, livekit_v1=v1) as emulator:
         yield emulator
 
 
@@ -42,11 +45,16 @@ def next_report(
         raise AssertionError(f"no report {what} within {timeout} s; saw {seen}") from None
 
 
-@pytest.mark.parametrize("transport", ["webrtc", "livekit"])
+@pytest.mark.parametrize(
+    ("transport", "emu"),
+    [("webrtc", True), *(("livekit", v1) for v1 in SIGNALING.values())],
+    ids=["webrtc", *(f"livekit-{path}" for path in SIGNALING)],
+    indirect=["emu"],
+)
 def test_a_clean_link_is_good_once_warmed_up(emu: Emulator, transport: str) -> None:
     model = MODELS[transport]
     reports: queue.Queue[dict[str, Any]] = queue.Queue()
-    with clients_of(emu.url, model=model) as connect:
+    with took_its_path(emu), clients_of(emu.url, model=model) as connect:
         client = connect(repeat(pattern(model)), on={"connection_quality": reports.put})
         first = next_report(reports, lambda r: True, 5, "at all")
         assert first["warming_up"] and first["level"] in ("good", "fair", "poor", "critical")

@@ -120,6 +120,6 @@ def test_server_rejection_of_a_prompt_is_reported(connect, emulator) -> None:
     client = connect(None)
     # The emulator refuses prompts that are not text; bypass our own check to see the ack path.
     with pytest.raises(DecartSDKError) as info:
-        client._call(client._session.set_prompt(None, True), Deadline(10), "the prompt")  # type: ignore[arg-type]
+        client._call(Deadline(10), "the prompt", client._session.set_prompt, None, True)
     assert info.value.code == "WEBRTC_SERVER_ERROR"
     client.set_prompt("still fine")

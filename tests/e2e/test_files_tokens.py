@@ -20,13 +20,14 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+import requests
 from helpers import KEY, SMALL, clients_of, close_to, invert, pattern, repeat, wait_for_frame
 from helpers import wait_until as wait_for
 
-from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local
+from decart_sync import DecartClient, DecartSDKError, ModelDefinition, local, models
 from decart_sync.emulator import Emulator
+from decart_sync.realtime import session as session_module
 from decart_sync.realtime.images import encode_png
-from decart_sync.realtime.session import Session
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,13 +67,14 @@ def mixed(value: int) -> np.ndarray:
 def ended(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Every generation_ended message the clients received, as the service sent it."""
     seen: list[dict] = []
-    original = Session._msg_generation_ended
+    original = session_module.interpret
 
-    def record(self: Session, attempt: object, message: dict) -> None:
-        seen.append(message)
-        original(self, attempt, message)
+    def record(message: dict, transport: str) -> object:
+        if message.get("type") == "generation_ended":
+            seen.append(message)
+        return original(message, transport)
 
-    monkeypatch.setattr(Session, "_msg_generation_ended", record)
+    monkeypatch.setattr(session_module, "interpret", record)
     return seen
 
 
@@ -207,10 +209,11 @@ def test_a_tokens_max_session_duration_ends_the_session(
 def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
     connect, emu: Emulator, account: DecartClient
 ) -> None:
-    ref = account.files.upload(flat(200))
     token = account.tokens.create(
         allowed_models=[LK_SMALL], allowed_origins=[ORIGIN], max_session_duration=4
     )
+    # A token bound to a model still uploads (as a page does with it): files have no model.
+    ref = DecartClient(api_key=token.api_key, base_url=emu.rest_url).files.upload(flat(200))
     client = connect(
         repeat(FRAME),
         model=LK_SMALL,
@@ -237,7 +240,7 @@ def test_over_livekit_a_token_with_an_origin_and_an_image_by_id(
 def test_the_clis_image_takes_a_file_id(emu: Emulator, account: DecartClient, tmp_path) -> None:
     ref = account.files.upload(flat(200))
     out = tmp_path / "out.mp4"
-    model = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+    model = models.spec(SMALL)
     done = subprocess.run(
         [sys.executable, "-m", "decart_sync.cli", "stream", "--base-url", emu.url,
          "--api-key", KEY, "--source", "lavfi:color=c=0x306090:size=320x192:rate=25",
@@ -274,3 +277,53 @@ def test_local_client_and_the_emulator_cli_hand_out_the_rest_url(monkeypatch) ->
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_browsers_may_call_from_another_origin(emu: Emulator) -> None:
+    """What a page's fetch needs (the browser test runs the JS SDK itself): a preflight
+    answered, and every answer, errors included, readable from any origin."""
+    page = {"Origin": "http://127.0.0.1:9"}
+    asked = {"Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "content-type,x-api-key"}
+    preflight = requests.options(f"{emu.rest_url}/v1/client/tokens", headers={**page, **asked},
+                                 timeout=5)
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Headers"] == "content-type,x-api-key"
+    created = requests.post(f"{emu.rest_url}/v1/client/tokens", json={}, timeout=5,
+                            headers={**page, "X-API-KEY": KEY})
+    assert created.status_code == 200 and created.json()["token"]
+    for answer in (
+        created,
+        requests.get(f"{emu.rest_url}/v1/files/file_none", headers={**page, "X-API-KEY": KEY},
+                     timeout=5),
+        requests.get(f"{emu.rest_url}/v1/files/file_none", headers=page, timeout=5),
+        requests.put(f"{emu.rest_url}/v1/files", headers=page, timeout=5),
+    ):
+        assert answer.headers["Access-Control-Allow-Origin"] == "*", answer.status_code
+        assert "X-API-KEY" in answer.headers["Access-Control-Allow-Headers"]
+    # The realtime port answers a page as a LiveKit server does: its own origin back.
+    validate = requests.get(f"{emu.url.replace('ws', 'http', 1)}/rtc/validate", headers=page,
+                            timeout=5)
+    assert validate.status_code == 401
+    assert validate.headers["Access-Control-Allow-Origin"] == page["Origin"]
+
+
+def test_viewers_credentials_from_the_rest_port(emu: Emulator) -> None:
+    """The JS SDK's subscribe() asks its baseUrl; a room's credentials are as on the
+    realtime port (tests/e2e/test_browser.py watches with them)."""
+    asked = requests.post(f"{emu.rest_url}/watch-stream/room-none", timeout=5,
+                          headers={"X-API-KEY": KEY, "Origin": "http://127.0.0.1:9"})
+    assert asked.status_code == 404 and "room-none" in asked.json()["detail"]
+    assert asked.headers["Access-Control-Allow-Origin"] == "*"
+    with clients_of(emu.url, model=LK_SMALL) as connect:
+        client = connect(repeat(FRAME))
+        room = emu.wait_for_session(session_id=client.session_id).room
+        assert room is not None
+        refused = requests.post(f"{emu.rest_url}/watch-stream/{room.name}", timeout=5)
+        assert refused.status_code == 401
+        given = requests.post(f"{emu.rest_url}/watch-stream/{room.name}", timeout=5,
+                              headers={"X-API-KEY": KEY}).json()
+        assert given["room_name"] == room.name and given["livekit_url"] == emu.url
+        assert given["token"] and given["session_id"] == client.session_id

@@ -1,6 +1,7 @@
 """Frame timing: over LiveKit each output frame says which input it was
 made from (its capture time, carried both ways in LiveKit's frame metadata), so the client
-measures glass-to-glass latency and time to first frame."""
+measures glass-to-glass latency and time to first frame. On both LiveKit signaling
+paths: ``/rtc/v1`` (one peer connection) and the classic ``/rtc``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from helpers import clients_of, mean_error, pattern, repeat, wait_until
+from helpers import (
+    ON_BOTH_PATHS,
+    clients_of,
+    mean_error,
+    pattern,
+    repeat,
+    took_its_path,
+    wait_until,
+)
 
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
@@ -21,8 +30,9 @@ SEED = ModelDefinition("test-small", fps=25, width=320, height=192)
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (LK, SEED)}) as emulator:
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    v1 = getattr(request, "param", True)  # ON_BOTH_PATHS sets it
+    with Emulator(models={m.name: m for m in (LK, SEED)}, livekit_v1=v1) as emulator:
         yield emulator
 
 
@@ -30,8 +40,9 @@ def flat(level: int) -> np.ndarray:
     return np.full((LK.height, LK.width, 3), level, np.uint8)
 
 
+@ON_BOTH_PATHS
 def test_each_output_names_the_input_it_came_from(emu: Emulator) -> None:
-    with clients_of(emu.url, model=LK) as connect:
+    with took_its_path(emu), clients_of(emu.url, model=LK) as connect:
         client = connect(None, initial_state={"prompt": "invert"})
         served = emu.wait_for_session(session_id=client.session_id)
         assert served.messages[0]["client_capabilities"] == {"frame_timing": True}

@@ -2,7 +2,9 @@
 
 Real parts: the ``livekit`` package's native client (libwebrtc, H264) publishes
 and receives through the emulator's LiveKit test double on loopback, with
-the same control WebSocket as the plain WebRTC path.
+the same control WebSocket as the plain WebRTC path. Every test runs on both
+LiveKit signaling paths (``/rtc/v1``, one peer connection, and the classic
+``/rtc`` a server without v1 leaves), and checks the one its client took.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import requests
 from helpers import (
     KEY,
+    SIGNALING,
     clients_of,
     close_to,
     grayscale,
@@ -28,6 +32,7 @@ from helpers import (
     pattern,
     published_stats,
     repeat,
+    took_its_path,
     wait_for_frame,
     wait_until,
 )
@@ -36,6 +41,7 @@ from livekit.protocol import models as lkm
 import decart_sync
 from decart_sync import DecartSDKError, ModelDefinition, models
 from decart_sync.emulator import Emulator, Faults
+from decart_sync.emulator.cli import admin_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,15 +52,16 @@ LK_VGA = ModelDefinition("test-vga-lk", fps=15, width=640, height=360, transport
 LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (LK_SMALL, LK_VGA, LK_HD)}) as emulator:
+@pytest.fixture(scope="module", params=list(SIGNALING.values()), ids=list(SIGNALING))
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    models = {m.name: m for m in (LK_SMALL, LK_VGA, LK_HD)}
+    with Emulator(models=models, livekit_v1=request.param) as emulator:
         yield emulator
 
 
 @pytest.fixture
 def connect(emu: Emulator) -> Iterator:
-    with clients_of(emu.url, model=LK_SMALL) as connect:
+    with took_its_path(emu), clients_of(emu.url, model=LK_SMALL) as connect:
         yield connect
     emu.faults = Faults()
 
@@ -74,6 +81,16 @@ def test_restyles_acks_ticks_and_closes_cleanly(connect, emu: Emulator) -> None:
     assert served.messages[1]["type"] == "prompt"
     room = json.loads(base64.urlsafe_b64decode(client.subscribe_token or ""))
     assert room == {"room_name": served.room.name}
+    [joined] = served.room.participations
+    assert joined.path == ("/rtc/v1" if emu.livekit_v1 else "/rtc")
+    # The same, as an emulator in another process tells it.
+    with requests.Session() as http:
+        http.trust_env = False  # never a proxy: loopback only
+        listed = http.get(admin_url(emu.url, "sessions"), timeout=5).json()
+    [described] = [s["livekit"] for s in listed if s["session_id"] == served.session_id]
+    assert [(j["path"], j["peer_connections"]) for j in described] == [
+        (joined.path, joined.peer_connections)
+    ]
 
     frames = client.frames(timeout=10)
     wait_for_frame(frames, close_to(invert(FRAME)))
@@ -201,6 +218,25 @@ def test_reconnect_replays_the_latest_prompt_and_image(connect, emu: Emulator) -
     assert "reconnecting" in seen
 
 
+def test_media_comes_back_after_the_room_connection_drops(connect, emu: Emulator) -> None:
+    # The room's connection lost (its peer connections and signal socket; the control
+    # WebSocket stays): the client's resume is asked to rejoin (the emulator cannot
+    # restart ICE), it rejoins the same room on the same signaling path, and the
+    # output comes back, in the same session.
+    client = connect(repeat(FRAME), initial_state={"prompt": "invert"})
+    frames = client.frames(timeout=20)
+    wait_for_frame(frames, close_to(invert(FRAME)))
+    served = emu.wait_for_session(session_id=client.session_id)
+    room = served.room
+    assert room is not None and room.client is not None
+    first = room.client
+    assert emu.drop_sessions("peer") >= 1
+    wait_until(lambda: room.client not in (None, first), 20, "the client back in its room")
+    wait_for_frame(frames, close_to(invert(FRAME)))
+    assert client.session_id == served.session_id and not served.closed
+    assert len(room.participations) == 2
+
+
 def test_generation_ended_for_credits_ends_the_session_with_its_code(connect, emu) -> None:
     errors: queue.Queue[DecartSDKError] = queue.Queue()
     endings: queue.Queue[dict] = queue.Queue()
@@ -256,6 +292,23 @@ def test_todays_models_default_to_livekit(connect, emu: Emulator) -> None:
     client.close()
     seed = connect(None, model=models.realtime.mirage())
     assert emu.wait_for_session(session_id=seed.session_id).mode == "webrtc"
+
+
+# lucy-2.1 as each official SDK defines it: the JS SDK 0.1.20 at 1088x624 (that model's
+# plain-WebRTC size), decart 0.2.4 (and the model table here) at 1280x720.
+LUCY_JS = ModelDefinition("lucy-2.1", fps=30, width=1088, height=624, transport="livekit")
+
+
+@pytest.mark.parametrize("model", [LUCY_JS, models.realtime("lucy-2.1")], ids=["js", "python"])
+def test_lucy_2_1_takes_either_sdks_size(connect, emu: Emulator, model) -> None:
+    # The emulator serves lucy-2.1 by the table (1280x720) and scales whatever size comes in.
+    frame = pattern(model)
+    client = connect(repeat(frame), model=model, initial_state={"prompt": "invert"})
+    served = emu.wait_for_session(session_id=client.session_id)
+    assert (served.model.width, served.model.height) == (1280, 720)
+    wait_for_frame(client.frames(timeout=15), close_to(invert(frame)))
+    arrived = served.last_frame_in
+    assert arrived is not None and (arrived.width, arrived.height) == (model.width, model.height)
 
 
 def test_a_broken_livekit_install_says_what_to_do(emu, monkeypatch) -> None:

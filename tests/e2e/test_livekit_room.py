@@ -5,7 +5,10 @@ a room's ``inference-server-...`` participant publishes an aiortc track that
 echoes the client's camera inverted. The ``livekit`` package (its Rust core,
 libwebrtc inside) joins with a token, publishes a gradient at 25 fps, and must
 get the inverted gradient back from that participant; after it disconnects,
-the room must hold no connection, peer or task.
+the room must hold no connection, peer or task. Every test runs on both
+signaling paths: ``/rtc/v1`` (one peer connection, what the client tries
+first) and, with a server that does not serve v1, the classic ``/rtc`` (two);
+each checks the path its client took and how many peer connections connected.
 """
 
 from __future__ import annotations
@@ -17,74 +20,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import SMALL, TOLERANCE, invert, mean_error, pattern
+from livekit import rtc
+from livekit_double import CALL_TIMEOUT, InvertEcho, Server
 
-rtc = pytest.importorskip("livekit.rtc")
-
-from aiortc import MediaStreamTrack  # noqa: E402
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
-from av import VideoFrame  # noqa: E402
-from helpers import SMALL, TOLERANCE, invert, mean_error, pattern  # noqa: E402
-
-from decart_sync._portal import Portal  # noqa: E402
-from decart_sync._process import allow_loopback_candidates, settle_livekit_at_exit  # noqa: E402
-from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, LiveKitRooms, Room  # noqa: E402
-from decart_sync.emulator.server import EmulatorServer  # noqa: E402
+from decart_sync._process import settle_livekit_at_exit
+from decart_sync.emulator.livekit import SERVER_IDENTITY_PREFIX, Room
 
 W, H, FPS = SMALL.width, SMALL.height, SMALL.fps
 # A room the server ends tears down natively after the test returns: without this,
 # a run ending with this file now and then aborted at exit (see _process.settle_livekit_at_exit).
 settle_livekit_at_exit()
-CALL_TIMEOUT = 10.0
-
-
-class InvertEcho(MediaStreamTrack):
-    """The inference server's stand-in: the client's current video, colours inverted."""
-
-    kind = "video"
-
-    def __init__(self, room: Room) -> None:
-        super().__init__()
-        self.room = room
-
-    async def recv(self) -> VideoFrame:
-        while True:
-            source = await self.room.client_track("video")
-            try:
-                frame = await source.recv()
-            except MediaStreamError:
-                continue  # that connection's track ended: wait for the next one
-            out = VideoFrame.from_ndarray(255 - frame.to_ndarray(format="rgb24"), format="rgb24")
-            out.pts, out.time_base = frame.pts, frame.time_base
-            return out
-
-
-class Server:
-    """An EmulatorServer serving LiveKit rooms, on a loop thread of its own."""
-
-    def __init__(self) -> None:
-        allow_loopback_candidates()
-        self.rooms = LiveKitRooms(loopback=True)
-        self.server = EmulatorServer(livekit_rooms=self.rooms)
-        self.portal = Portal("decart-sync-emulator").start()
-        self.portal.call(self.server.start, timeout=CALL_TIMEOUT)
-        self.url = f"ws://127.0.0.1:{self.server.port}"
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` on the server's loop and return its result."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        return self.portal.call(run, timeout=CALL_TIMEOUT)
-
-    def close(self) -> None:
-        self.portal.call(self.server.close, timeout=CALL_TIMEOUT)
-        self.portal.stop()
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
+@pytest.fixture(params=[True, False], ids=["rtc-v1", "rtc"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    srv = Server(single_pc=request.param)
     try:
         yield srv
     finally:
@@ -182,6 +131,41 @@ def test_livekit_client_gets_the_inference_server_video(server: Server, codec: s
 
     assert identities == [identity]
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    assert server.joins(room) == [server.took_its_path("client-1")]
+
+
+def test_a_track_published_after_the_join_reaches_the_client(server: Server) -> None:
+    """On /rtc/v1 the server cannot offer: it asks the client for media sections and
+    answers the client's next offer with the track; on /rtc it offers it."""
+    room, token = server.call(
+        lambda: (r := server.rooms.create_room("late"), server.rooms.token(r.name, "late-1"))
+    )
+
+    async def client() -> tuple[str, list[Any]]:
+        lk = rtc.Room()
+        subscribed: asyncio.Queue[tuple[Any, str]] = asyncio.Queue()
+        lk.on("track_subscribed", lambda t, _pub, p: subscribed.put_nowait((t, p.identity)))
+        await asyncio.wait_for(lk.connect(server.url, token), 20)
+        source = rtc.VideoSource(W, H)
+        camera = rtc.LocalVideoTrack.create_video_track("camera", source)
+        feeder = asyncio.ensure_future(_feed(source, pattern()))
+        try:
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+            await asyncio.wait_for(lk.local_participant.publish_track(camera, options), 15)
+            await asyncio.get_running_loop().run_in_executor(
+                None, server.call, lambda: room.publish(InvertEcho(room))
+            )
+            track, identity = await asyncio.wait_for(subscribed.get(), 20)
+            return identity, await _first_match(track, invert(pattern()))
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            await lk.disconnect()
+
+    identity, _ = asyncio.run(client())
+    assert identity.startswith(SERVER_IDENTITY_PREFIX)
+    assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    assert server.joins(room) == [server.took_its_path("late-1")]
 
 
 def test_client_rejoins_after_a_drop(server: Server) -> None:
@@ -203,6 +187,8 @@ def test_client_rejoins_after_a_drop(server: Server) -> None:
     assert joins == [True]
     assert identities == [identity, identity]
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
+    # The rejoin takes the same path as the first join.
+    assert server.joins(room) == [server.took_its_path("client-2")] * 2
 
 
 def test_vp9_is_refused_with_a_reason(server: Server) -> None:
@@ -231,30 +217,4 @@ def test_vp9_is_refused_with_a_reason(server: Server) -> None:
     asyncio.run(client())
     assert "Failed to set remote video description" in server.call(lambda: room.error)
     assert _wait_idle(server, room) == {"connections": 0, "peers": 0, "tasks": 0}
-
-
-def test_rtc_http_routes(server: Server) -> None:
-    """/rtc/v1 is absent (the client falls back), /rtc/validate checks the token."""
-    import urllib.error
-    import urllib.request
-
-    token = server.call(lambda: server.rooms.token(server.rooms.create_room("r").name))
-
-    def status(path: str, token: str | None = None) -> int:
-        request = urllib.request.Request(server.url.replace("ws", "http", 1) + path)
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
-        try:
-            with opener.open(request, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    assert status("/rtc/v1", token) == 404
-    assert status("/rtc/v1/validate", token) == 404
-    assert status("/rtc/validate", token) == 200
-    assert status("/rtc/validate", token[:-2] + "xx") == 401
-    assert status("/rtc/validate") == 401
-    other = server.call(lambda: server.rooms.token("no-such-room"))
-    assert status("/rtc/validate", other) == 404
+    assert [join[:2] for join in server.joins(room)] == [("client", server.path)]

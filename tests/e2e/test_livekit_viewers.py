@@ -4,7 +4,9 @@ A decart_sync publisher streams over LiveKit to the emulator; viewers watch its
 room with the credentials the emulator's ``/watch-stream`` gives: decart_sync's
 ``subscribe()`` and the ``livekit`` package joined by hand (to see what a
 viewer is offered). Real parts throughout: libwebrtc on the viewers' side,
-aiortc in the emulator, loopback sockets.
+aiortc in the emulator, loopback sockets. Every test runs on both LiveKit
+signaling paths (``/rtc/v1`` and the classic ``/rtc``), checking the one each
+participant took.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import requests
 from helpers import (
     DRIVERS,
     KEY,
+    SIGNALING,
     close_to,
     grayscale,
     invert,
     pattern,
     repeat,
+    took_its_path,
     wait_for_frame,
     wait_until,
 )
@@ -48,10 +52,22 @@ FRAME = pattern(LK_SMALL)
 VIEWER = DRIVERS / "official_livekit_viewer.py"
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(api_keys=KEY, models={LK_SMALL.name: LK_SMALL}) as emulator:
+@pytest.fixture(scope="module", params=list(SIGNALING.values()), ids=list(SIGNALING))
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    models = {LK_SMALL.name: LK_SMALL}
+    with Emulator(api_keys=KEY, models=models, livekit_v1=request.param) as emulator:
         yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _joins_take_the_emulators_path(emu: Emulator) -> Iterator[None]:
+    with took_its_path(emu):
+        yield
+
+
+def _publisher_holds(emu: Emulator) -> dict[str, int]:
+    """A room's resources with the publisher alone in it."""
+    return {"connections": 1, "peers": 1 if emu.livekit_v1 else 2, "tasks": 0}
 
 
 @pytest.fixture
@@ -143,7 +159,7 @@ def test_decart_sync_viewer_watches_the_publisher(publisher, emu: Emulator) -> N
     # The room let the viewer go entirely (its connection, peers, tasks and its own
     # copies of the output) and kept the publisher's connection.
     wait_until(lambda: not room.viewers, 10, "the viewer leaving the room")
-    wait_until(lambda: _held(room) == {"connections": 1, "peers": 2, "tasks": 0}, 10, "cleanup")
+    wait_until(lambda: _held(room) == _publisher_holds(emu), 10, "cleanup")
     assert served.forked and all(track.readyState == "ended" for track in served.forked)
     assert room.client is publisher_connection
     publisher.set_prompt("invert")
@@ -284,5 +300,5 @@ def test_official_sdk_viewer_watches_the_publisher(
     assert seen["state_before_disconnect"] == "connected"
     assert seen["state_after_disconnect"] == "disconnected"
     wait_until(lambda: not room.viewers, 10, "the official viewer leaving the room")
-    wait_until(lambda: _held(room) == {"connections": 1, "peers": 2, "tasks": 0}, 10, "cleanup")
+    wait_until(lambda: _held(room) == _publisher_holds(emu), 10, "cleanup")
     assert publisher.state == "generating" and publisher.stats["reconnects"] == 0

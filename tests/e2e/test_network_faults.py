@@ -3,6 +3,8 @@
 The emulator loses, delays and reorders the media packets both ways; the
 client must keep the frames flowing, recover the picture after losses, and
 ride out a blackout of its media. tests/unit/test_netem.py checks the model.
+LiveKit runs on both its signaling paths: ``/rtc/v1`` (one peer connection
+carries both ways) and the classic ``/rtc`` (two).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from helpers import (
+    SIGNALING,
     SMALL,
     clients_of,
     close_to,
@@ -21,6 +24,7 @@ from helpers import (
     mean_error,
     pattern,
     repeat,
+    took_its_path,
     wait_for_frame,
     wait_until,
 )
@@ -34,21 +38,34 @@ pytestmark = pytest.mark.timeout(120)
 LK_SMALL = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
 HD = ModelDefinition("test-hd", fps=30, width=1280, height=720)
 LK_HD = ModelDefinition("test-hd-lk", fps=30, width=1280, height=720, transport="livekit")
-TRANSPORTS = pytest.mark.parametrize("model", [SMALL, LK_SMALL], ids=["webrtc", "livekit"])
+
+
+def _transports(webrtc: ModelDefinition, livekit: ModelDefinition) -> pytest.MarkDecorator:
+    """Plain WebRTC, and LiveKit on each signaling path (the emulator's ``livekit_v1``)."""
+    return pytest.mark.parametrize(
+        ("model", "emu"),
+        [(webrtc, True), *((livekit, v1) for v1 in SIGNALING.values())],
+        ids=["webrtc", *(f"livekit-{path}" for path in SIGNALING)],
+        indirect=["emu"],
+    )
+
+
+TRANSPORTS = _transports(SMALL, LK_SMALL)
 INVERT = {"prompt": {"text": "invert"}}
 WARM_UP = 1.0  # seconds of frames after the first good one, before measuring
 MEASURE = 4.0  # seconds of frames counted
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(models={m.name: m for m in (SMALL, LK_SMALL, HD, LK_HD)}) as emulator:
+def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    models = {m.name: m for m in (SMALL, LK_SMALL, HD, LK_HD)}
+    with Emulator(models=models, livekit_v1=request.param) as emulator:
         yield emulator
 
 
 @pytest.fixture
 def connect(emu: Emulator, model: ModelDefinition) -> Iterator:
-    with clients_of(emu.url, model=model) as connect:
+    with took_its_path(emu), clients_of(emu.url, model=model) as connect:
         yield connect
     emu.faults = Faults()
 
@@ -172,7 +189,12 @@ def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
     assert "reconnecting" not in states and "disconnected" not in states, states
 
 
-@pytest.mark.parametrize("model", [LK_SMALL], ids=["livekit"])
+@pytest.mark.parametrize(
+    ("model", "emu"),
+    [(LK_SMALL, v1) for v1 in SIGNALING.values()],
+    ids=[f"livekit-{path}" for path in SIGNALING],
+    indirect=["emu"],
+)
 def test_latency_is_back_soon_after_a_blackout(connect, emu, model) -> None:
     # Glass to glass per frame comes with LiveKit's frame timing. Within 2 s of the link's
     # return it must be back near what it was before (within 1.5x, or 100 ms more on a
@@ -203,7 +225,7 @@ def test_latency_is_back_soon_after_a_blackout(connect, emu, model) -> None:
     assert all(a <= max(1.5 * before, before + 100) for a in after), (before, after)
 
 
-@pytest.mark.parametrize("model", [HD, LK_HD], ids=["webrtc", "livekit"])
+@_transports(HD, LK_HD)
 def test_a_1280x720_camera_keeps_its_size_under_a_rate_cap(connect, emu, model) -> None:
     emu.faults = Faults(bandwidth_kbps=1500)
     client = connect(_moving(model))

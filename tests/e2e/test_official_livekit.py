@@ -6,7 +6,9 @@ dependency of this package), and ``tests/drivers/official_livekit_client.py`` dr
 there: ``lucy-2.1`` at the SDK's own 1280x720, an initial prompt, frames
 through ``rtc.VideoSource``, transformed frames back, a prompt change, ticks,
 and a clean disconnect. Both ends are checked: what the SDK saw, and what the
-emulator received. Any difference is a bug in the emulator.
+emulator received. Any difference is a bug in the emulator. On both LiveKit
+signaling paths: ``/rtc/v1`` (one peer connection, which the SDK's ``livekit``
+1.2.1 tries first) and the classic ``/rtc`` it falls back to.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import DRIVERS
+from helpers import DRIVERS, SIGNALING, took_its_path
 
 from decart_sync.emulator import Emulator
 
@@ -27,8 +29,9 @@ VERSION = "0.2.4"
 API_KEY = "official-livekit-test-key"
 
 
-def test_official_sdk_over_livekit(official_livekit_python: str) -> None:
-    with Emulator(api_keys=API_KEY) as emu:
+@pytest.mark.parametrize("v1", list(SIGNALING.values()), ids=list(SIGNALING))
+def test_official_sdk_over_livekit(official_livekit_python: str, v1: bool) -> None:
+    with Emulator(api_keys=API_KEY, livekit_v1=v1) as emu, took_its_path(emu) as joined:
         run = subprocess.run(
             [official_livekit_python, str(DRIVER), emu.url, API_KEY],
             capture_output=True,
@@ -39,6 +42,8 @@ def test_official_sdk_over_livekit(official_livekit_python: str) -> None:
         seen = json.loads(run.stdout.strip().splitlines()[-1])
         [session] = emu.history
         assert session.wait(lambda: session.closed, 10), "the session outlived the disconnect"
+    [participant] = joined  # the SDK's, on the emulator's path (checked as the block ended)
+    assert participant.identity.startswith("client-") and not participant.viewer
 
     # What the SDK saw.
     assert seen["inverted_error"] < 12 and seen["grayscale_error"] < 12

@@ -14,12 +14,10 @@ bug in the emulator.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import ROOT
 from official_sdk import (
     API_KEY,
     FRAMES_WANTED,
@@ -40,55 +38,10 @@ from official_sdk import (
 
 from decart_sync.emulator import Emulator
 
-# The first test also waits for the official SDK's install (pip has 600 s for it).
+# The first test also waits for the official SDK's install (benchmarks/venvs.py).
 pytestmark = pytest.mark.timeout(720)
 
-INSTALL_TIMEOUT = 600.0
-
-
 # -- fixtures --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def official_python() -> str:
-    """The python of a virtualenv holding the official SDK (installed once)."""
-    from benchmarks.__main__ import OFFICIAL, official_python
-
-    python = official_python()
-    if python is None:
-        pytest.fail(
-            f"could not install {OFFICIAL} into {ROOT / '.bench' / 'official-venv'} "
-            "(python -m venv, then pip install from PyPI); this test needs PyPI access"
-        )
-    problem = _sdk_problem(python)
-    if problem:
-        # A venv left half-made by an interrupted install: install into it again.
-        install = subprocess.run(
-            [python, "-m", "pip", "install", "-q", OFFICIAL, "numpy"],
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-        )
-        problem = _sdk_problem(python)
-        if problem:
-            pytest.fail(
-                f"the official SDK's venv ({python}) is unusable: {problem}\n"
-                f"pip install {OFFICIAL} said:\n{install.stdout}{install.stderr}"
-            )
-    return python
-
-
-def _sdk_problem(python: str) -> str | None:
-    probe = (
-        "import importlib.metadata as m, numpy, decart.realtime.client; print(m.version('decart'))"
-    )
-    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "import failed"
-    version = result.stdout.strip()
-    if version != OFFICIAL_VERSION:
-        return f"decart {version} is installed, not {OFFICIAL_VERSION}"
-    return None
 
 
 @pytest.fixture(scope="module")

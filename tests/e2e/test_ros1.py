@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from helpers import DRIVERS, SMALL, wait_until
 
+from decart_sync import models
 from decart_sync.emulator import Emulator
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -44,7 +45,7 @@ if MISSING or not ROSMASTER or not ROSNODE:
         allow_module_level=True,
     )
 
-MODEL = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+MODEL = models.spec(SMALL)
 SECRET = "sk-never-in-the-logs-4f1e"
 OK, ERROR = 0, 2
 

@@ -12,10 +12,11 @@ import fake_rclpy
 import pytest
 from helpers import SMALL, grayscale, invert, mean_error, pattern, wait_until
 
+from decart_sync import models
 from decart_sync.emulator import Emulator
 from decart_sync.ros import images
 
-MODEL = f"{SMALL.name}:{SMALL.fps:g}:{SMALL.width}x{SMALL.height}"
+MODEL = models.spec(SMALL)
 OK, ERROR = b"\x00", b"\x02"
 
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import SMALL, pattern, repeat, wait_until
+from helpers import SIGNALING, SMALL, pattern, repeat, took_its_path, wait_until
 
 from decart_sync import DecartSDKError, models, signals
 from decart_sync.emulator import Faults
@@ -32,7 +32,9 @@ def test_figures_are_sane_while_streaming(connect) -> None:
     wait_until(lambda: client.stats["rtt_ms"] is not None, 15, "an RTT from RTCP")
     wait_until(lambda: client.stats["fps_out"] > 0.8 * SMALL.fps, 15, "fps_out near the model's")
     stats = client.stats
-    assert 0.8 * SMALL.fps < stats["fps_in"] < 1.2 * SMALL.fps
+    # fps_in counts what the source gives (repeat() as fast as it can), held to the model's
+    # rate; a loaded machine may give less, never more.
+    assert 0 < stats["fps_in"] < 1.2 * SMALL.fps
     assert stats["fps_out"] < 1.2 * SMALL.fps
     assert 0 < stats["rtt_ms"] < 500  # loopback
     assert stats["bitrate_out_kbps"] > 0 and stats["bitrate_in_kbps"] > 0
@@ -147,7 +149,9 @@ def test_audio_frames_return_the_avatars_audio(connect) -> None:
     assert list(chunks) == []  # ends with the client
 
 
-def test_livekit_figures_are_sane() -> None:
+@pytest.mark.parametrize("v1", list(SIGNALING.values()), ids=list(SIGNALING))
+def test_livekit_figures_are_sane(v1: bool) -> None:
+    """On either signaling path: on /rtc/v1 the one peer connection carries both ways."""
     import decart_sync
     from decart_sync import ModelDefinition
     from decart_sync.emulator import Emulator
@@ -155,7 +159,8 @@ def test_livekit_figures_are_sane() -> None:
     lk_small = ModelDefinition("test-small-lk", fps=25, width=320, height=192, transport="livekit")
     frame = pattern(lk_small)
     with (
-        Emulator(models={lk_small.name: lk_small}) as emu,
+        Emulator(models={lk_small.name: lk_small}, livekit_v1=v1) as emu,
+        took_its_path(emu),
         decart_sync.connect(
             repeat(frame), model=lk_small, api_key="k", base_url=emu.url, timeout=20
         ) as client,

@@ -2,7 +2,7 @@
 
 The windowed ``opencv-python`` wheel (Qt inside) is never a dependency of this
 package: it goes into a virtualenv of its own, made once under ``.bench/``
-(as the benchmark does for the official SDK), together with this package.
+(benchmarks/venvs.py, as for the official SDKs), together with this package.
 """
 
 from __future__ import annotations
@@ -11,34 +11,11 @@ import os
 import select
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = ROOT / ".bench" / "opencv-venv"
-READY = VENV / "decart-sync-installed"
-
-
-def opencv_python() -> tuple[str | None, str]:
-    """The venv's python (or None) and, when there is none, why."""
-    python = VENV / "bin" / "python"
-    if READY.exists() and python.exists():
-        return str(python), ""
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "opencv-python", "-e", str(ROOT)],
-            check=True,
-            timeout=900,
-            capture_output=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        return None, f"could not install opencv-python into {VENV}: {exc.stderr[-500:]!r}"
-    except (subprocess.SubprocessError, OSError) as exc:
-        return None, f"could not make {VENV}: {exc!r}"
-    READY.write_text("opencv-python and decart_sync (editable) are installed\n")
-    return str(python), ""
+# (name under .bench/, what pip installs there): the wheel, and this package over it.
+OPENCV_VENV = ("opencv-venv", ("opencv-python", "-e", str(ROOT)))
 
 
 class Xvfb:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import decart_sync
-from decart_sync import ModelDefinition
+from decart_sync import ModelDefinition, models
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ROOT / "tests" / "drivers"  # programs the tests run as subprocesses
@@ -105,7 +106,7 @@ def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """An emulator in a process of its own serving SMALL: its URL, and the process."""
     command = [sys.executable, "-m", "decart_sync.emulator", "--port", "0"]
     proc = subprocess.Popen(
-        [*command, "--model", "test-small:25:320x192"], stdout=subprocess.PIPE, text=True
+        [*command, "--model", models.spec(SMALL)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
@@ -135,3 +136,34 @@ def clients_of(url: str, **defaults: Any) -> Iterator[Callable[..., decart_sync.
     finally:
         for client in made:
             client.close()
+
+
+# The emulator's LiveKit signaling, by test id: /rtc/v1 (one peer connection, what LiveKit
+# clients try first) or a server without it, where they fall back to /rtc (two).
+SIGNALING = {"rtc-v1": True, "rtc": False}
+ON_BOTH_PATHS = pytest.mark.parametrize(
+    "emu", list(SIGNALING.values()), ids=list(SIGNALING), indirect=True
+)
+
+
+def livekit_joins(emu: Any) -> list[Any]:
+    """Every LiveKit signal connection the emulator's sessions' rooms served (the clients'
+    and viewers'), oldest session first: `Participation` records."""
+    return [p for s in emu.history if s.room is not None for p in list(s.room.participations)]
+
+
+@contextlib.contextmanager
+def took_its_path(emu: Any) -> Iterator[list[Any]]:
+    """Checks, after the block, that each LiveKit participant that joined during it took the
+    emulator's signaling path: on /rtc/v1 one peer connection, connected; on /rtc two, at
+    least one connected (a viewer's publisher PC never connects). Yields those joins."""
+    before = {id(p) for p in livekit_joins(emu)}
+    joined: list[Any] = []
+    yield joined
+    joined.extend(p for p in livekit_joins(emu) if id(p) not in before)
+    path, peers = ("/rtc/v1", 1) if emu.livekit_v1 else ("/rtc", 2)
+    for join in joined:
+        taken = (join.path, join.peer_connections)
+        assert taken == (path, peers), f"{join.identity} took {taken}, not {(path, peers)}"
+        if emu.livekit_v1:
+            assert join.connected == 1, f"{join.identity}: {join.connected} peers connected"

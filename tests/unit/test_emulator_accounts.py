@@ -3,7 +3,12 @@ they allow), on a clock the test moves."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from decart_sync.emulator.accounts import (
     MAX_FILE_BYTES,
@@ -105,6 +110,34 @@ def test_an_unrestricted_token_and_the_defaults() -> None:
     assert token.expires - tokens.now() == 60  # the service's default
     assert set(token.describe()) == {"apiKey", "token", "expiresAt"}
     assert tokens.session_refusal(token.api_key, "any", "https://x.example") is None
+
+
+def test_the_signed_form_is_a_verifiable_jwt_that_opens_the_same_doors() -> None:
+    clock = Clock()
+    tokens = TokenStore(clock)
+    token = tokens.create({"expiresIn": 120, "allowedModels": ["m"]})
+    signed = token.token
+    head, body, signature = signed.split(".")
+    header, claims = json.loads(_unb64(head)), json.loads(_unb64(body))
+    [jwk] = tokens.signer.jwks()["keys"]
+    assert header == {"alg": "EdDSA", "typ": "JWT", "kid": jwk["kid"]}
+    assert claims["exp"] == 1_800_000_120 and claims["models"] == ["m"]
+    assert claims["iss"] == claims["aud"] == "https://platform.decart.ai" and claims["sub"]
+    public = Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+    public.verify(_unb64(signature), f"{head}.{body}".encode())  # raises if forged
+    with pytest.raises(InvalidSignature):
+        public.verify(_unb64(signature), f"{head}.{body}x".encode())
+    # Either form is the same token: its models, its expiry.
+    assert is_token_key(signed) and tokens.get(signed) is token
+    assert tokens.key_refusal(signed) is None
+    assert "Model n is not allowed" in str(tokens.session_refusal(signed, "n", None))
+    assert not is_token_key("eyJ-not-a-jwt") and tokens.key_refusal(signed + "x") is not None
+    clock.now += 120
+    assert "expired" in str(tokens.key_refusal(signed))
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @pytest.mark.parametrize(

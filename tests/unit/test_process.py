@@ -48,8 +48,12 @@ assert not {"av", "aioice", "livekit", "IPython"} & set(sys.modules), sys.module
 assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 assert not isinstance(sys.stdout, _process._Routed)
 assert not _process._livekit_settle_installed and not _process._loopback_installed
-decart_sync.connect, decart_sync.DecartClient  # the client, and the media stack under it
-assert "aiortc" in sys.modules and "livekit" not in sys.modules  # only a LiveKit session
+decart_sync.connect, decart_sync.DecartClient  # the client, and av under it
+assert "av" in sys.modules and not {"aiortc", "livekit"} & set(sys.modules)  # a session's
+import decart_sync.realtime.transports.livekit
+assert "aiortc" not in sys.modules  # a LiveKit session loads no aiortc
+import decart_sync.realtime.transports.webrtc
+assert "aiortc" in sys.modules
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -53,6 +53,30 @@ def test_the_answer_receives_every_offered_layer() -> None:
     assert simulcast.accept(ANSWER, ANSWER) == ANSWER  # nothing offered: unchanged
 
 
+def test_video_sections_take_the_rid_extensions_without_simulcast() -> None:
+    # /rtc/v1: the first offer holds only what the client receives; unless the bundle
+    # takes the rid extensions then, libwebrtc cannot offer a simulcast camera later.
+    offer = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=mid:0",
+            f"a=extmap:10 {RID}",
+            "a=recvonly",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:1",
+            f"a=extmap:10 {RID}",
+            f"a=extmap:11 {simulcast.REPAIRED_URI}",
+            "a=recvonly",
+        ]
+    )
+    answer = ANSWER.replace("a=mid:1", "a=mid:1\r\na=sendonly")
+    audio, video = simulcast.accept(offer, answer).split("m=")[1:]
+    assert "extmap" not in audio
+    assert f"a=extmap:10 {RID}" in video and f"a=extmap:11 {simulcast.REPAIRED_URI}" in video
+    assert "rid:" not in video and "simulcast" not in video
+
+
 def test_only_the_best_layer_seen_goes_on() -> None:
     layers = simulcast.Layers(OFFER)
     assert layers.keep(packet(1, "q"))  # the only one so far

@@ -151,3 +151,35 @@ def test_the_answer_asks_for_feedback_where_the_offer_offered_it() -> None:
     assert "goog-remb" not in sections[2]
     assert "extmap" not in sections[3] and "transport-cc" not in sections[3]
     assert twcc.extension_id(offer) == 3 and twcc.extension_id(offer, SEND_TIME) is None
+
+
+def test_our_offers_announce_a_start_bitrate_for_each_video_codec() -> None:
+    offer = "\r\n".join([
+        "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10", "m=video 9 UDP/TLS/RTP/SAVPF 97 98 99 100", "a=mid:1",
+        "a=rtpmap:97 VP8/90000", "a=rtpmap:98 rtx/90000", "a=fmtp:98 apt=97",
+        "a=rtpmap:99 H264/90000", "a=fmtp:99 packetization-mode=1;profile-level-id=42e01f",
+        "a=rtpmap:100 rtx/90000", "a=fmtp:100 apt=99", "",
+    ])  # fmt: skip
+    edited = twcc.with_start_bitrate(offer, 7000).split("\r\n")
+    start = "x-google-start-bitrate=7000"
+    assert edited[edited.index("a=rtpmap:97 VP8/90000") + 1] == f"a=fmtp:97 {start}"
+    assert f"a=fmtp:99 packetization-mode=1;profile-level-id=42e01f;{start}" in edited
+    assert "a=fmtp:98 apt=97" in edited and "a=fmtp:100 apt=99" in edited  # retransmissions
+    assert "a=fmtp:111 minptime=10" in edited  # audio
+    assert len(edited) == len(offer.split("\r\n")) + 1
+
+
+def test_where_we_only_send_the_bundle_takes_the_extension_and_remb_stays() -> None:
+    # /rtc/v1: the client's first offer holds what it receives; unless the answer takes the
+    # extension there, libwebrtc leaves it out of the camera's m-section offered later.
+    offer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:0", f"a=extmap:3 {URI}", "a=recvonly"]
+    )
+    answer = "\r\n".join(
+        ["v=0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=sendonly", "a=mid:0", "a=rtcp-fb:96 goog-remb"]
+    )
+    sent = twcc.answer_with_feedback(offer, answer)
+    assert f"a=extmap:3 {URI}" in sent and "a=rtcp-fb:96 goog-remb" in sent
+    assert "transport-cc" not in sent.replace(URI, "")

@@ -19,11 +19,12 @@ import decart_sync
 from decart_sync import errors, models
 from decart_sync.options import check_prompt, user_agent
 from decart_sync.realtime import images
+from decart_sync.realtime.aiortc_tracks import InputTrack
 from decart_sync.realtime.clock import Pacer
 from decart_sync.realtime.messages import parse
 from decart_sync.realtime.signaling import redact
 from decart_sync.realtime.subscribe_tokens import SubscribeToken, decode_token
-from decart_sync.realtime.tracks import InputTrack, LatestFrame, feed
+from decart_sync.realtime.tracks import LatestFrame, feed
 from decart_sync.realtime.transports import webrtc
 
 
@@ -43,6 +44,28 @@ def test_models_and_factories() -> None:
         models.ModelDefinition("x", url_path="no-slash")
     with pytest.raises(errors.InvalidOptionsError):
         models.ModelDefinition("x", width=321)
+
+
+def test_a_model_on_a_command_line() -> None:
+    custom = models.ModelDefinition("cam", fps=12.5, width=320, height=192)
+    livekit = models.ModelDefinition("cam", fps=30, width=1280, height=720, transport="livekit")
+    for model in (custom, livekit, models.realtime("lucy-2.1")):
+        assert models.parse(models.spec(model), names=False) == models.ModelDefinition(
+            model.name, fps=model.fps, width=model.width, height=model.height,
+            transport=model.transport,
+        )  # fmt: skip
+    assert models.spec(livekit) == "cam:30:1280x720:livekit"
+    assert models.parse(" cam:12.5:320X192 ") == custom
+    assert models.parse("lucy-2.1") is models.realtime("lucy-2.1")
+    with pytest.raises(errors.ModelNotFoundError):
+        models.parse("no-such-model")
+    for bad in ("lucy-2.1", "cam:25", "cam:fast:320x192", "cam:25:320", "cam:25:2x2:livekit:x"):
+        with pytest.raises(errors.InvalidOptionsError, match="is not NAME:FPS:WIDTHxHEIGHT"):
+            models.parse(bad, names=False)
+    # What the definition itself refuses, said with the text it came from.
+    for bad, why in (("cam:25:321x192", "even integer"), ("cam:25:2x2:udp", "transport")):
+        with pytest.raises(errors.InvalidOptionsError, match=f"'{bad}'.*{why}"):
+            models.parse(bad)
 
 
 def test_token_round_trip_and_both_alphabets() -> None:
@@ -327,7 +350,7 @@ def test_a_late_stop_of_an_old_input_track_keeps_the_new_tracks_wake_up() -> Non
 
 
 def test_benchmark_pairs_each_repetition_with_its_own() -> None:
-    from benchmarks.__main__ import paired_ratios, sign_test
+    from benchmarks.report import paired_ratios, sign_test
 
     runs = {
         "decart_sync": [{"rep": 0, "cpu_per_s": 0.9}, {"rep": 1, "cpu_per_s": 1.2}, {"rep": 2}],
@@ -335,6 +358,19 @@ def test_benchmark_pairs_each_repetition_with_its_own() -> None:
     }
     # Rep 1 has no official run and rep 2 no figure of ours: neither is paired.
     assert paired_ratios(runs) == [pytest.approx(0.9)]
+    assert paired_ratios(runs, "cpu_per_s", "official_livekit", "decart_sync") == [
+        pytest.approx(1 / 0.9)
+    ]
     assert sign_test(3, 3) == 1 / 8
     assert sign_test(0, 4) == 1.0
     assert sign_test(9, 10) == pytest.approx(11 / 1024)
+
+
+def test_the_livekit_floor_publishes_as_decart_sync_does() -> None:
+    # The floor's worker imports nothing of ours (its memory is the floor's): its copy
+    # of our publish settings is held here.
+    from benchmarks import worker_bare_livekit as floor
+    from decart_sync.realtime.transports import livekit
+
+    assert livekit.PUBLISH_FPS == floor.PUBLISH_FPS
+    assert livekit.MAX_BITRATE["h264"] == floor.MAX_BITRATE

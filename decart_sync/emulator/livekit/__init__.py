@@ -7,8 +7,9 @@ with the client and an ``inference-server-...`` participant whose tracks are
 ordinary aiortc tracks; the client's published tracks come out as aiortc
 tracks too. Viewers (tokens that cannot publish, as ``/watch-stream`` gives)
 get the inference server's tracks only (see `room`). Signaling is
-LiveKit's protobuf protocol over the emulator's own WebSocket port (path
-``/rtc``); media runs over aiortc peers. Like a LiveKit server, it answers
+LiveKit's protobuf protocol over the emulator's own WebSocket port, on both
+of its paths (`rooms`): ``/rtc/v1``, one peer connection (`single`), and the
+classic ``/rtc``, two (`classic`); media runs over aiortc peers. Like a LiveKit server, it answers
 a publisher for transport-wide congestion feedback and sends it (`twcc`),
 so the client's bandwidth estimate is what a real server would let it have,
 and accepts a publisher's simulcast, passing on its best layer

@@ -1,28 +1,28 @@
-"""One participant's signal WebSocket and its two peer connections.
+"""One participant's signal WebSocket, on either of LiveKit's signaling paths.
 
-The signal protocol is LiveKit's classic (v0, two-PC) one: binary WebSocket
-frames, each a ``SignalRequest`` from the client or a ``SignalResponse`` from
-us. In order, for a client that joins, publishes its camera and watches the
-room's inference server:
+The signal protocol: binary WebSocket frames, each a ``SignalRequest`` from
+the client or a ``SignalResponse`` from us. On either path:
 
-1. we send ``join`` (JoinResponse, ``subscriber_primary``) and at once an
-   ``offer`` for the subscriber PC: two data channels like LiveKit's, plus the
-   tracks the server-side participant published, each with the stream id
-   ``"{PA_sid}|{TR_sid}"`` by which the client finds its owner;
-2. the client answers (``answer``) and trickles its candidates (``trickle``,
-   JSON ``{candidate, sdpMid, sdpMLineIndex}``, target SUBSCRIBER);
-3. to publish, it sends ``add_track`` (we reply ``track_published`` with a new
-   ``TR_`` sid), then ``offer`` on the publisher PC (we reply ``answer``) and
-   trickles (target PUBLISHER); when its media arrives we send
-   ``track_subscribed`` and a ``update`` (ParticipantUpdate) with its tracks;
+1. we send ``join`` (JoinResponse) first;
+2. to publish, the client sends ``add_track`` (we reply ``track_published``
+   with a new ``TR_`` sid); when its media arrives we send
+   ``track_subscribed`` and an ``update`` (ParticipantUpdate) with its tracks;
+3. it trickles its candidates (``trickle``, JSON ``{candidate, sdpMid,
+   sdpMLineIndex}``) for the peer connection its target names;
 4. meanwhile ``ping_req`` -> ``pong_resp`` (and legacy ``ping`` -> ``pong``);
    its ``leave`` ends the connection, so does our ``leave``.
 
-A viewer (a token that cannot publish) follows 1, 2 and 4 only: its
-``add_track`` is ignored, as LiveKit ignores a publish without permission.
+The peer connections differ by path: `classic.TwoPeerConnection` (``/rtc``:
+a publisher PC the client offers, a subscriber PC we offer) and
+`single.OnePeerConnection` (``/rtc/v1``: one PC, the client always offers).
+Either way the server side's tracks reach the client with the stream id
+``"{PA_sid}|{TR_sid}"`` and the track id ``TR_sid`` in their ``a=msid``, by
+which the client finds their owner.
 
-A connection knows its room only as a `RoomSide` (what `room.Room`
-offers its connections); the room calls the connection's public methods.
+A viewer (a token that cannot publish) gets the server side's tracks only:
+its ``add_track`` is ignored, as LiveKit ignores a publish without permission.
+A connection knows its room only as a `RoomSide` (what `room.Room` offers its
+connections); the room calls the connection's public methods.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpSender
 from google.protobuf.message import DecodeError
 from livekit.protocol import models as lkm
 from livekit.protocol import rtc as lkr
@@ -42,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .. import frame_timing
 from . import protos
+from .joins import Join
 from .peers import Feed, Link, Network, parse_trickle
 from .tokens import Grant
 
@@ -68,11 +70,11 @@ class RoomSide(Protocol):
         ...
 
     def published(self) -> tuple[str, list[tuple[lkm.TrackInfo, MediaStreamTrack]]]:
-        """The server participant's sid and its tracks, for the subscriber PC."""
+        """The server participant's sid and its tracks."""
         ...
 
     def feed(self, track: MediaStreamTrack, *, viewer: bool) -> Feed | None:
-        """What this connection's subscriber PC sends of a published track; None: nothing."""
+        """What this connection sends of a published track; None: nothing."""
         ...
 
     def refused(self, connection: ClientConnection, error: str) -> None:
@@ -80,7 +82,7 @@ class RoomSide(Protocol):
         ...
 
     def track_arrived(self, connection: ClientConnection, track: MediaStreamTrack) -> None:
-        """A track the connection's participant published arrived on the publisher PC."""
+        """A track the connection's participant published arrived."""
         ...
 
     def connection_closed(self, connection: ClientConnection) -> None:
@@ -88,33 +90,39 @@ class RoomSide(Protocol):
         ...
 
 
+@dataclass
+class Participation:
+    """What one signal connection was, kept by its room for tests: who, on which
+    signaling path, over how many peer connections."""
+
+    identity: str
+    viewer: bool
+    path: str  # "/rtc/v1" or "/rtc"
+    peer_connections: int = 0  # the server's peer connections for it
+    connected: int = 0  # the most of them connected at once
+
+
 class ClientConnection:
-    """A participant of the room over one signal WebSocket (see the module doc):
-    the client, or a subscribe-only viewer (``viewer``: its token cannot publish)."""
+    """A participant of the room over one signal WebSocket (see the module doc): the
+    client, or a subscribe-only viewer (``viewer``: its token cannot publish). What
+    both paths share; a subclass makes the peer connections and negotiates them."""
 
     def __init__(
-        self, room: RoomSide, ws: ServerConnection, grant: Grant, *, loopback: bool
+        self, room: RoomSide, ws: ServerConnection, grant: Grant, *, loopback: bool, join: Join
     ) -> None:
         self.room = room
         self.ws = ws
+        self.join = join
         self.viewer = not grant.can_publish
         self.info = protos.participant(
             protos.new_sid("PA_"), grant.identity, name=grant.name, can_publish=grant.can_publish
         )
-        network = room.network
-        self.publisher = Link(
-            "publisher", loopback=loopback, shaper=network and network("publisher")
-        )
-        self.subscriber = Link(
-            "subscriber", loopback=loopback, shaper=network and network("subscriber")
-        )
-        self.publisher.pc.on("track", self._on_media)
+        self.record = Participation(grant.identity, self.viewer, join.path)
+        self._loopback = loopback
+        self._links: list[Link] = []
         self._announced: dict[str, lkm.TrackInfo] = {}  # cid -> info, until its media arrives
-        self._attached: set[str] = set()  # server track sids on the subscriber PC
+        self._attached: set[str] = set()  # server track sids this connection sends
         self._feeds: list[Feed] = []
-        self._channels_made = False
-        self._offer_id = 0
-        self._renegotiate = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Future[None] | None = None
         self.left_cleanly = False  # the client said ``leave``
@@ -125,45 +133,81 @@ class ClientConnection:
 
     @property
     def live_peers(self) -> int:
-        return sum(
-            link.pc.connectionState != "closed" for link in (self.publisher, self.subscriber)
-        )
+        return sum(link.pc.connectionState != "closed" for link in self._links)
+
+    @property
+    def connected_peers(self) -> int:
+        return sum(link.pc.connectionState == "connected" for link in self._links)
 
     @property
     def live_tasks(self) -> int:
         return sum(not task.done() for task in self._tasks)
+
+    # -- what a path defines --------------------------------------------------
+
+    async def _joined(self) -> None:
+        """Right after ``join``: what the path does first."""
+
+    async def _on_offer(self, offer: lkr.SessionDescription) -> None:
+        raise NotImplementedError
+
+    async def _on_answer(self, answer: lkr.SessionDescription) -> None:
+        raise NotImplementedError
+
+    def _link_for(self, target: int) -> Link:
+        """The peer connection a trickle's ``target`` names."""
+        raise NotImplementedError
+
+    def offer_published(self) -> None:
+        """Bring the server side's tracks published since to the client, in the background."""
+        raise NotImplementedError
 
     # -- lifecycle ------------------------------------------------------------
 
     async def serve(self) -> None:
         """Join, then read requests until the client leaves or the socket closes."""
         try:
-            await self._send(protos.join(self.room.info(), self.info, self.room.others()))
-            self.negotiate_subscriber()
-            async for message in self.ws:
-                if isinstance(message, str):
-                    continue  # the JSON flavour of the protocol is not served
-                try:
-                    request = lkr.SignalRequest.FromString(message)
-                except DecodeError as exc:
-                    log.debug("ignoring an undecodable signal request: %s", exc)
-                    continue
-                try:
-                    if not await self._dispatch(request):
+            info, others = self.room.info(), self.room.others()
+            await self._send(protos.join(info, self.info, others, single=self.join.single))
+            if await self._step("join", self._join_requests()):
+                async for message in self.ws:
+                    if isinstance(message, str):
+                        continue  # the JSON flavour of the protocol is not served
+                    try:
+                        request = lkr.SignalRequest.FromString(message)
+                    except DecodeError as exc:
+                        log.debug("ignoring an undecodable signal request: %s", exc)
+                        continue
+                    if not await self._step(request.WhichOneof("message"), self._dispatch(request)):
                         break
-                except Exception as exc:  # e.g. an offer aiortc cannot take (VP9 only)
-                    error = f"{request.WhichOneof('message')}: {exc}"
-                    log.warning("room %s: refusing the client: %s", self.room.name, error)
-                    self.room.refused(self, error)
-                    await self.close(lkm.DisconnectReason.STATE_MISMATCH)
-                    return
         except ConnectionClosed:
             pass
         finally:
             await self.close()
 
+    async def _join_requests(self) -> bool:
+        """What the join request asked for besides joining (v1), as LiveKit's server
+        takes it (pkg/service/roommanager.go: its add_track requests, then its offer)."""
+        for request in self.join.add_tracks:
+            await self._on_add_track(request)
+        await self._joined()
+        return True
+
+    async def _step(self, kind: str | None, handling: Coroutine[Any, Any, bool]) -> bool:
+        """Handle one request; False ends the connection (a leave, or a refusal)."""
+        try:
+            return await handling
+        except ConnectionClosed:
+            raise
+        except Exception as exc:  # e.g. an offer aiortc cannot take (VP9 only)
+            error = f"{kind}: {exc}"
+            log.warning("room %s: refusing the client: %s", self.room.name, error)
+            self.room.refused(self, error)
+            await self.close(lkm.DisconnectReason.STATE_MISMATCH)
+            return False
+
     async def close(self, leave_reason: int | None = None, *, abort: bool = False) -> None:
-        """Idempotent and bounded: say ``leave`` (if a reason), close both PCs and the socket.
+        """Idempotent and bounded: say ``leave`` (if a reason), close the PCs and the socket.
 
         ``abort`` drops the socket without a closing handshake (a lost connection).
         """
@@ -185,14 +229,14 @@ class ClientConnection:
         else:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(), WS_CLOSE_TIMEOUT)
-        await asyncio.gather(self.publisher.close(), self.subscriber.close())
+        await self.close_peers()
         for feed in self._feeds:  # a sender that never started did not stop its track
             feed.stop()
         self.room.connection_closed(self)
 
     async def close_peers(self) -> None:
-        """Close both peer connections, leaving the signal WebSocket open (lost media)."""
-        await asyncio.gather(self.publisher.close(), self.subscriber.close())
+        """Close the peer connections, leaving the signal WebSocket open (lost media)."""
+        await asyncio.gather(*(link.close() for link in self._links))
 
     def announce(self, participant: lkm.ParticipantInfo) -> None:
         """Tell the client about a participant (a ParticipantUpdate), in the background."""
@@ -210,15 +254,45 @@ class ClientConnection:
     async def _send(self, response: lkr.SignalResponse) -> None:
         await self.ws.send(response.SerializeToString())
 
+    # -- peer connections and what they send ------------------------------------
+
+    def _link(self, target: str) -> Link:
+        """A new peer connection (``target``: "publisher" or "subscriber", LiveKit's names)."""
+        network = self.room.network
+        link = Link(target, loopback=self._loopback, shaper=network and network(target))
+        link.pc.on("connectionstatechange", self._count_connected)
+        self._links.append(link)
+        self.record.peer_connections += 1
+        return link
+
+    def _count_connected(self) -> None:
+        self.record.connected = max(self.record.connected, self.connected_peers)
+
+    def _feed(self, source: MediaStreamTrack) -> Feed | None:
+        """This connection's own feed of a published track (stopped when it closes)."""
+        feed = self.room.feed(source, viewer=self.viewer)
+        if feed is not None:
+            self._feeds.append(feed)
+        return feed
+
+    def _label(self, sender: RTCRtpSender, owner: str, info: lkm.TrackInfo, feed: Feed) -> None:
+        """Name a sender of a published track as LiveKit does (a=msid: its owner and sid)."""
+        # No public setters: aiortc writes these two into the a=msid line.
+        sender._stream_id = f"{owner}|{info.sid}"
+        sender._track_id = info.sid
+        if info.packet_trailer_features:
+            frame_timing.stamp_output(sender, lambda: feed.last_stamp)
+        self._attached.add(info.sid)
+
     # -- requests -------------------------------------------------------------
 
     async def _dispatch(self, request: lkr.SignalRequest) -> bool:
         """Handle one request; False ends the connection."""
         kind = request.WhichOneof("message")
         if kind == "offer":
-            await self._on_publisher_offer(request.offer)
+            await self._on_offer(request.offer)
         elif kind == "answer":
-            await self._on_subscriber_answer(request.answer)
+            await self._on_answer(request.answer)
         elif kind == "trickle":
             await self._on_trickle(request.trickle)
         elif kind == "add_track":
@@ -241,23 +315,6 @@ class ClientConnection:
             log.debug("ignoring signal request %s", kind)
         return True
 
-    async def _on_publisher_offer(self, offer: lkr.SessionDescription) -> None:
-        log.debug("publisher offer:\n%s", offer.sdp)
-        async with self.publisher.lock:
-            sdp = await self.publisher.answer(offer.sdp)
-        log.debug("publisher answer:\n%s", sdp)
-        await self._send(lkr.SignalResponse(answer=protos.description("answer", sdp, offer.id)))
-
-    async def _on_subscriber_answer(self, answer: lkr.SessionDescription) -> None:
-        async with self.subscriber.lock:
-            if self.subscriber.pc.signalingState != "have-local-offer":
-                log.debug("ignoring a subscriber answer with no offer out")
-                return
-            await self.subscriber.accept(answer.sdp)
-        if self._renegotiate:
-            self._renegotiate = False
-            self.negotiate_subscriber()
-
     async def _on_trickle(self, trickle: lkr.TrickleRequest) -> None:
         try:
             candidate = parse_trickle(trickle.candidateInit)
@@ -266,8 +323,7 @@ class ClientConnection:
             return
         if candidate is None and not trickle.final:
             return  # an empty candidate that does not claim to end gathering
-        subscriber = trickle.target == lkr.SignalTarget.SUBSCRIBER
-        await (self.subscriber if subscriber else self.publisher).add_candidate(candidate)
+        await self._link_for(trickle.target).add_candidate(candidate)
 
     async def _on_add_track(self, request: lkr.AddTrackRequest) -> None:
         if self.viewer:
@@ -293,7 +349,7 @@ class ClientConnection:
     # -- media ----------------------------------------------------------------
 
     def _on_media(self, track: MediaStreamTrack) -> None:
-        """A track of the client arrived on the publisher PC (aiortc's "track" event)."""
+        """A track of the client arrived (aiortc's "track" event on the PC it publishes on)."""
         log.debug("client %s track arrived", track.kind)
         cid = next(
             (
@@ -312,41 +368,6 @@ class ClientConnection:
             self._spawn(self._send(subscribed))
             self._spawn(self._send(protos.update(self.info)))
         self.room.track_arrived(self, track)
-
-    def negotiate_subscriber(self) -> None:
-        """(Re)offer the subscriber PC with every track the server side published."""
-        self._spawn(self._offer_subscriber())
-
-    async def _offer_subscriber(self) -> None:
-        link = self.subscriber
-        async with link.lock:
-            if link.closed:
-                return
-            if link.pc.signalingState != "stable":
-                self._renegotiate = True  # offer again once the answer is in
-                return
-            if not self._channels_made:  # LiveKit's own: something to negotiate, always
-                link.pc.createDataChannel("_reliable", ordered=True)
-                link.pc.createDataChannel("_lossy", ordered=False, maxRetransmits=0)
-                self._channels_made = True
-            owner, published = self.room.published()
-            for info, source in published:
-                if info.sid in self._attached:
-                    continue
-                feed = self.room.feed(source, viewer=self.viewer)
-                if feed is None:
-                    continue
-                self._feeds.append(feed)
-                transceiver = link.pc.addTransceiver(feed, direction="sendonly")
-                if info.packet_trailer_features:
-                    frame_timing.stamp_output(transceiver.sender, lambda f=feed: f.last_stamp)
-                # The a=msid stream id names the owner and the track (no public setter).
-                transceiver.sender._stream_id = f"{owner}|{info.sid}"
-                self._attached.add(info.sid)
-            sdp = await link.offer()
-            self._offer_id += 1
-        offer = protos.description("offer", sdp, self._offer_id)
-        await self._send(lkr.SignalResponse(offer=offer))
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

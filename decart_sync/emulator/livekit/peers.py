@@ -1,9 +1,10 @@
-"""The server's two aiortc peer connections per client, and what feeds them.
+"""The server's aiortc peer connections for a client, and what feeds them.
 
-LiveKit's classic protocol gives every participant two peer connections: the
-*publisher* PC (the client offers its tracks, we answer) and the *subscriber*
-PC (we offer other participants' tracks, the client answers). Both are plain
-aiortc peers with no ICE servers. aiortc gathers all its candidates before it
+LiveKit's classic protocol (``/rtc``) gives every participant two peer
+connections: the *publisher* PC (the client offers its tracks, we answer) and
+the *subscriber* PC (we offer other participants' tracks, the client
+answers); ``/rtc/v1`` gives it the publisher PC alone, carrying both ways.
+All are plain aiortc peers with no ICE servers. aiortc gathers all its candidates before it
 returns a description, so ours travel inside the SDP (filtered to loopback
 when the emulator is on loopback); the client's arrive as trickles, possibly
 before the description they belong to, so those are queued until it is set.
@@ -31,7 +32,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from ...realtime.transports.loopback import loopback_only_sdp
 from ...realtime.transports.recovery import KeyframeRecovery
-from .. import frame_timing
+from .. import colour, frame_timing
 from ..netem import Shaper
 from ..senders import resend_fresh_only
 from . import simulcast, twcc
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # A peer that does not close in this time is abandoned (it has no more tasks of ours).
 CLOSE_TIMEOUT = 1.0
 Network = Callable[[str], Shaper]  # a peer connection's target -> the network it crosses
+Attach = Callable[[RTCPeerConnection, str], None]
 
 
 def parse_trickle(candidate_init: str) -> RTCIceCandidate | None:
@@ -90,6 +92,7 @@ class Link:
         self._closing: asyncio.Future[None] | None = None
         self._feedback: asyncio.Task[None] | None = None  # publisher: see twcc
         self._stripped: set[int] = set()  # receivers whose packet trailers are read
+        self._colours: colour.Watch | None = None  # what the client says of its pictures
 
     @property
     def closed(self) -> bool:
@@ -99,12 +102,20 @@ class Link:
         sdp = self.pc.localDescription.sdp
         return loopback_only_sdp(sdp) if self._loopback else sdp
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the client's offer and return our answer (publisher PC)."""
+    async def answer(self, offer_sdp: str, attach: Attach | None = None) -> str:
+        """Apply the client's offer and return our answer (publisher PC). ``attach(pc,
+        offer_sdp)`` puts what we send on the offer's transceivers before we answer."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self._flush()
+        if attach is not None:
+            attach(self.pc, offer_sdp)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         transceiver = next(iter(self.pc.getTransceivers()), None)
+        if self._colours is None and transceiver is not None:
+            self._colours = colour.Watch.of(offer_sdp)
+            if self._colours is not None:  # before twcc's, which restores what it wrapped
+                transport = transceiver.receiver.transport
+                colour.install(transport, self._colours, twcc.header_extensions)
         if self._feedback is None and transceiver is not None:
             layers = simulcast.Layers(offer_sdp)
             transport = transceiver.receiver.transport
@@ -114,11 +125,14 @@ class Link:
             if transceiver.kind == "video" and id(transceiver.receiver) not in self._stripped:
                 self._stripped.add(id(transceiver.receiver))
                 frame_timing.strip_trailers(transceiver.receiver)
+                if self._colours is not None and transceiver.receiver.track is not None:
+                    colour.follow(transceiver.receiver.track, self._colours)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
+        local = colour.answer_with_colour(offer_sdp, self._local_sdp())
         if self._feedback is None:
-            return self._local_sdp()
-        answer = twcc.answer_with_feedback(offer_sdp, self._local_sdp())
+            return local
+        answer = twcc.answer_with_feedback(offer_sdp, local)
         return simulcast.accept(offer_sdp, answer)
 
     async def offer(self) -> str:
@@ -127,7 +141,7 @@ class Link:
         resend_fresh_only(self.pc)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
-        return self._local_sdp()
+        return twcc.with_start_bitrate(self._local_sdp())  # see twcc: receive-only
 
     async def accept(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))

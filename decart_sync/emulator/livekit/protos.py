@@ -15,7 +15,8 @@ import time
 from livekit.protocol import models as lkm
 from livekit.protocol import rtc as lkr
 
-SERVER_VERSION = "1.9.0"
+# A release that serves /rtc/v1 (livekit-server added it in 1.9.10).
+SERVER_VERSION = "1.9.10"
 # What the client advertises as "protocol" on /rtc (?protocol=..) is 16-18; we speak 16.
 PROTOCOL_VERSION = 16
 # The Rust core ticks a tokio interval of ping_interval seconds: it must not be 0.
@@ -86,8 +87,13 @@ def room(sid: str, name: str, *, created_ms: int, participants: int, publishers:
 
 
 def join(
-    room_info: lkm.Room, me: lkm.ParticipantInfo, others: list[lkm.ParticipantInfo]
+    room_info: lkm.Room,
+    me: lkm.ParticipantInfo,
+    others: list[lkm.ParticipantInfo],
+    *,
+    single: bool = False,
 ) -> lkr.SignalResponse:
+    """The JoinResponse; ``single``: on ``/rtc/v1``, where the one PC is the publisher's."""
     return lkr.SignalResponse(
         join=lkr.JoinResponse(
             room=room_info,
@@ -98,9 +104,10 @@ def join(
             # any other host (an empty list also keeps libwebrtc from any default server).
             # The emulator's own STUN server is for preflights (/_emulator/ice-servers).
             ice_servers=[],
-            # We offer the subscriber PC at once (as LiveKit does), so the client's
+            # Two PCs: we offer the subscriber PC at once (as LiveKit does), so the client's
             # connect() completes when that PC connects, before anything is published.
-            subscriber_primary=True,
+            # One PC: the publisher PC is the primary (pkg/rtc/participant.go).
+            subscriber_primary=not single,
             client_configuration=lkm.ClientConfiguration(
                 # aiortc cannot ICE-restart: a client that lost media must rejoin.
                 resume_connection=lkm.ClientConfigSetting.DISABLED,

@@ -27,8 +27,11 @@ from livekit.protocol import models as lkm
 from websockets.asyncio.server import ServerConnection
 
 from . import protos
-from .connection import ClientConnection
+from .classic import TwoPeerConnection
+from .connection import ClientConnection, Participation
+from .joins import Join
 from .peers import Feed, Network
+from .single import OnePeerConnection
 from .tokens import Grant
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ class Room:
     ``joined`` is set while a client is in the room, ``left`` once it went
     (cleared again by a rejoin). ``error`` says why we last refused the client
     (e.g. a publisher offer with no codec aiortc can receive: VP9), else None.
+    ``participations`` records every signal connection it served (the client's
+    and viewers'): the path each took and its peer connections.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class Room:
         self.client: ClientConnection | None = None
         self.viewers: dict[str, ClientConnection] = {}  # by identity
         self.error: str | None = None
+        self.participations: list[Participation] = []
         self.network = network  # the Shaper (netem) of each peer connection, by its target
         self._loopback = loopback
         self._on_closed = on_closed
@@ -115,7 +121,7 @@ class Room:
         self._fork = fork
         for connection in self._participants():
             connection.announce(self._server)
-            connection.negotiate_subscriber()
+            connection.offer_published()
         return identity
 
     def info(self) -> lkm.Room:
@@ -136,7 +142,7 @@ class Room:
         return (self._server.sid if self._server else "", list(self._published))
 
     def feed(self, track: MediaStreamTrack, *, viewer: bool) -> Feed | None:
-        """What one connection's subscriber PC sends of a published track."""
+        """What one connection sends of a published track."""
         if not viewer:
             return Feed(track)
         if self._fork is None:
@@ -160,11 +166,14 @@ class Room:
             self._tracks_changed.clear()
             await self._tracks_changed.wait()
 
-    async def serve_client(self, ws: ServerConnection, grant: Grant) -> None:
+    async def serve_client(self, ws: ServerConnection, grant: Grant, join: Join) -> None:
+        """Serve one signal connection on the path ``join`` names, until it closes."""
         if self._closed:
             return
-        connection = ClientConnection(self, ws, grant, loopback=self._loopback)
+        kind = OnePeerConnection if join.single else TwoPeerConnection
+        connection = kind(self, ws, grant, loopback=self._loopback, join=join)
         self._connections.add(connection)
+        self.participations.append(connection.record)
         if connection.viewer:
             previous = self.viewers.get(grant.identity)
             self.viewers[grant.identity] = connection

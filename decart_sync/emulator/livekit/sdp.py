@@ -34,5 +34,22 @@ def receives_rtp(section: list[str]) -> bool:
     return len(media) > 3 and media[1] != "0" and "RTP/" in media[2]
 
 
+def direction(section: list[str]) -> str:
+    """The m-section's direction as its writer states it (sendrecv when it says none)."""
+    for line in section:
+        if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
+            return line[2:]
+    return "sendrecv"
+
+
+def directions(sdp: str) -> dict[str, str]:
+    """Each media m-section's direction, by mid."""
+    return {
+        key: direction(section)
+        for section in sections(sdp)[1:]
+        if (key := mid(section)) is not None and receives_rtp(section)
+    }
+
+
 def join(parts: list[list[str]]) -> str:
     return "\r\n".join(line for part in parts for line in part) + "\r\n"

@@ -33,19 +33,32 @@ def offered(offer: str) -> dict[str, list[str]]:
 
 
 def accept(offer: str, answer: str) -> str:
-    """``answer`` receiving every layer ``offer`` sends as simulcast."""
+    """``answer`` receiving every layer ``offer`` sends as simulcast, and taking the rid
+    header extensions on every video m-section that offers them, as LiveKit's
+    publisher PC does (it registers them for video: ``pkg/rtc/config.go``). Without
+    them on a bundle whose first answer had no simulcast (``/rtc/v1``: it holds only
+    what the client receives), libwebrtc refuses its own next offer with a simulcast
+    camera ("negotiates simulcast but does not negotiate the RID RTP header extension")."""
     layers = offered(offer)
-    if not layers:
-        return answer
-    ids = [(extension_id(offer, uri), uri) for uri in (RID_URI, REPAIRED_URI)]
+    uris = (RID_URI, REPAIRED_URI)
+    extmaps = sdp.attributes(offer, "extmap")
     parts = sdp.sections(answer)
+    size = sum(map(len, parts))
     for section in parts[1:]:
-        rids = layers.get(sdp.mid(section) or "")
-        if rids and sdp.receives_rtp(section):
-            section += [f"a=extmap:{i} {uri}" for i, uri in ids if i is not None]
+        key = sdp.mid(section) or ""
+        if not (section[0].startswith("m=video") and sdp.receives_rtp(section)):
+            continue
+        taken = {line.split()[-1] for line in section if line.startswith("a=extmap:")}
+        section += [
+            f"a=extmap:{line}"
+            for line in extmaps.get(key, [])
+            if line.split()[-1] in uris and line.split()[-1] not in taken
+        ]
+        rids = layers.get(key)
+        if rids and sdp.direction(section) in ("recvonly", "sendrecv"):
             section += [f"a=rid:{rid} recv" for rid in rids]
             section.append(f"a=simulcast:recv {';'.join(rids)}")
-    return sdp.join(parts)
+    return sdp.join(parts) if sum(map(len, parts)) > size else answer
 
 
 class Layers:

@@ -12,6 +12,15 @@ its estimate passes 2 Mbit/s within a second or two, as with the service.
 aiortc has no hook for either half, so `install()` wraps two of its
 private methods on the publisher's DTLS transport: ``_handle_rtp_data``
 (each packet as it arrives, decrypted) and ``_send_rtp`` (feedback out).
+
+The subscriber PC, receive-only for the client, is another matter: libwebrtc
+estimates a send rate only from feedback on what it sends, and routes REMB and
+transport feedback to that estimator only from send streams, so a connection
+that sends no RTP reports its start bitrate (300 kbit/s) for good, whatever a
+server sends back. The JS SDK 0.1.20 reads the last candidate pair its stats
+list, the subscriber's (observability/livekit-stats-provider.ts and
+webrtc-stats.ts), and judged the loopback "critical" for bandwidth. Our offers
+announce a start bitrate instead, the loopback's (`with_start_bitrate()`).
 """
 
 from __future__ import annotations
@@ -33,12 +42,18 @@ INTERVAL = 0.05  # seconds between feedback packets (libwebrtc's own receivers: 
 TICK = 0.00025  # receive deltas are in 250 us units
 REFERENCE = 0.064  # the reference time is in 64 ms units
 MOST = 2000  # packets one feedback covers at most; older ones count as lost
+# What a loopback carries, for a camera's few Mbit/s: unlimited (kbit/s).
+LOOPBACK_KBPS = 10_000
+NOT_CODECS = ("rtx", "red", "ulpfec", "flexfec-03")  # helpers: no bitrate of their own
 
 
 def answer_with_feedback(offer: str, answer: str) -> str:
-    """``answer`` asking for transport feedback wherever ``offer`` offered the extension:
-    its ``extmap`` line and ``transport-cc`` for each payload type of that m-section,
-    instead of REMB."""
+    """``answer`` taking the transport-wide sequence numbers wherever ``offer`` offered the
+    extension (its ``extmap`` line: the bundle negotiates it, or libwebrtc leaves it out of
+    every later m-section, a camera published later on ``/rtc/v1`` included), and asking
+    for transport feedback (``transport-cc`` for each payload type, instead of REMB) where
+    we receive. Where we only send (``/rtc/v1``) the client keeps REMB, the only estimate
+    aiortc's sender reads; aiortc's packets carry no sequence numbers anyway."""
     ids = {
         key: int(re.split(r"[ /]", line)[0])
         for key, lines in sdp.attributes(offer, "extmap").items()
@@ -48,11 +63,37 @@ def answer_with_feedback(offer: str, answer: str) -> str:
     parts = sdp.sections(answer)
     for i, section in enumerate(parts[1:], 1):
         key = sdp.mid(section)
-        if key in ids and sdp.receives_rtp(section):
+        if key not in ids or not sdp.receives_rtp(section):
+            continue
+        if sdp.direction(section) in ("recvonly", "sendrecv"):
             section = [x for x in section if not x.endswith(" goog-remb")]  # see install
-            section.append(f"a=extmap:{ids[key]} {URI}")
             section.extend(f"a=rtcp-fb:{pt} transport-cc" for pt in section[0].split()[3:])
-            parts[i] = section
+        section.append(f"a=extmap:{ids[key]} {URI}")
+        parts[i] = section
+    return sdp.join(parts)
+
+
+def with_start_bitrate(offer: str, kbps: int = LOOPBACK_KBPS) -> str:
+    """``offer`` announcing ``kbps`` as the start bitrate of its video codecs
+    (``x-google-start-bitrate``, which libwebrtc reads from the remote description's
+    codec parameters), for a connection whose estimate can never move from it."""
+    parts = sdp.sections(offer)
+    for i, section in enumerate(parts[1:], 1):
+        if not section[0].startswith("m=video"):
+            continue
+        rtpmaps = [line.split(None, 1) for line in section if line.startswith("a=rtpmap:")]
+        codecs = [pt[9:] for pt, name in rtpmaps if name.split("/")[0].lower() not in NOT_CODECS]
+        has_fmtp = {line[7:].split()[0] for line in section if line.startswith("a=fmtp:")}
+        edited: list[str] = []
+        for line in section:
+            kind, _, rest = line.partition(":")
+            pt = rest.split(" ", 1)[0]
+            if kind == "a=fmtp" and pt in codecs:
+                line += f";x-google-start-bitrate={kbps}"
+            edited.append(line)
+            if kind == "a=rtpmap" and pt in codecs and pt not in has_fmtp:
+                edited.append(f"a=fmtp:{pt} x-google-start-bitrate={kbps}")
+        parts[i] = edited
     return sdp.join(parts)
 
 

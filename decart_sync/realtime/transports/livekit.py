@@ -4,7 +4,9 @@ See docs/protocol.md, "Connecting over LiveKit".
 
 The session asks for a room with ``livekit_join`` (a viewer fetches its
 credentials over REST instead), sends its initial state, then joins the room
-with the ``livekit`` package on the session's own event loop, publishes the
+with the ``livekit`` package on the session's own event loop (over LiveKit's
+single-peer-connection signaling, ``/rtc/v1``, or the classic two-connection
+``/rtc`` where a server lacks it: the package's own choice), publishes the
 camera (H264 unless ``video_codec`` says otherwise) and receives the video of the
 participant whose identity starts with ``inference-server-``. With no
 initial state the passthrough goes after publishing, as the official SDK
@@ -299,8 +301,10 @@ class LiveKitTransport(MediaTransport):
 def network_stats(report: Iterable[Any], rates: ByteRates) -> NetworkStats:
     """The figures of what we send, from a published track's stats (libwebrtc's; its
     times are in seconds). The RTT comes from RTCP receiver reports, else from the
-    ICE candidate pair. No figure of what we receive: `LiveKitTransport.stats()`
-    says why."""
+    ICE candidate pair: on LiveKit's one peer connection (``/rtc/v1``) the pair both
+    ways share, on its classic two the publisher's; either way its available
+    outgoing bitrate is what we may send. No figure of what we receive:
+    `LiveKitTransport.stats()` says why."""
     rtts: list[float] = []
     fractions: list[float] = []
     pair_rtt = available = limitation = None

@@ -35,9 +35,9 @@ from av import VideoFrame
 from ...errors import DecartSDKError, InvalidOptionsError, SignalingError
 from ...metrics.rates import ByteRates, NetworkStats, ms
 from .. import messages
+from ..aiortc_tracks import InputTrack
 from ..messages import Message
 from ..subscribe_tokens import SubscribeToken
-from ..tracks import InputTrack
 from . import MediaHooks, MediaSettings, MediaTransport
 from .recovery import KeyframeRecovery
 
