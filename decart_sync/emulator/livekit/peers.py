@@ -121,6 +121,7 @@ class Link:
             transport = transceiver.receiver.transport
             self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
         self.recovery.cover(self.pc)
+        resend_fresh_only(self.pc)  # what we send on this one too (the single-PC path)
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "video" and id(transceiver.receiver) not in self._stripped:
                 self._stripped.add(id(transceiver.receiver))
