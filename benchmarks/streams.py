@@ -5,7 +5,9 @@ official-SDK processes, through one emulator; see docs/benchmarks.md.
 turn (the order swapped every repetition), and prints per count each
 client's slowest session's fresh fps, the median session's, their CPU s per s
 all told, the emulator's, and the machine's load, then the most sessions
-each carried with every one at 95% of the model's fps or more.
+each carried with every one at 95% of the model's fps or more, and at 95% of
+what the client gave with one session (the official SDK publishes 640x360 at
+its own preset's rate, below the model's).
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ def print_table(
         f"{'sessions':>9}{'client':>18}{'fps min/med':>14}{'CPU s/s':>9}{'emulator':>10}{'load':>6}"
     )
     most = dict.fromkeys(clients, 0)
+    own = dict.fromkeys(clients, 0)  # against the client's own rate with one session
+    single = {
+        c: statistics.median(min(r["fps"]) for r in rows[1, c]) for c in clients if (1, c) in rows
+    }
     for n in counts:
         for client in clients:
             runs = rows.get((n, client), [])
@@ -125,5 +131,10 @@ def print_table(
             )
             if slowest >= goal:
                 most[client] = max(most[client], n)
+            if client in single and slowest >= ENOUGH * single[client]:
+                own[client] = max(own[client], n)
     for client, n in most.items():
-        print(f"  {client}: {n} sessions with every one at >= {goal:.1f} fps")
+        print(f"  {client}: {n} sessions with every one at >= {goal:.1f} fps", end="")
+        if client in single:
+            print(f"; {own[client]} at >= 95% of its one session's {single[client]:.1f}", end="")
+        print()
