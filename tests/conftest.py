@@ -9,6 +9,7 @@ Tests that download packages into .bench/ skip unless asked (tests/support/downl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from downloads import bench_python
@@ -69,3 +70,16 @@ def official_python() -> str:
 def official_livekit_python() -> str:
     """A virtualenv holding today's official SDK (decart 0.2.4)."""
     return bench_python(OFFICIAL_LIVEKIT_VENV)
+
+
+@pytest.fixture(params=[True, False], ids=["rtc-v1", "rtc"])
+def server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The LiveKit server double (tests/support/livekit_double.py) on both signaling
+    paths: serving /rtc/v1, and a server before v1."""
+    from livekit_double import Server
+
+    srv = Server(single_pc=request.param)
+    try:
+        yield srv
+    finally:
+        srv.close()

@@ -5,20 +5,10 @@ before v1)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.message import Message
 
 import pytest
 from livekit_double import Server
-
-
-@pytest.fixture(params=[True, False], ids=["rtc-v1", "rtc"])
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    srv = Server(single_pc=request.param)
-    try:
-        yield srv
-    finally:
-        srv.close()
 
 
 def _http(

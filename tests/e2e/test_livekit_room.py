@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,15 +31,6 @@ W, H, FPS = SMALL.width, SMALL.height, SMALL.fps
 # A room the server ends tears down natively after the test returns: without this,
 # a run ending with this file now and then aborted at exit (see _process.settle_livekit_at_exit).
 settle_livekit_at_exit()
-@pytest.fixture(params=[True, False], ids=["rtc-v1", "rtc"])
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    srv = Server(single_pc=request.param)
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 async def _feed(source: Any, frame: np.ndarray) -> None:
     """The client's camera: one frame per 1/FPS s (pacing, not synchronisation)."""
     rgba = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)]).tobytes()
