@@ -29,6 +29,8 @@ from . import colour, frame_timing, images, media, transforms
 from .connection import Connection
 from .faults import Faults
 
+INTAKE_MARGIN = 1.1  # the model's intake over its fps (see _transform_camera)
+
 
 class GeneratingSession(Connection):
     """A stream-endpoint connection whose output the emulated model makes."""
@@ -87,7 +89,11 @@ class GeneratingSession(Connection):
     async def _transform_camera(self, track: MediaStreamTrack) -> None:
         """Received frames, transformed in a worker thread; stale ones are skipped."""
         latest: media.Latest[VideoFrame] = media.Latest()
-        intake = Pacer(self.model.fps)  # a model takes at most its fps
+        # A model takes at most its fps, and a tenth more: input at exactly the model's
+        # fps must never wait. Refilled at the input's own rate, the bucket stayed empty
+        # after a burst (the frames a publisher sends at once after an outage), and every
+        # later frame waited for its token: up to a period more latency, for good.
+        intake = Pacer(self.model.fps * INTAKE_MARGIN)
         reader = self.spawn(self._read_video(track, latest, intake))
         width, height = self.model.width, self.model.height
         try:

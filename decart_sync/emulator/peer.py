@@ -20,6 +20,7 @@ from aiortc.sdp import candidate_from_sdp
 from ..realtime.transports.loopback import loopback_only_sdp
 from ..realtime.transports.recovery import KeyframeRecovery
 from .netem import Shaper
+from .senders import resend_fresh_only
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Peer:
         add_tracks(pc)
         await pc.setLocalDescription(await pc.createAnswer())  # gathers our candidates
         self.recovery.cover(pc)
+        resend_fresh_only(pc)
         if self.shaper is not None:
             self.shaper.cover(pc)
         sdp = pc.localDescription.sdp

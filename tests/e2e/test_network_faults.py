@@ -189,6 +189,42 @@ def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
     assert "reconnecting" not in states and "disconnected" not in states, states
 
 
+@pytest.mark.parametrize(
+    ("model", "emu"),
+    [(LK_SMALL, v1) for v1 in SIGNALING.values()],
+    ids=[f"livekit-{path}" for path in SIGNALING],
+    indirect=["emu"],
+)
+def test_latency_is_back_soon_after_a_blackout(connect, emu, model) -> None:
+    # Glass to glass per frame comes with LiveKit's frame timing. Within 2 s of the link's
+    # return it must be back near what it was before (within 1.5x, or 100 ms more on a
+    # busy machine), and stay there: no queue left behind anywhere on the way.
+    at, seconds = 5.0, 3.0
+    emu.faults = Faults(blackout=(at, seconds))
+    client = connect(_stamped(model))
+    session = emu.wait_for_session(session_id=client.session_id)
+    frames = client.frames(timeout=20, with_info=True)
+    start, end = session.started + at, session.started + at + seconds
+    assert time.monotonic() < start - 2.0, "the session took too long to start"
+    timed: list[tuple[float, float]] = []
+    for _, info in frames:
+        now = time.monotonic()
+        if now > end + 6.0:
+            break
+        if info.g2g_ms is not None:
+            timed.append((now, info.g2g_ms))
+
+    def median_between(first: float, last: float) -> float:
+        values = sorted(g2g for t, g2g in timed if first <= t < last)
+        assert len(values) >= 10, f"{len(values)} timed frames from {first - end:+.1f} s"
+        return values[len(values) // 2]
+
+    before = median_between(start - 2.0, start)
+    after = [median_between(end + k, end + k + 1.0) for k in (2.0, 3.0, 4.0, 5.0)]
+    print(f"g2g before {before:.0f} ms, after the blackout {[round(a) for a in after]} ms")
+    assert all(a <= max(1.5 * before, before + 100) for a in after), (before, after)
+
+
 @_transports(HD, LK_HD)
 def test_a_1280x720_camera_keeps_its_size_under_a_rate_cap(connect, emu, model) -> None:
     emu.faults = Faults(bandwidth_kbps=1500)

@@ -1,0 +1,60 @@
+"""The emulator's video senders resend only packets fresh enough to be shown.
+
+aiortc's sender answers a retransmission request from its last 128 packets,
+however old: at 320x192 that is five seconds of video, and after a 3 s
+blackout it sent the client some seventy packets made a second or more
+before. A picture that old is no use to a live viewer, and a receiver that
+decodes it late may take the lateness for its playout delay (libwebrtc
+lowers that by 100 ms a second at most): the sender refuses it, and the
+client asks for a keyframe instead.
+
+It wraps aiortc 1.16's private ``_retransmit`` and reads its packet history
+(``_RTCRtpSender__rtp_history``); a later aiortc without them is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiortc.rtp import RTP_HISTORY_SIZE
+from aiortc.utils import uint16_gt
+
+log = logging.getLogger(__name__)
+
+RESEND_WITHIN = 0.5  # seconds of media time: older packets are not sent again
+VIDEO_CLOCK = 90_000
+
+MARK = "_decart_resends_fresh"
+
+
+def resend_fresh_only(pc: Any) -> None:
+    """Limit the retransmissions of every video sender of ``pc`` not limited yet."""
+    for transceiver in pc.getTransceivers():
+        sender = transceiver.sender
+        if transceiver.kind != "video" or getattr(sender, MARK, False):
+            continue
+        try:
+            history: dict[int, Any] = sender._RTCRtpSender__rtp_history
+            retransmit = sender._retransmit
+        except AttributeError as exc:
+            log.warning("aiortc's sender has changed (%s): it resends whatever it has", exc)
+            return
+        setattr(sender, MARK, True)
+        sender._retransmit = _fresh(history, retransmit)
+
+
+def _fresh(history: dict[int, Any], retransmit: Any) -> Any:
+    async def retransmit_if_fresh(sequence_number: int) -> None:
+        packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+        if packet is not None and packet.sequence_number == sequence_number:
+            newest = packet
+            for other in history.values():
+                if uint16_gt(other.sequence_number, newest.sequence_number):
+                    newest = other
+            age = ((newest.timestamp - packet.timestamp) & 0xFFFFFFFF) / VIDEO_CLOCK
+            if age > RESEND_WITHIN:
+                return
+        await retransmit(sequence_number)
+
+    return retransmit_if_fresh
