@@ -90,9 +90,9 @@ class GeneratingSession(Connection):
         """Received frames, transformed in a worker thread; stale ones are skipped."""
         latest: media.Latest[VideoFrame] = media.Latest()
         # A model takes at most its fps, and a tenth more: input at exactly the model's
-        # fps must never wait. Refilled at the input's own rate, the bucket stayed empty
-        # after a burst (the frames a publisher sends at once after an outage), and every
-        # later frame waited for its token: up to a period more latency, for good.
+        # fps must never wait. Refilled at the input's own rate, a bucket emptied by a
+        # burst (what a publisher sends at once after an outage) stays empty, and every
+        # later frame waits for its token: up to a period more latency, for good.
         intake = Pacer(self.model.fps * INTAKE_MARGIN)
         reader = self.spawn(self._read_video(track, latest, intake))
         width, height = self.model.width, self.model.height
