@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--profiles",
-        default="clean,loss5-jitter30,cap1500,blackout3",
-        help="--network: the network profiles to run",
+        default="clean,wifi,loss5-jitter30,bursts,cap1500,blackout3",
+        help="--network: the network profiles to run (loss5-reorder30 too: netem's jitter)",
     )
     parser.add_argument(
         "--emulator-fault",

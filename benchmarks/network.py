@@ -5,10 +5,14 @@
 
 Each profile is an emulator whose media (both ways) cross the network model of
 ``decart_sync.emulator.netem``; the same worker programs as the main benchmark
-run against it, one after the other. Printed per profile and client: delivered
-fps, stall seconds (time in gaps of over 0.5 s between new output frames),
-glass-to-glass p50/p95 (each input frame is stamped in its pixels and read back)
-and frames lost.
+run against it, one after the other, each input frame stamped with its index
+and a checksum in tiles over the picture (``benchmarks.stamp``). Printed per
+profile and client: fresh fps (output frames with an input index not seen
+before: a repeated picture does not count), damaged frames (tiles that fail
+their checksum or disagree: a frame decoded without all its data), stall
+seconds (time in gaps of over 0.5 s between fresh frames), the longest such gap
+(after the blackout: how long the picture took to come back once the link
+did), glass-to-glass p50/p95 and frames lost.
 """
 
 from __future__ import annotations
@@ -25,21 +29,34 @@ from benchmarks.stamp import STALL_GAP
 SETTLE = 2.0
 
 
+BLACKOUT = 3.0  # seconds of the blackout profile
+# Wi-Fi: a little loss and a long, somewhat jittery delay. Bursts (Gilbert-Elliott): a
+# burst every thousand packets or so, twenty packets long on average, every one lost.
+WIFI = ["loss=0.01", "delay_ms=80", "jitter_ms=10"]
+BURSTS = ["bursts=0.001,0.05"]
+
+
 def profiles(warmup: float, seconds: float) -> dict[str, list[str]]:
     """Emulator ``--fault`` settings per profile; the blackout lands a third into the
-    measured window (the emulator counts from the session's start)."""
+    measured window (the emulator counts from the session's start). Jitter keeps packets
+    in order, as a link does, but in ``loss5-reorder30`` (netem's per-packet draws)."""
     blackout_at = SETTLE + warmup + seconds / 3
     return {
         "clean": [],
+        "wifi": WIFI,
         "loss5-jitter30": ["loss=0.05", "delay_ms=30", "jitter_ms=30"],
+        "loss5-reorder30": ["loss=0.05", "delay_ms=30", "jitter_ms=30", "reorder=1"],
+        "bursts": BURSTS,
         "cap1500": ["bandwidth_kbps=1500"],
-        "blackout3": [f"blackout={blackout_at:g},3"],
+        "blackout3": [f"blackout={blackout_at:g},{BLACKOUT:g}"],
     }
 
 
 FIGURES = (
-    ("fps", "fps", "{:.1f}"),
+    ("fps", "fresh fps", "{:.1f}"),
+    ("damaged", "damaged", "{:.0f}"),
     ("stall_s", "stall s", "{:.1f}"),
+    ("longest_gap_s", "longest gap", "{:.1f}"),
     ("latency_p50_ms", "g2g p50 ms", "{:.0f}"),
     ("latency_p95_ms", "g2g p95 ms", "{:.0f}"),
     ("lost", "lost", "{:.0f}"),
@@ -65,6 +82,7 @@ def run(args: argparse.Namespace, jobs: list[str], python: dict[str, str]) -> di
                     cmd += ["--url", url, "--model", LIVEKIT_MODEL]
                     cmd += ["--seconds", str(args.seconds), "--warmup", str(args.livekit_warmup)]
                     cmd += ["--width", str(width), "--height", str(height), "--fps", str(fps)]
+                    cmd += ["--checked"]
                     result = run_worker(cmd, args.seconds * 3 + args.livekit_warmup + 60)
                     print(f"{profile} rep {rep + 1} {variant}: {result}", flush=True)
                     if result:
@@ -77,7 +95,8 @@ def print_table(results: dict[str, dict[str, list[dict]]], jobs: list[str], args
     print(
         f"\nLiveKit on impaired networks: {args.livekit_width}x{args.livekit_height} @ "
         f"{args.livekit_fps:g} fps, {args.seconds:g} s x {args.reps} reps, median; "
-        f"stall = gaps over {STALL_GAP:g} s"
+        f"stall = gaps over {STALL_GAP:g} s between fresh frames; longest gap in s (blackout3: "
+        f"{BLACKOUT:g} s of blackout, then the picture's way back)"
     )
     header = f"{'profile':16}{'client':18}" + "".join(f"{label:>12}" for _, label, _ in FIGURES)
     print(header)

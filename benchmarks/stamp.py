@@ -26,6 +26,9 @@ STALL_GAP = 0.5  # seconds without a new output frame that count as a stall
 
 
 CHECK_COLUMNS, CHECK_ROWS = 8, 3  # one tile: 24 bits, the index's 16 then its CRC-8
+# A worker's frames carry checked tiles instead of the corner code (``--checked``, which
+# ``python -m benchmarks --network`` passes): set once per worker process by worker_args.
+checked_stamps = False
 
 
 class Pattern:
@@ -40,11 +43,12 @@ class Pattern:
         self.base = np.concatenate([wide, wide], axis=1)  # rolled by slicing
         self.width, self.height = width, height
 
-    def frame(self, index: int, *, checked: bool = False) -> np.ndarray:
-        """The picture for ``index``: with the corner code, or ``checked`` tiles."""
+    def frame(self, index: int, *, checked: bool | None = None) -> np.ndarray:
+        """The picture for ``index``: with the corner code, or ``checked`` tiles (default:
+        as the worker was told)."""
         offset = (index * 8) % self.width
         frame = self.base[:, offset : offset + self.width].copy()
-        if checked:
+        if checked_stamps if checked is None else checked:
             stamp_checked(frame, index)
         else:
             stamp(frame, index)
@@ -129,6 +133,8 @@ class Recorder:
         self.highest = -1
         self.misread = 0
         self.stall = 0.0  # seconds in gaps of over STALL_GAP between new output frames
+        self.longest_gap = 0.0  # seconds: the longest time without a new output frame
+        self.damaged = 0  # output frames whose checked tiles fail (checked stamps only)
         self._last_new: float | None = None
         self.connect_time = 0.0
         self.start = 0.0
@@ -139,12 +145,22 @@ class Recorder:
         self.cpu0 = cpu()
 
     def on_output(self, frame: np.ndarray) -> None:
-        index = read_stamp(frame)
+        if checked_stamps:
+            checked = read_checked(frame)
+            if checked is None:
+                self.damaged += 1
+                return
+            index = checked
+        else:
+            index = read_stamp(frame)
         if index in self.sent and index >= self.highest:
             if index not in self.received:
                 now = time.monotonic()
-                if self._last_new is not None and now - self._last_new > STALL_GAP:
-                    self.stall += now - self._last_new
+                if self._last_new is not None:
+                    gap = now - self._last_new
+                    self.longest_gap = max(self.longest_gap, gap)
+                    if gap > STALL_GAP:
+                        self.stall += gap
                 self._last_new = now
                 self.received[index] = now
                 self.highest = index
@@ -155,8 +171,11 @@ class Recorder:
 
     def result(self, name: str) -> dict[str, object]:
         elapsed = time.monotonic() - self.start
-        if self._last_new is not None and elapsed + self.start - self._last_new > STALL_GAP:
-            self.stall += elapsed + self.start - self._last_new  # stalled at the end too
+        if self._last_new is not None:
+            tail = elapsed + self.start - self._last_new  # stalled at the end too
+            self.longest_gap = max(self.longest_gap, tail)
+            if tail > STALL_GAP:
+                self.stall += tail
         latencies = np.array([self.received[i] - self.sent[i] for i in self.received]) * 1000
         sent_before_end = [i for i, t in self.sent.items() if t < self.start + elapsed - 0.5]
         lost = sum(1 for i in sent_before_end if i not in self.received)
@@ -169,6 +188,8 @@ class Recorder:
             "lost": lost,
             "misread": self.misread,
             "stall_s": round(self.stall, 2),
+            "longest_gap_s": round(self.longest_gap, 2),
+            "damaged": self.damaged if checked_stamps else None,
             "latency_p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
             "latency_p90_ms": float(np.percentile(latencies, 90)) if len(latencies) else None,
             "latency_p95_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
@@ -204,4 +225,10 @@ def worker_args() -> argparse.Namespace:
     parser.add_argument("--fps", type=float, default=25)
     parser.add_argument("--model", default="lucy-restyle", help="a model the emulator serves")
     parser.add_argument("--transport", choices=("webrtc", "livekit"), default="webrtc")
-    return parser.parse_args()
+    parser.add_argument(
+        "--checked", action="store_true", help="checked stamps: count damaged output frames"
+    )
+    args = parser.parse_args()
+    global checked_stamps
+    checked_stamps = args.checked
+    return args

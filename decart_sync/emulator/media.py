@@ -34,20 +34,22 @@ T = TypeVar("T")
 
 
 class Latest(Generic[T]):
-    """A one-item mailbox: ``put`` replaces, ``get`` waits for something newer.
+    """A mailbox of the newest ``keep`` items: ``put`` adds (dropping the oldest past
+    ``keep``), ``get`` waits for one and takes the oldest kept.
 
     Stale items are dropped, so a consumer slower than its producer works on
-    the newest input instead of falling further behind. After ``close``,
-    ``get`` raises ``MediaStreamError`` (the producer's track ended).
+    recent input instead of falling further behind (at most ``keep - 1`` items
+    behind). After ``close``, ``get`` raises ``MediaStreamError`` (the
+    producer's track ended).
     """
 
-    def __init__(self) -> None:
-        self._item: T | None = None
+    def __init__(self, keep: int = 1) -> None:
+        self._items: deque[T] = deque(maxlen=keep)
         self._fresh = asyncio.Event()
         self._closed = False
 
     def put(self, item: T) -> None:
-        self._item = item
+        self._items.append(item)
         self._fresh.set()
 
     def close(self) -> None:
@@ -55,13 +57,12 @@ class Latest(Generic[T]):
         self._fresh.set()
 
     async def get(self) -> T:
-        while self._item is None:
+        while not self._items:
             if self._closed:
                 raise MediaStreamError
             self._fresh.clear()
             await self._fresh.wait()
-        item, self._item = self._item, None
-        return item
+        return self._items.popleft()
 
 
 class PacedVideoTrack(MediaStreamTrack):

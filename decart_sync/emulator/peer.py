@@ -20,7 +20,7 @@ from aiortc.sdp import candidate_from_sdp
 from ..realtime.transports.loopback import loopback_only_sdp
 from ..realtime.transports.recovery import KeyframeRecovery
 from .netem import Shaper
-from .senders import resend_fresh_only
+from .senders import tame_senders
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Peer:
         add_tracks(pc)
         await pc.setLocalDescription(await pc.createAnswer())  # gathers our candidates
         self.recovery.cover(pc)
-        resend_fresh_only(pc)
+        tame_senders(pc)
         if self.shaper is not None:
             self.shaper.cover(pc)
         sdp = pc.localDescription.sdp

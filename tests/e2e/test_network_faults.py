@@ -108,8 +108,8 @@ def _stamped(model: ModelDefinition) -> Iterator[np.ndarray]:
 def test_losses_never_show_a_damaged_frame(connect, emu, model, network) -> None:
     # A frame decoded without a lost packet (a missing slice, a missing reference) shows
     # tiles of other frames, which fail their checksum or disagree: a lost frame must
-    # freeze the picture, never spoil it. Before the receivers proved the holes they
-    # filled, runs over LiveKit showed 4 to 90 such frames in 8 s.
+    # freeze the picture, never spoil it. Receivers that take a hole for padding after
+    # two unanswered requests showed 4 to 90 such frames in 8 s over LiveKit.
     emu.faults = Faults(**network, seed=3)
     client = connect(_stamped(model))
     session = emu.wait_for_session(session_id=client.session_id)
@@ -198,7 +198,10 @@ def test_a_media_blackout_is_ridden_out(connect, emu, model) -> None:
 def test_latency_is_back_soon_after_a_blackout(connect, emu, model) -> None:
     # Glass to glass per frame comes with LiveKit's frame timing. Within 2 s of the link's
     # return it must be back near what it was before (within 1.5x, or 100 ms more on a
-    # busy machine), and stay there: no queue left behind anywhere on the way.
+    # busy machine), and stay there: no queue left behind anywhere on the way. With the
+    # emulator's senders resending stale packets, about one run in four came back 500 ms
+    # late, falling by 100 ms a second (libwebrtc's playout delay, after it decoded frames
+    # made during the outage).
     at, seconds = 5.0, 3.0
     emu.faults = Faults(blackout=(at, seconds))
     client = connect(_stamped(model))
@@ -216,7 +219,8 @@ def test_latency_is_back_soon_after_a_blackout(connect, emu, model) -> None:
 
     def median_between(first: float, last: float) -> float:
         values = sorted(g2g for t, g2g in timed if first <= t < last)
-        assert len(values) >= 10, f"{len(values)} timed frames from {first - end:+.1f} s"
+        # A few: after an outage the camera's sender may take a while to get its rate back.
+        assert len(values) >= 3, f"{len(values)} timed frames from {first - end:+.1f} s"
         return values[len(values) // 2]
 
     before = median_between(start - 2.0, start)

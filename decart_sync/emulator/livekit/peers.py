@@ -34,7 +34,7 @@ from ...realtime.transports.loopback import loopback_only_sdp
 from ...realtime.transports.recovery import KeyframeRecovery
 from .. import colour, frame_timing
 from ..netem import Shaper
-from ..senders import resend_fresh_only
+from ..senders import tame_senders
 from . import simulcast, twcc
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class Link:
             transport = transceiver.receiver.transport
             self._feedback = twcc.install(transport, offer_sdp, keep=layers.keep)
         self.recovery.cover(self.pc)
-        resend_fresh_only(self.pc)  # what we send on this one too (the single-PC path)
+        tame_senders(self.pc)  # what we send on this one too (the single-PC path)
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "video" and id(transceiver.receiver) not in self._stripped:
                 self._stripped.add(id(transceiver.receiver))
@@ -139,7 +139,7 @@ class Link:
     async def offer(self) -> str:
         """Our offer of everything attached so far (subscriber PC)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        resend_fresh_only(self.pc)
+        tame_senders(self.pc)
         if self.shaper is not None:
             self.shaper.cover(self.pc)
         return twcc.with_start_bitrate(self._local_sdp())  # see twcc: receive-only
