@@ -52,14 +52,17 @@ def profiles(warmup: float, seconds: float) -> dict[str, list[str]]:
     }
 
 
+# (key, label, format, how the repetitions are summed up)
 FIGURES = (
-    ("fps", "fresh fps", "{:.1f}"),
-    ("damaged", "damaged", "{:.0f}"),
-    ("stall_s", "stall s", "{:.1f}"),
-    ("longest_gap_s", "longest gap", "{:.1f}"),
-    ("latency_p50_ms", "g2g p50 ms", "{:.0f}"),
-    ("latency_p95_ms", "g2g p95 ms", "{:.0f}"),
-    ("lost", "lost", "{:.0f}"),
+    ("fps", "fresh fps", "{:.1f}", statistics.median),
+    ("fps", "worst fps", "{:.1f}", min),
+    ("damaged", "damaged", "{:.0f}", statistics.median),
+    ("stall_s", "stall s", "{:.1f}", statistics.median),
+    ("longest_gap_s", "longest gap", "{:.1f}", statistics.median),
+    ("latency_p50_ms", "g2g p50 ms", "{:.0f}", statistics.median),
+    ("latency_p95_ms", "g2g p95 ms", "{:.0f}", statistics.median),
+    ("lost", "lost", "{:.0f}", statistics.median),
+    ("skipped", "skipped", "{:.0f}", statistics.median),
 )
 
 
@@ -98,13 +101,13 @@ def print_table(results: dict[str, dict[str, list[dict]]], jobs: list[str], args
         f"stall = gaps over {STALL_GAP:g} s between fresh frames; longest gap in s (blackout3: "
         f"{BLACKOUT:g} s of blackout, then the picture's way back)"
     )
-    header = f"{'profile':16}{'client':18}" + "".join(f"{label:>12}" for _, label, _ in FIGURES)
+    header = f"{'profile':16}{'client':18}" + "".join(f"{f[1]:>12}" for f in FIGURES)
     print(header)
     for profile, by_variant in results.items():
         for variant in jobs:
             runs = by_variant.get(variant, [])
             cells = []
-            for key, _, fmt in FIGURES:
+            for key, _, fmt, summed in FIGURES:
                 values = [r[key] for r in runs if r.get(key) is not None]
-                cells.append(fmt.format(statistics.median(values)) if values else "-")
+                cells.append(fmt.format(summed(values)) if values else "-")
             print(f"{profile:16}{variant:18}" + "".join(f"{c:>12}" for c in cells))

@@ -12,6 +12,7 @@ FIGURES = (
     ("fps", "fresh fps", "{:.1f}"),
     ("lost", "frames lost", "{:.0f}"),
     ("misread", "stamps misread", "{:.0f}"),
+    ("skipped", "skipped by reader", "{:.0f}"),
     ("latency_p50_ms", "latency p50 ms", "{:.1f}"),
     ("latency_p90_ms", "latency p90 ms", "{:.1f}"),
     ("latency_p95_ms", "latency p95 ms", "{:.1f}"),

@@ -64,6 +64,7 @@ def run(
         rec.on_output(frame)
         rec.bridge.append(measured.last_age)
     figures = rec.result("decart_sync" if transport == "webrtc" else f"decart_sync_{transport}")
+    figures["skipped"] = measured.dropped  # output frames the reader never saw
     stop.set()
     producer.join(2)
     client.close()
