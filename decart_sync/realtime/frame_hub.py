@@ -1,15 +1,23 @@
-"""The output hub: the newest decoded frame, for any number of consumer threads.
+"""The output hub: the newest decoded frames, for any number of consumer threads.
 
-The hub keeps only the newest frame. Each consumer converts it to numpy on its
-own thread when it asks, so the event loop never does pixel work for
-consumers, a slow consumer only skips frames (counted in ``.dropped``), and
-memory stays at one frame whatever the consumers do.
+The hub keeps the newest few frames (`HELD`). Each consumer converts one to
+numpy on its own thread when it asks, so the event loop never does pixel work
+for consumers, a slow consumer only skips frames (counted in ``.dropped``),
+and memory stays at a few frames whatever the consumers do.
+
+A consumer gets the newest frame, unless frames it has not seen arrived
+together with the newest (within `BURST` of a frame period): then the oldest
+of those, and the rest after it. Over a lossy network a retransmitted packet
+releases the frames held behind it at once; a consumer that keeps up with the
+frame rate sees each of them, where one that is slower still skips to the
+newest, since frames that arrived a period or more apart were not a burst.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +31,9 @@ from ..errors import DecartSDKError, TimeoutError_
 from ..metrics.rates import RateMeter
 from ..models import ModelDefinition
 from .tracks import SCALER_THREADS
+
+HELD = 4  # frames kept for consumers
+BURST = 0.5  # of a frame period: frames that arrived this close to the newest came together
 
 
 class FrameHub:
@@ -38,6 +49,8 @@ class FrameHub:
         self._reformatter = VideoReformatter()
         self._convert_lock = threading.Lock()
         self._frame: av.VideoFrame | None = None
+        self._held: deque[tuple[int, av.VideoFrame, float]] = deque(maxlen=HELD)
+        self._burst = BURST / model.fps
         self._seq = 0
         self._closed = False
         self._error: DecartSDKError | None = None
@@ -54,6 +67,7 @@ class FrameHub:
             self._seq += 1
             self.received += 1
             self.last_frame_time = time.monotonic()
+            self._held.append((self._seq, frame, self.last_frame_time))
             self._cond.notify_all()
         self.rate.tick(self.last_frame_time)
 
@@ -72,20 +86,25 @@ class FrameHub:
     def wait_next(
         self, after: int, timeout: float | None
     ) -> tuple[int, av.VideoFrame, float] | None:
-        """The newest frame newer than ``after``, with its arrival time; None at the
-        deadline or when closed."""
+        """The next frame for a consumer that saw number ``after`` (the newest, or the
+        oldest unseen of a burst: see the module), as ``(number, frame, arrival time)``;
+        None at the deadline or when closed."""
         with self._cond:
             if not wait_until(lambda: self._seq > after or self._closed, self._cond.wait, timeout):
                 return None
-            if self._seq > after and self._frame is not None and not self._closed:
-                assert self.last_frame_time is not None
-                return self._seq, self._frame, self.last_frame_time
+            if self._seq > after and self._held and not self._closed:
+                newest = self._held[-1][2]
+                return next(
+                    held
+                    for held in self._held
+                    if held[0] > after and newest - held[2] <= self._burst
+                )
             if self._error is not None:
                 raise self._error
             return None
 
     def read_after(self, seen: int, timeout: float | None) -> tuple[int, np.ndarray] | None:
-        """A ``cv2.VideoCapture.read()``: the newest frame after number ``seen`` (0: any),
+        """A ``cv2.VideoCapture.read()``: the next frame after number ``seen`` (0: any),
         as ``(its number, array)``; None at ``timeout`` or once the hub is closed."""
         try:
             got = self.wait_next(seen, timeout)
@@ -180,9 +199,8 @@ class FrameIterator(Iterator[Any]):
                 raise StopIteration
             raise TimeoutError_(f"no output frame within {self._timeout} s")
         seq, frame, arrived = got
-        if self._seen:
-            self.dropped += seq - self._seen - 1
-            self._hub.count_dropped(seq - self._seen - 1)
+        self.dropped += seq - self._seen - 1  # published since this iterator began, unseen
+        self._hub.count_dropped(seq - self._seen - 1)
         self._seen = seq
         self.delivered += 1
         array = self._hub.to_numpy(frame)
