@@ -8,6 +8,7 @@ Tests that download packages into .bench/ skip unless asked (tests/support/downl
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,12 @@ import decart_sync
 from benchmarks.venvs import OFFICIAL_LIVEKIT_VENV, OFFICIAL_VENV
 from decart_sync import ModelDefinition
 from decart_sync.emulator import Emulator
+
+# Ctrl-C's tests need Python's own SIGINT handler, here and in the programs they start.
+# A shell starts a background job (``cmd &``, no job control) with SIGINT ignored, and
+# Python then installs no handler; a terminal or a CI runner leaves it alone.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
