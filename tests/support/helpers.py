@@ -167,3 +167,14 @@ def took_its_path(emu: Any) -> Iterator[list[Any]]:
         assert taken == (path, peers), f"{join.identity} took {taken}, not {(path, peers)}"
         if emu.livekit_v1:
             assert join.connected == 1, f"{join.identity}: {join.connected} peers connected"
+
+
+class Clock:
+    """A clock that moves only when a test moves it (``clock.now += 0.5``): stands in for
+    ``time.monotonic`` or ``time.time`` where a unit test needs time to pass."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

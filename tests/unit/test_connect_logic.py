@@ -8,19 +8,12 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import Clock
 
 from decart_sync import _portal, options, signals
 from decart_sync._portal import Deadline, Expired, within
 from decart_sync.errors import InvalidOptionsError
 from decart_sync.realtime.retry import backoff
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

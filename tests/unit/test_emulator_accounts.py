@@ -9,6 +9,7 @@ import json
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from helpers import Clock
 
 from decart_sync.emulator.accounts import (
     MAX_FILE_BYTES,
@@ -19,17 +20,11 @@ from decart_sync.emulator.accounts import (
 )
 from decart_sync.rest import verify
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+NOW = 1_800_000_000.0  # the fake clock's start: a plausible wall time, for tokens' dates
 
 
 def test_files_live_until_their_ttl_or_delete() -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     files = FileStore(clock)
     short = files.add(b"png", "a.png", "image/png", "60")
     default = files.add(b"png", None, "image/png", None)
@@ -62,7 +57,7 @@ def test_files_are_bounded() -> None:
 
 
 def test_a_token_allows_its_models_and_origins_until_it_expires() -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     tokens = TokenStore(clock)
     token = tokens.create(
         {
@@ -105,7 +100,7 @@ def test_a_token_allows_its_models_and_origins_until_it_expires() -> None:
 
 
 def test_an_unrestricted_token_and_the_defaults() -> None:
-    tokens = TokenStore(Clock())
+    tokens = TokenStore(Clock(NOW))
     token = tokens.create({})
     assert token.expires - tokens.now() == 60  # the service's default
     assert set(token.describe()) == {"apiKey", "token", "expiresAt"}
@@ -113,7 +108,7 @@ def test_an_unrestricted_token_and_the_defaults() -> None:
 
 
 def test_the_signed_form_is_a_verifiable_jwt_that_opens_the_same_doors() -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     tokens = TokenStore(clock)
     token = tokens.create({"expiresIn": 120, "allowedModels": ["m"]})
     signed = token.token

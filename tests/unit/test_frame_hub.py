@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from helpers import Clock
 
 from decart_sync import models
 from decart_sync.realtime import frame_hub
@@ -12,14 +13,6 @@ from decart_sync.realtime.frame_hub import FrameHub, FrameIterator
 
 MODEL = models.ModelDefinition("t", fps=25, width=64, height=32)
 PERIOD = 1 / MODEL.fps
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
