@@ -17,9 +17,9 @@ import json
 import time
 from typing import Any
 
-import numpy as np
 from websockets.asyncio.client import connect
 
+from benchmarks.livekit_run import stream_and_measure
 from benchmarks.stamp import Pattern, Recorder, emit, worker_args
 
 # decart_sync's publish settings (decart_sync/realtime/transports/livekit.py, PUBLISH_FPS
@@ -79,42 +79,23 @@ async def run(
     await _reply(ws, "set_image_ack")
     rec.connect_time = time.monotonic() - t0
     drain = asyncio.ensure_future(_drain(ws))
-
-    rgb24 = rtc.VideoBufferType.RGB24
-
-    async def produce() -> None:
-        index, due = 0, time.monotonic()
-        while True:
-            frame = pattern.frame(index)
-            rec.sent[index] = time.monotonic()
-            source.capture_frame(rtc.VideoFrame(width, height, rgb24, frame.data))
-            index += 1
-            due += 1 / fps
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-
-    producer = asyncio.ensure_future(produce())
-    stream = rtc.VideoStream(await asyncio.wait_for(remote, 15), format=rgb24)
-    frames = aiter(stream)
-    end_warmup = time.monotonic() + warmup
-    while time.monotonic() < end_warmup:
-        await anext(frames)
-    rec.sent.clear()
-    rec.begin()
-    while (left := seconds - (time.monotonic() - rec.start)) > 0:
-        try:  # a stalled network: the clock still ends the run
-            out = (await asyncio.wait_for(anext(frames), left)).frame
-        except asyncio.TimeoutError:
-            break
-        rec.on_output(np.frombuffer(out.data, np.uint8).reshape(out.height, out.width, 3))
-    figures = rec.result("bare_livekit")
-    producer.cancel()
-    drain.cancel()
-    await asyncio.gather(producer, drain, return_exceptions=True)
-    await room.disconnect()
-    await stream.aclose()
-    await source.aclose()
-    await ws.close()
-    return figures
+    try:
+        return await stream_and_measure(
+            source,
+            asyncio.wait_for(remote, 15),
+            rec,
+            name="bare_livekit",
+            pattern=pattern,
+            fps=fps,
+            warmup=warmup,
+            seconds=seconds,
+        )
+    finally:
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+        await room.disconnect()
+        await source.aclose()
+        await ws.close()
 
 
 async def _drain(ws: Any) -> None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
-
+from benchmarks.livekit_run import stream_and_measure
 from benchmarks.stamp import Pattern, Recorder, emit, worker_args
 
 
@@ -49,39 +48,20 @@ async def run(
     )
     rec.connect_time = time.monotonic() - t0
 
-    rgb24 = rtc.VideoBufferType.RGB24
-
-    async def produce() -> None:
-        index, due = 0, time.monotonic()
-        while True:
-            frame = pattern.frame(index)
-            rec.sent[index] = time.monotonic()
-            source.capture_frame(rtc.VideoFrame(width, height, rgb24, frame.data))
-            index += 1
-            due += 1 / fps
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-
-    producer = asyncio.ensure_future(produce())
-    stream = rtc.VideoStream(await remote, format=rtc.VideoBufferType.RGB24)
-    frames = aiter(stream)
-    end_warmup = time.monotonic() + warmup
-    while time.monotonic() < end_warmup:
-        await anext(frames)
-    rec.sent.clear()
-    rec.begin()
-    while (left := seconds - (time.monotonic() - rec.start)) > 0:
-        try:  # a stalled network: the clock still ends the run
-            out = (await asyncio.wait_for(anext(frames), left)).frame
-        except asyncio.TimeoutError:
-            break
-        rec.on_output(np.frombuffer(out.data, np.uint8).reshape(out.height, out.width, 3))
-    figures = rec.result("official_livekit")
-    producer.cancel()
-    await asyncio.gather(producer, return_exceptions=True)
-    await client.disconnect()
-    await stream.aclose()
-    await source.aclose()
-    return figures
+    try:
+        return await stream_and_measure(
+            source,
+            remote,
+            rec,
+            name="official_livekit",
+            pattern=pattern,
+            fps=fps,
+            warmup=warmup,
+            seconds=seconds,
+        )
+    finally:
+        await client.disconnect()
+        await source.aclose()
 
 
 def main() -> None:
