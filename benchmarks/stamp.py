@@ -16,7 +16,9 @@ import argparse
 import json
 import resource
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -202,6 +204,26 @@ class Recorder:
             figures["bridge_p50_ms"] = float(np.percentile(bridge, 50))
             figures["bridge_p99_ms"] = float(np.percentile(bridge, 99))
         return figures
+
+
+def feed(
+    send: Callable[[np.ndarray], object],
+    pattern: Pattern,
+    rec: Recorder,
+    fps: float,
+    stop: threading.Event,
+) -> None:
+    """Hand ``send`` the pattern's frames at ``fps`` until ``stop`` is set, noting when
+    each index went: a blocking client's producer thread. A fresh array each frame,
+    never written again, so a client may keep it as it is (``copy=False``)."""
+    index, due = 0, time.monotonic()
+    while not stop.is_set():
+        frame = pattern.frame(index)
+        rec.sent[index] = time.monotonic()
+        send(frame)
+        index += 1
+        due += 1 / fps
+        stop.wait(max(0.0, due - time.monotonic()))
 
 
 def cpu() -> float:

@@ -10,11 +10,12 @@ starts for all sessions at once after the warm-up.
 from __future__ import annotations
 
 import argparse
+import functools
 import threading
 import time
 
 import decart_sync
-from benchmarks.stamp import Pattern, Recorder, cpu, emit
+from benchmarks.stamp import Pattern, Recorder, cpu, emit, feed
 
 
 def main() -> None:
@@ -43,14 +44,7 @@ def main() -> None:
     end = begin + args.seconds
 
     def produce(client: decart_sync.RealtimeClient, rec: Recorder) -> None:
-        index, due = 0, time.monotonic()
-        while not stop.is_set():
-            frame = pattern.frame(index)
-            rec.sent[index] = time.monotonic()
-            client.send_frame(frame, copy=False)
-            index += 1
-            due += 1 / args.fps
-            stop.wait(max(0.0, due - time.monotonic()))
+        feed(functools.partial(client.send_frame, copy=False), pattern, rec, args.fps, stop)
 
     def consume(client: decart_sync.RealtimeClient, rec: Recorder) -> None:
         frames = client.frames(timeout=0.1)

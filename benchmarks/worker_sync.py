@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
 
 import decart_sync
-from benchmarks.stamp import Pattern, Recorder, emit, worker_args
+from benchmarks.stamp import Pattern, Recorder, emit, feed, worker_args
 
 
 def run(
@@ -34,19 +35,9 @@ def run(
     rec.connect_time = time.monotonic() - t0
     stop = threading.Event()
 
-    def produce() -> None:
-        index, due = 0, time.monotonic()
-        while not stop.is_set():
-            frame = pattern.frame(index)
-            rec.sent[index] = time.monotonic()
-            # A fresh array each frame, never written again: it may be kept as it is
-            # (the official SDK keeps nothing; decart_sync keeps the latest for repeats).
-            client.send_frame(frame, copy=False)
-            index += 1
-            due += 1 / fps
-            stop.wait(max(0.0, due - time.monotonic()))
-
-    producer = threading.Thread(target=produce, daemon=True)
+    # copy=False: feed never writes a frame again (decart_sync keeps the latest for repeats).
+    send = functools.partial(client.send_frame, copy=False)
+    producer = threading.Thread(target=feed, args=(send, pattern, rec, fps, stop), daemon=True)
     producer.start()
     frames = client.frames(timeout=10)
     end_warmup = time.monotonic() + warmup
