@@ -23,6 +23,8 @@ from benchmarks.processes import (
 from benchmarks.venvs import OFFICIAL_LIVEKIT_VENV, OFFICIAL_VENV, venv_python
 from decart_sync.models import ModelDefinition
 
+MAIN_FILE = str(ROOT / "benchmarks" / "results.json")  # the main run's figures; others have theirs
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--livekit-variants", default=",".join(LIVEKIT_VARIANTS))
     parser.add_argument("--concurrency", default="1,2,4,8", help="sessions per process, '' = skip")
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
+    parser.add_argument("--json", default=MAIN_FILE)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, ours only, no targets")
     parser.add_argument(
         "--network",
@@ -156,26 +158,21 @@ def main(argv: list[str] | None = None) -> int:
             livekit_targets.print_livekit_targets(
                 livekit, args.livekit_fps, tables["livekit"]["runs"]
             )
-    Path(args.json).write_text(
-        json.dumps(
-            {
-                "date": time.strftime("%Y-%m-%d"),
-                "machine": machine(),
-                "args": vars(args),
-                "summary": seed,
-                "runs": tables["webrtc"]["runs"],
-                "concurrent": multi,
-                "livekit": {
-                    "width": args.livekit_width,
-                    "height": args.livekit_height,
-                    "fps": args.livekit_fps,
-                    **tables["livekit"],
-                },
+    write_figures(
+        args.json,
+        {
+            "args": vars(args),
+            "summary": seed,
+            "runs": tables["webrtc"]["runs"],
+            "concurrent": multi,
+            "livekit": {
+                "width": args.livekit_width,
+                "height": args.livekit_height,
+                "fps": args.livekit_fps,
+                **tables["livekit"],
             },
-            indent=2,
-        )
+        },
     )
-    print(f"wrote {args.json}")
     # Fails when decart_sync gave no figures over a transport that was asked for.
     return 0 if all(tables[t]["summary"].get("decart_sync") for t in transports) else 1
 
@@ -197,15 +194,7 @@ def network_main(args: argparse.Namespace) -> int:
         else:
             python["official_livekit"] = official
     results = network.run(args, jobs, python)
-    if args.json == str(ROOT / "benchmarks" / "results.json"):  # not the main run's file
-        args.json = str(ROOT / "benchmarks" / "network.json")
-    Path(args.json).write_text(
-        json.dumps(
-            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "network": results},
-            indent=2,
-        )
-    )
-    print(f"wrote {args.json}")
+    write_figures(own_file(args.json, "network.json"), {"network": results})
     ours = [r for by in results["runs"].values() for r in by.get("decart_sync", [])]
     return 0 if ours and all(r.get("received") for r in ours) else 1
 
@@ -218,16 +207,20 @@ def streams_main(args: argparse.Namespace) -> int:
     else:
         args.warmup = args.livekit_warmup  # the official SDK's camera steps up to full size
     results = streams.run(args)
-    if args.json == str(ROOT / "benchmarks" / "results.json"):  # not the main run's file
-        args.json = str(ROOT / "benchmarks" / "streams.json")
-    Path(args.json).write_text(
-        json.dumps(
-            {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "streams": results},
-            indent=2,
-        )
-    )
-    print(f"wrote {args.json}")
+    write_figures(own_file(args.json, "streams.json"), {"streams": results})
     return 0 if any(k.endswith("decart_sync") for k in results) else 1
+
+
+def own_file(path: str, name: str) -> str:
+    """``path``, or benchmarks/``name`` where it is the main run's default file."""
+    return str(ROOT / "benchmarks" / name) if path == MAIN_FILE else path
+
+
+def write_figures(path: str, figures: dict) -> None:
+    """``figures`` as JSON at ``path``, with the date and the machine."""
+    stamped = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), **figures}
+    Path(path).write_text(json.dumps(stamped, indent=2))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
