@@ -48,7 +48,6 @@ class FrameHub:
         # thread-safe: two threads converting at once can crash, hence the lock.
         self._reformatter = VideoReformatter()
         self._convert_lock = threading.Lock()
-        self._frame: av.VideoFrame | None = None
         self._held: deque[tuple[int, av.VideoFrame, float]] = deque(maxlen=HELD)
         self._burst = BURST / model.fps
         self._seq = 0
@@ -63,7 +62,6 @@ class FrameHub:
 
     def publish(self, frame: av.VideoFrame) -> None:
         with self._cond:
-            self._frame = frame
             self._seq += 1
             self.received += 1
             self.last_frame_time = time.monotonic()
@@ -122,7 +120,8 @@ class FrameHub:
                 self.dropped += count
 
     def latest(self) -> av.VideoFrame | None:
-        return self._frame
+        with self._cond:
+            return self._held[-1][1] if self._held else None
 
     def to_numpy(self, frame: av.VideoFrame) -> np.ndarray:
         """One conversion, one array: the consumer's own, writable."""
