@@ -29,8 +29,8 @@ from . import colour, frame_timing, images, media, transforms
 from .connection import Connection
 from .faults import Faults
 
-INTAKE_MARGIN = 1.1  # the model's intake over its fps (see _transform_camera)
-INTAKE_KEEP = 3  # received frames the model's intake keeps waiting, the newest
+INTAKE_MARGIN = 1.5  # the model's top rate over its fps (see _transform_camera)
+INTAKE_KEEP = 5  # received frames the model's intake keeps waiting, the newest
 
 
 class GeneratingSession(Connection):
@@ -70,7 +70,10 @@ class GeneratingSession(Connection):
 
     def _video_track(self) -> media.PacedVideoTrack:
         return media.PacedVideoTrack(
-            self.model.fps, on_frame=self._video_sent, frozen=lambda: self.faults.freeze_media
+            self.model.fps,
+            on_frame=self._video_sent,
+            frozen=lambda: self.faults.freeze_media,
+            min_gap=1 / (self.model.fps * INTAKE_MARGIN),  # the model's own pace
         )
 
     def _add_tracks(self, pc: RTCPeerConnection) -> None:
@@ -90,16 +93,18 @@ class GeneratingSession(Connection):
     async def _transform_camera(self, track: MediaStreamTrack) -> None:
         """Received frames, transformed in a worker thread; stale ones are skipped."""
         # Frames held back by a retransmission arrive together: the model works through
-        # the newest few (at its fps, a period or two behind at most) rather than take
-        # only the last. With the newest alone, each loss of a 1280x720 camera's packet
-        # on a 160 ms round trip cost some three frames: 21.8 fresh fps of 30 at 1% loss,
-        # 16 at 5% loss and 30 ms jitter, against 25.7 and 23.3 keeping three.
+        # the newest few rather than take only the last. With the newest alone, each
+        # loss of a 1280x720 camera's packet on a 160 ms round trip cost some three
+        # frames: 21.8 fresh fps of 30 at 1% loss, against 25.7 keeping three.
         latest: media.Latest[VideoFrame] = media.Latest(keep=INTAKE_KEEP)
-        # A model takes at most its fps, and a tenth more: input at exactly the model's
-        # fps must never wait. Refilled at the input's own rate, a bucket emptied by a
-        # burst (what a publisher sends at once after an outage) stays empty, and every
-        # later frame waits for its token: up to a period more latency, for good.
-        intake = Pacer(self.model.fps * INTAKE_MARGIN)
+        # The model makes one picture at a time, at up to half again its fps: input at
+        # exactly its fps never waits, and a backlog is gone within a few periods. At a
+        # tenth over its fps a backlog drained at 3 frames a second, the next loss came
+        # first, and five kept frames would only have added latency; at 5% loss and
+        # 30 ms jitter the intake dropped 5 to 9% of the input, keeping three. Refilled
+        # at the input's own rate, a bucket emptied by a burst would stay empty, and
+        # every later frame would wait for its token: up to a period more, for good.
+        intake = Pacer(self.model.fps * INTAKE_MARGIN, burst=1.0)
         reader = self.spawn(self._read_video(track, latest, intake))
         width, height = self.model.width, self.model.height
         try:
